@@ -1,0 +1,101 @@
+"""The ``carehub`` command line.
+
+``carehub run --config FILE``            run the daemon
+``carehub check-config FILE``            0 valid, 1 invalid, 2 unreadable
+``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from hub import __version__
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from hub import config
+
+    try:
+        loaded = config.load(args.file)
+    except config.ConfigUnreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except config.ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        n = len(exc.issues)
+        print(f"{args.file}: {n} error{'s' if n != 1 else ''}; the hub would refuse to start", file=sys.stderr)
+        return 1
+    cfg = loaded.config
+    print(f"{args.file}: valid (hub {cfg.hub.id}, {len(cfg.devices)} devices, sha256 {loaded.sha256[:12]})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hub import config
+    from hub.daemon import run_daemon
+
+    try:
+        loaded = config.load(args.config)
+    except config.ConfigUnreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except config.ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{args.config}: invalid config; not starting", file=sys.stderr)
+        return 1
+    return run_daemon(loaded)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from hub.simctl import SimCommandError, call
+
+    request: dict[str, object] = {"op": args.op}
+    if args.device:
+        request["device"] = args.device
+    if args.seconds is not None:
+        request["seconds"] = args.seconds
+    try:
+        reply = call(args.socket, request)
+    except (OSError, SimCommandError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(reply, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="carehub", description="Device hub for municipal home care.")
+    parser.add_argument("--version", action="version", version=f"carehub {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the hub daemon")
+    p.add_argument("--config", "-c", required=True, help="residence config (TOML)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 0 valid, 1 invalid, 2 unreadable")
+    p.add_argument("file")
+    p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("sim", help="drive a simulated device of a running hub through its sim socket")
+    p.add_argument("socket", help="the hub's sim control socket ([sim] socket in the config)")
+    p.add_argument("op", choices=["press", "release", "click", "hold", "state", "devices"])
+    p.add_argument("device", nargs="?")
+    p.add_argument("--seconds", type=float, default=None, help="for hold: how long")
+    p.set_defaults(func=_sim)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carehub`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

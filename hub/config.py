@@ -1,0 +1,467 @@
+"""The residence config: TOML decoded into msgspec Structs, refused when wrong.
+
+A hub is provisioned from one TOML file. :func:`load` reads it, checks every
+key against the structs below (unknown keys are errors: a typo must not pass
+silently), then checks what the structs cannot say alone (unique device ids,
+files that exist and are private, a real time zone). All errors are reported
+at once, each as ``FILE:LINE:COL: key.path: what was expected, what was found``
+with the line taken from the TOML source.
+
+Relative paths in the file are relative to the file's own directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import hashlib
+import os
+import stat
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from hub.events import Route
+from hub.tomlpos import format_path, key_positions, locate
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Base of every config table: keyword-only, frozen, unknown keys refused."""
+
+
+class HubSection(_Section):
+    """``[hub]``: who this hub is."""
+
+    id: Annotated[Name, msgspec.Meta(description="Hub id; appears in every topic and event.")]
+    resident: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$",
+            description="Pseudonymous resident id (letters, digits, - and _): never a name.",
+        ),
+    ]
+    timezone: str = "Europe/Oslo"
+
+
+class Broker(_Section):
+    """``[[mqtt.broker]]``: one broker, tried in the order listed (failover)."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+
+
+class TlsSection(_Section):
+    """``[mqtt.tls]``: TLS towards the broker. ``cert`` and ``key`` for a client certificate."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+class MqttSection(_Section):
+    """``[mqtt]``: the link to the alarm central's broker."""
+
+    broker: Annotated[list[Broker], msgspec.Meta(min_length=1)]
+    tls: TlsSection | None = None
+    username: str | None = None
+    password_file: str | None = None
+    prefix: Annotated[str, msgspec.Meta(pattern=r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$")] = "carehub/v1"
+    client_id: str | None = None
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    heartbeat_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
+    connect_timeout_s: Seconds = 10.0
+    backoff_initial_s: Seconds = 0.5
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
+    max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+
+
+class StoreSection(_Section):
+    """``[store]``: where the durable outbox and rule state live."""
+
+    dir: str
+    max_events: Annotated[int, msgspec.Meta(ge=100)] = 200_000
+    keep_delivered_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600.0
+
+
+class LogSection(_Section):
+    """``[log]``: ``format = "auto"`` writes JSON lines unless stderr is a terminal."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class GpioSection(_Section):
+    """``[gpio]``: which gpiozero pin factory drives the pins.
+
+    ``sim`` is gpiozero's MockFactory, driven from outside the process through
+    the sim control socket (see ``[sim]``); the others are gpiozero's real ones.
+    """
+
+    factory: Literal["sim", "lgpio", "rpigpio", "pigpio", "native"] = "lgpio"
+
+
+class SimSection(_Section):
+    """``[sim]``: the control socket through which the demo and the test rig drive simulated devices."""
+
+    socket: str = "sim.sock"
+
+
+class AlarmSection(_Section):
+    """``[alarm]``: the application-level acknowledgement every alarm needs."""
+
+    ack_timeout_s: Seconds = 60.0
+    unack_repeat_s: Seconds = 60.0
+    steady_s: Seconds = 900.0
+
+
+class GpioDevice(_Section):
+    """``[device.gpio]``: a button or pull-cord on a GPIO pin, with optional feedback outputs."""
+
+    pin: int | str
+    pull_up: bool = True
+    bounce_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.02
+    hold_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
+    led_pin: int | str | None = None
+    buzzer_pin: int | str | None = None
+
+
+DeviceKind = Literal["alarm_button", "pull_cord"]
+
+
+class Device(_Section):
+    """``[[device]]``: one device of the residence."""
+
+    id: Name
+    kind: DeviceKind
+    room: str | None = None
+    route: Route = Route.ANY
+    gpio: GpioDevice | None = None
+
+
+class Config(_Section):
+    """The whole residence config."""
+
+    hub: HubSection
+    mqtt: MqttSection
+    store: StoreSection
+    log: LogSection = LogSection()
+    gpio: GpioSection = GpioSection()
+    sim: SimSection = SimSection()
+    alarm: AlarmSection = AlarmSection()
+    devices: list[Device] = msgspec.field(default_factory=list, name="device")
+
+
+#: Which driver tables each device kind may use.
+DRIVERS_FOR_KIND: dict[str, tuple[str, ...]] = {
+    "alarm_button": ("gpio",),
+    "pull_cord": ("gpio",),
+}
+DRIVER_FIELDS = ("gpio",)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One thing wrong with a config file."""
+
+    file: str
+    line: int
+    col: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class ConfigUnreadable(Exception):
+    """The config file could not be read at all (missing, no permission, not UTF-8)."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with where it came from."""
+
+    config: Config
+    path: Path
+    sha256: str
+
+    def resolve(self, p: str) -> Path:
+        """A path from the config, relative to the config file's directory."""
+        return (self.path.parent / p).resolve() if not os.path.isabs(p) else Path(p)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.config.store.dir)
+
+    @property
+    def sim_socket(self) -> Path:
+        p = self.config.sim.socket
+        return Path(p) if os.path.isabs(p) else self.state_dir / p
+
+
+def load(path: str | os.PathLike[str], *, check_files: bool = True) -> LoadedConfig:
+    """Read, decode and check a config file.
+
+    Raises :class:`ConfigUnreadable` when the file cannot be read and
+    :class:`ConfigError` (with every issue) when it is invalid.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigUnreadable(f"{path}: cannot read: {exc}") from exc
+    config = parse(text, filename=str(path), base_dir=path.parent, check_files=check_files)
+    return LoadedConfig(config=config, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse(text: str, *, filename: str = "<config>", base_dir: Path | None = None, check_files: bool = True) -> Config:
+    """Decode and check config text; raises :class:`ConfigError` listing every issue."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, col = _toml_error_position(exc)
+        msg = str(exc).split(" (at ")[0]
+        raise ConfigError([ConfigIssue(filename, line, col, "toml", f"not valid TOML: {msg}")]) from None
+    positions = key_positions(text)
+    issues: list[ConfigIssue] = []
+
+    def report(path: tuple[str | int, ...], message: str) -> None:
+        line, col = locate(positions, path)
+        issues.append(ConfigIssue(filename, line, col, format_path(path), message))
+
+    _check_value(data, Config, (), report)
+    if issues:
+        raise ConfigError(_sorted(issues))
+    config = msgspec.convert(data, Config)
+    _check_semantics(config, data, base_dir or Path("."), check_files, report)
+    if issues:
+        raise ConfigError(_sorted(issues))
+    return config
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    return sorted(issues, key=lambda i: (i.line, i.col, i.key))
+
+
+def _toml_error_position(exc: Exception) -> tuple[int, int]:
+    lineno = getattr(exc, "lineno", None)
+    colno = getattr(exc, "colno", None)
+    if lineno:
+        return int(lineno), int(colno or 1)
+    import re
+
+    m = re.search(r"at line (\d+), column (\d+)", str(exc))
+    return (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+
+
+_TOML_TYPE = {
+    dict: "a table",
+    list: "an array",
+    str: "a string",
+    int: "an integer",
+    float: "a float",
+    bool: "a boolean",
+}
+
+
+def _describe(value: Any) -> str:
+    kind = _TOML_TYPE.get(type(value), type(value).__name__)
+    if isinstance(value, (dict, list)):
+        return kind
+    return f"{kind} {value!r}"
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """Strip ``Annotated`` and ``| None``; return (type, optional)."""
+    optional = False
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) < len(typing.get_args(tp)):
+                optional = True
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp, optional
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _check_value(value: Any, tp: Any, path: tuple[str | int, ...], report: Any) -> None:
+    """Check ``value`` against type ``tp``, reporting every problem (not just the first)."""
+    inner, optional = _unwrap(tp)
+    if optional and value is None:
+        return
+    if _is_struct(inner):
+        if not isinstance(value, dict):
+            report(path, f"expected a table, found {_describe(value)}")
+            return
+        fields = {f.encode_name: f for f in msgspec.structs.fields(inner)}
+        for key in value:
+            if key not in fields:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                report(path + (key,), f"unknown key{hint}; expected one of: {', '.join(fields)}")
+        for name, f in fields.items():
+            if name in value:
+                _check_value(value[name], f.type, path + (name,), report)
+            elif f.required:
+                report(path, f"missing required key {name!r}")
+        return
+    if typing.get_origin(inner) is list:
+        (item_tp,) = typing.get_args(inner)
+        if _is_struct(_unwrap(item_tp)[0]):
+            if not isinstance(value, list):
+                report(path, f"expected an array of tables, found {_describe(value)}")
+                return
+            for i, item in enumerate(value):
+                _check_value(item, item_tp, path + (i,), report)
+            try:  # constraints on the list itself (min_length)
+                msgspec.convert([None] * len(value), _with_item(tp, Any))
+            except msgspec.ValidationError as exc:
+                report(path, _leaf_message(exc, value, tp))
+            return
+    try:
+        msgspec.convert(value, tp)
+    except msgspec.ValidationError as exc:
+        report(path, _leaf_message(exc, value, tp))
+
+
+def _with_item(tp: Any, item: Any) -> Any:
+    """``Annotated[list[X], meta]`` → ``Annotated[list[item], meta]``."""
+    if typing.get_origin(tp) is Annotated:
+        base, *meta = typing.get_args(tp)
+        return Annotated[tuple([_with_item(base, item)] + meta)]  # type: ignore[misc]
+    return list[item]  # type: ignore[valid-type]
+
+
+_MSGSPEC_WORDS = {"`int`": "an integer", "`float`": "a number", "`str`": "a string", "`bool`": "a boolean",
+                  "`array`": "an array", "`object`": "a table", "`int | str`": "a pin number or name",
+                  "`str | null`": "a string", "`int | str | null`": "a pin number or name", "`null`": "nothing"}
+
+
+def _leaf_message(exc: msgspec.ValidationError, value: Any, tp: Any) -> str:
+    inner, _ = _unwrap(tp)
+    choices: list[Any] | None = None
+    if typing.get_origin(inner) is Literal:
+        choices = list(typing.get_args(inner))
+    elif isinstance(inner, type) and issubclass(inner, enum.Enum):
+        choices = [m.value for m in inner]
+    if choices is not None:
+        return f"expected one of {', '.join(repr(c) for c in choices)}, found {_describe(value)}"
+    msg = str(exc).split(" - at ")[0]
+    msg = msg.split(", got ")[0]
+    for raw, word in _MSGSPEC_WORDS.items():
+        msg = msg.replace(raw, word)
+    msg = msg[0].lower() + msg[1:] if msg else "invalid value"
+    if msg.startswith("invalid enum value"):
+        msg = "expected a valid value"
+    return f"{msg}, found {_describe(value)}"
+
+
+def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_files: bool, report: Any) -> None:
+    """What the structs alone cannot say."""
+    try:
+        ZoneInfo(config.hub.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
+
+    seen: dict[str, int] = {}
+    pins: dict[str, tuple[int, str]] = {}
+    for i, dev in enumerate(config.devices):
+        if dev.id in seen:
+            report(("device", i, "id"), f"expected a unique device id, found {dev.id!r} again (first at device[{seen[dev.id]}])")
+        seen.setdefault(dev.id, i)
+        present = [d for d in DRIVER_FIELDS if getattr(dev, d) is not None]
+        allowed = DRIVERS_FOR_KIND.get(dev.kind, ())
+        if not present:
+            report(("device", i), f"expected a driver table [device.{allowed[0]}] for kind {dev.kind!r}, found none")
+        for d in present:
+            if d not in allowed:
+                report(("device", i, d), f"expected one of {', '.join(allowed)} for kind {dev.kind!r}, found {d!r}")
+        if len(present) > 1:
+            report(("device", i, present[1]), f"expected exactly one driver table, found {', '.join(present)}")
+        if dev.gpio is not None:
+            for key in ("pin", "led_pin", "buzzer_pin"):
+                pin = getattr(dev.gpio, key)
+                if pin is None:
+                    continue
+                norm = _normalise_pin(pin)
+                if norm in pins:
+                    j, other = pins[norm]
+                    report(("device", i, "gpio", key), f"expected a pin no other output uses, found {pin!r} (also device[{j}].gpio.{other})")
+                pins.setdefault(norm, (i, key))
+
+    mqtt = config.mqtt
+    if (mqtt.username is None) != (mqtt.password_file is None):
+        missing = "password_file" if mqtt.password_file is None else "username"
+        report(("mqtt",), f"missing required key {missing!r}: username and password_file go together")
+    if mqtt.tls is not None and (mqtt.tls.cert is None) != (mqtt.tls.key is None):
+        missing = "key" if mqtt.tls.key is None else "cert"
+        report(("mqtt", "tls"), f"missing required key {missing!r}: a client certificate needs both cert and key")
+    if not check_files:
+        return
+    files: list[tuple[tuple[str | int, ...], str | None, bool]] = [
+        (("mqtt", "password_file"), mqtt.password_file, True),
+    ]
+    if mqtt.tls is not None:
+        files += [
+            (("mqtt", "tls", "ca"), mqtt.tls.ca, False),
+            (("mqtt", "tls", "cert"), mqtt.tls.cert, False),
+            (("mqtt", "tls", "key"), mqtt.tls.key, True),
+        ]
+    for path, name, secret in files:
+        if name is None:
+            continue
+        p = Path(name) if os.path.isabs(name) else base / name
+        try:
+            st = p.stat()
+        except OSError as exc:
+            report(path, f"expected a readable file, found {name!r} ({exc.strerror})")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            report(path, f"expected a regular file, found {name!r}")
+        elif secret and st.st_mode & 0o077:
+            report(
+                path,
+                f"expected a file only its owner can read (chmod 600), found {name!r} with mode {stat.S_IMODE(st.st_mode):04o}",
+            )
+
+
+def _normalise_pin(pin: int | str) -> str:
+    s = str(pin).upper()
+    return s[4:] if s.startswith("GPIO") else s
+
+
+def secret_text(loaded: LoadedConfig, name: str) -> str:
+    """Read a password file named in the config (first line, stripped)."""
+    return loaded.resolve(name).read_text().splitlines()[0].strip()

@@ -1,0 +1,204 @@
+"""The event: one versioned JSON object for everything the hub reports.
+
+Every reading, alarm and state change becomes an :class:`Event`. Producers
+(drivers, rules, the alarm tracker) build a :class:`Draft`; the outbox turns
+it into an :class:`Event` by giving it the hub's next sequence number inside
+the same SQLite transaction that stores it.
+
+The JSON Schema in ``contract/event.schema.json`` is generated from these
+structs (``python -m hub.contract --write``); a test fails when it drifts.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import msgspec
+
+#: Version of the event contract. Bumped only on a breaking change.
+SCHEMA_VERSION = 1
+
+
+class Priority(str, enum.Enum):
+    """How urgent an event is; the outbox sends higher priorities first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical up to 3 for low: the order pending events go out in."""
+        return _RANK[self]
+
+
+_RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+
+class Route(str, enum.Enum):
+    """Who should respond: nurses (helsetjenesteteam), care workers (omsorgsteam) or anyone."""
+
+    NURSE = "nurse"
+    CARE = "care"
+    ANY = "any"
+
+
+EventType = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$",
+        description="Dotted event type, e.g. alarm.button; see the AsyncAPI document for the list.",
+    ),
+]
+Timestamp = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$",
+        description="RFC 3339 UTC with milliseconds: when it happened.",
+    ),
+]
+EventId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+        description="UUIDv7, time-sortable; the same id on every retry and replay, so the central can de-duplicate.",
+    ),
+]
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The device (or the hub itself, or a rule) that the event is about."""
+
+    device: Annotated[str, msgspec.Meta(description="Device id from the hub config, or 'hub' / 'rule:<name>'.")]
+    kind: Annotated[str, msgspec.Meta(description="Device kind, e.g. alarm_button, pull_cord, hub.")]
+    room: Annotated[str | None, msgspec.Meta(description="Room from the config, if any.")] = None
+
+
+class Draft(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as its producer knows it, before the outbox numbers it."""
+
+    type: str
+    priority: Priority
+    source: Source
+    route: Route = Route.ANY
+    data: dict[str, Any] = {}
+    cause: str | None = None
+    id: str = msgspec.field(default_factory=lambda: uuid7())
+    ts: str = msgspec.field(default_factory=lambda: rfc3339())
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One event as published on ``{prefix}/{hub}/event/{type}``."""
+
+    v: Annotated[int, msgspec.Meta(ge=1, description="Schema version of this event.")]
+    id: EventId
+    hub: Annotated[str, msgspec.Meta(description="Hub id from the config.")]
+    seq: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            description="Per-hub sequence number: strictly increasing across restarts, without gaps, so the central can find what it missed.",
+        ),
+    ]
+    ts: Timestamp
+    type: EventType
+    priority: Priority
+    source: Source
+    resident: Annotated[
+        str, msgspec.Meta(description="Pseudonymous resident id from the config; never a name.")
+    ]
+    route: Route
+    data: Annotated[dict[str, Any], msgspec.Meta(description="Type-specific fields.")] = {}
+    cause: Annotated[
+        EventId | None, msgspec.Meta(description="Id of the event that led to this one, if any.")
+    ] = None
+
+    @classmethod
+    def from_draft(cls, draft: Draft, *, hub: str, resident: str, seq: int) -> Event:
+        """Number a draft: the outbox calls this inside its transaction."""
+        return cls(
+            v=SCHEMA_VERSION,
+            id=draft.id,
+            hub=hub,
+            seq=seq,
+            ts=draft.ts,
+            type=draft.type,
+            priority=draft.priority,
+            source=draft.source,
+            resident=resident,
+            route=draft.route,
+            data=draft.data,
+            cause=draft.cause,
+        )
+
+    def to_json(self) -> bytes:
+        """The wire form: one compact JSON object."""
+        return _encoder.encode(self)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        """Parse and validate the wire form."""
+        return _decoder.decode(raw)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+
+
+#: The event types of this version of the contract, with their default priority
+#: and what they mean. The AsyncAPI document lists them; later drivers and rules add theirs.
+EVENT_TYPES: dict[str, tuple[Priority, str]] = {
+    "alarm.button": (Priority.CRITICAL, "A resident pressed an alarm button or pulled a cord."),
+    "alarm.cancelled": (Priority.CRITICAL, "The alarm in `cause` was cancelled at the device (button held)."),
+    "alarm.test": (Priority.HIGH, "A test alarm sent by an installer or the central; needs an ack like any alarm."),
+    "alarm.acknowledged": (Priority.NORMAL, "The central acknowledged the alarm in `cause`; data.by says who."),
+    "alarm.unacknowledged": (
+        Priority.CRITICAL,
+        "No acknowledgement arrived for the alarm in `cause` within its ack timeout; repeated until acked.",
+    ),
+    "device.online": (Priority.NORMAL, "A device reports again."),
+    "device.offline": (Priority.HIGH, "A device stopped reporting or could not be opened."),
+    "device.battery_low": (Priority.NORMAL, "A device's battery is below its threshold."),
+    "device.fault": (Priority.HIGH, "A device reports a fault."),
+    "hub.started": (Priority.NORMAL, "The hub daemon started."),
+    "hub.stopping": (Priority.NORMAL, "The hub daemon is stopping cleanly."),
+}
+
+
+def rfc3339(t: float | None = None) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
+    if t is None:
+        t = time.time()
+    dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+_last_v7 = [0, 0]
+
+
+def uuid7(t: float | None = None) -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
+
+    Monotonic within this process: ids made in the same millisecond keep
+    their order through a 12-bit counter in ``rand_a``. (``uuid.uuid7`` only
+    arrives with Python 3.14.)
+    """
+    ms = int((time.time() if t is None else t) * 1000)
+    if ms <= _last_v7[0]:
+        ms = _last_v7[0]
+        counter = _last_v7[1] + 1
+        if counter > 0xFFF:
+            ms += 1
+            counter = 0
+    else:
+        counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+    _last_v7[0], _last_v7[1] = ms, counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
