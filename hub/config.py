@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import enum
 import hashlib
+import json
 import os
+import re
 import stat
 import sys
 import types
@@ -35,8 +37,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+RESIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
+PREFIX_PATTERN = r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$"
+
+#: What each pattern means, in the words an installer reads in an error message.
+_PATTERN_HELP = {
+    NAME_PATTERN: "lower-case letters, digits, '-' and '_' (1 to 63, starting with a letter or digit, no spaces)",
+    RESIDENT_PATTERN: "a pseudonymous resident id: 3 to 64 letters, digits, '-' and '_', no spaces (never a name)",
+    PREFIX_PATTERN: "a topic prefix without '#' or '+' that neither starts nor ends with '/'",
+}
+
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
-Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -50,7 +63,7 @@ class HubSection(_Section):
     resident: Annotated[
         str,
         msgspec.Meta(
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$",
+            pattern=RESIDENT_PATTERN,
             description="Pseudonymous resident id (letters, digits, - and _): never a name.",
         ),
     ]
@@ -79,7 +92,7 @@ class MqttSection(_Section):
     tls: TlsSection | None = None
     username: str | None = None
     password_file: str | None = None
-    prefix: Annotated[str, msgspec.Meta(pattern=r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$")] = "carehub/v1"
+    prefix: Annotated[str, msgspec.Meta(pattern=PREFIX_PATTERN)] = "carehub/v1"
     client_id: str | None = None
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     heartbeat_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
@@ -242,8 +255,10 @@ def parse(text: str, *, filename: str = "<config>", base_dir: Path | None = None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line, col = _toml_error_position(exc)
-        msg = str(exc).split(" (at ")[0]
+        line, col = _toml_error_position(exc, text)
+        msg = _toml_message(str(exc).split(" (at ")[0])
+        if _at_end(exc, text):
+            msg += " (reached the end of the file)"
         raise ConfigError([ConfigIssue(filename, line, col, "toml", f"not valid TOML: {msg}")]) from None
     positions = key_positions(text)
     issues: list[ConfigIssue] = []
@@ -266,15 +281,41 @@ def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
     return sorted(issues, key=lambda i: (i.line, i.col, i.key))
 
 
-def _toml_error_position(exc: Exception) -> tuple[int, int]:
+def _at_end(exc: Exception, text: str) -> bool:
+    pos = getattr(exc, "pos", None)
+    return "at end of document" in str(exc) or (isinstance(pos, int) and pos >= len(text))
+
+
+def _toml_error_position(exc: Exception, text: str) -> tuple[int, int]:
+    if _at_end(exc, text):
+        # tomllib says "at end of document" (no line): point at the end of the last line with content.
+        body = text.rstrip()
+        line = body.count("\n") + 1
+        return line, len(body) - (body.rfind("\n") + 1) + 1
     lineno = getattr(exc, "lineno", None)
     colno = getattr(exc, "colno", None)
     if lineno:
         return int(lineno), int(colno or 1)
-    import re
-
     m = re.search(r"at line (\d+), column (\d+)", str(exc))
     return (int(m.group(1)), int(m.group(2))) if m else (1, 1)
+
+
+#: tomllib's wording → what an installer should do about it.
+_TOML_HINTS: list[tuple[str, str]] = [
+    (r"^(Illegal|Found invalid) character '\\n'$", "unclosed string: the closing quote is missing on this line"),
+    (r"^Unterminated string$", "unclosed string: the closing quote is missing"),
+    (r"^Cannot overwrite a value$", "duplicate key: this key (or a table of that name) is already set above"),
+    (r"^Cannot declare \((.*)\) twice$", "duplicate table: this table is already declared above"),
+    (r"^Duplicate inline table key '(.*)'$", r"duplicate key '\1' in this inline table"),
+    (r"^Expected '=' after a key in a key/value pair$", "expected 'key = value' on this line, found no '='"),
+]
+
+
+def _toml_message(msg: str) -> str:
+    for pattern, hint in _TOML_HINTS:
+        if re.match(pattern, msg):
+            return re.sub(pattern, hint, msg)
+    return msg
 
 
 _TOML_TYPE = {
@@ -291,6 +332,8 @@ def _describe(value: Any) -> str:
     kind = _TOML_TYPE.get(type(value), type(value).__name__)
     if isinstance(value, (dict, list)):
         return kind
+    if isinstance(value, bool):
+        return f"{kind} {str(value).lower()}"  # as written in TOML
     return f"{kind} {value!r}"
 
 
@@ -335,7 +378,7 @@ def _check_value(value: Any, tp: Any, path: tuple[str | int, ...], report: Any) 
             if name in value:
                 _check_value(value[name], f.type, path + (name,), report)
             elif f.required:
-                report(path, f"missing required key {name!r}")
+                report(path, f"missing required key {name!r}{_table_hint(f.type, path + (name,))}")
         return
     if typing.get_origin(inner) is list:
         (item_tp,) = typing.get_args(inner)
@@ -348,12 +391,26 @@ def _check_value(value: Any, tp: Any, path: tuple[str | int, ...], report: Any) 
             try:  # constraints on the list itself (min_length)
                 msgspec.convert([None] * len(value), _with_item(tp, Any))
             except msgspec.ValidationError as exc:
-                report(path, _leaf_message(exc, value, tp))
+                msg = _leaf_message(exc, value, tp)
+                m = re.match(r"expected an array of length >= (\d+)", msg)
+                if m:
+                    msg = f"expected at least {m.group(1)} [[{format_path(path)}]] table(s), found {len(value)}"
+                report(path, msg)
             return
     try:
         msgspec.convert(value, tp)
     except msgspec.ValidationError as exc:
         report(path, _leaf_message(exc, value, tp))
+
+
+def _table_hint(tp: Any, path: tuple[str | int, ...]) -> str:
+    """For a missing table: how to write it (`` (a [store] table)``)."""
+    inner, _ = _unwrap(tp)
+    if _is_struct(inner):
+        return f" (a [{format_path(path)}] table)"
+    if typing.get_origin(inner) is list and _is_struct(_unwrap(typing.get_args(inner)[0])[0]):
+        return f" (at least one [[{format_path(path)}]] table)"
+    return ""
 
 
 def _with_item(tp: Any, item: Any) -> Any:
@@ -380,6 +437,9 @@ def _leaf_message(exc: msgspec.ValidationError, value: Any, tp: Any) -> str:
         return f"expected one of {', '.join(repr(c) for c in choices)}, found {_describe(value)}"
     msg = str(exc).split(" - at ")[0]
     msg = msg.split(", got ")[0]
+    m = re.match(r"Expected `str` matching regex '(.*)'$", msg)
+    if m and m.group(1) in _PATTERN_HELP:
+        return f"expected {_PATTERN_HELP[m.group(1)]}, found {_describe(value)}"
     for raw, word in _MSGSPEC_WORDS.items():
         msg = msg.replace(raw, word)
     msg = msg[0].lower() + msg[1:] if msg else "invalid value"
@@ -396,7 +456,7 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
         report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
 
     seen: dict[str, int] = {}
-    pins: dict[str, tuple[int, str]] = {}
+    pins: dict[str, tuple[int, str, int | str]] = {}
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
             report(("device", i, "id"), f"expected a unique device id, found {dev.id!r} again (first at device[{seen[dev.id]}])")
@@ -417,9 +477,13 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
                     continue
                 norm = _normalise_pin(pin)
                 if norm in pins:
-                    j, other = pins[norm]
-                    report(("device", i, "gpio", key), f"expected a pin no other output uses, found {pin!r} (also device[{j}].gpio.{other})")
-                pins.setdefault(norm, (i, key))
+                    j, other, first = pins[norm]
+                    report(
+                        ("device", i, "gpio", key),
+                        f"expected a pin no other input or output uses, found {pin!r}"
+                        f" (the same pin as device[{j}].gpio.{other} = {first!r})",
+                    )
+                pins.setdefault(norm, (i, key, pin))
 
     mqtt = config.mqtt
     if (mqtt.username is None) != (mqtt.password_file is None):
@@ -446,7 +510,8 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
         try:
             st = p.stat()
         except OSError as exc:
-            report(path, f"expected a readable file, found {name!r} ({exc.strerror})")
+            where = "" if os.path.isabs(name) else f"; looked for {p}"
+            report(path, f"expected a readable file, found {name!r} ({exc.strerror}{where})")
             continue
         if not stat.S_ISREG(st.st_mode):
             report(path, f"expected a regular file, found {name!r}")
@@ -465,3 +530,49 @@ def _normalise_pin(pin: int | str) -> str:
 def secret_text(loaded: LoadedConfig, name: str) -> str:
     """Read a password file named in the config (first line, stripped)."""
     return loaded.resolve(name).read_text().splitlines()[0].strip()
+
+
+#: Where ``python -m hub.config --write-schema`` writes the schema (committed; a test checks it).
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.json"
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the residence config (as decoded from TOML), for editors and reviewers."""
+    schema = msgspec.json.schema(Config)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "carehub residence config",
+        "description": (
+            "One TOML file per hub, checked with `carehub check-config FILE`. Unknown keys are refused; "
+            "relative paths are relative to the config file's directory. "
+            "Generated from hub/config.py by `python -m hub.config --write-schema`: do not edit."
+        ),
+        **schema,
+    }
+
+
+def schema_text() -> str:
+    """:func:`config_schema` as written to ``config/schema.json``: pretty, sorted keys, trailing newline."""
+    return json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hub.config", description="Residence config tools.")
+    parser.add_argument(
+        "--write-schema", nargs="?", const=str(SCHEMA_PATH), metavar="PATH",
+        help=f"write the config JSON Schema (default {SCHEMA_PATH})",
+    )
+    args = parser.parse_args(argv)
+    if args.write_schema is None:
+        parser.print_help()
+        return 2
+    out = Path(args.write_schema)
+    out.write_text(schema_text(), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -67,9 +67,12 @@ def key_positions(source: str) -> dict[Path, tuple[int, int]]:
                 rest = line[kv.end():]
                 for m in _INLINE_KEY.finditer(_strip_strings(rest)):
                     positions.setdefault(key + _split_key(m.group(1)), (lineno, kv.end() + m.start(1) + 1))
+                blanked = _strip_strings(rest)
                 for quote in ('"""', "'''"):
-                    if rest.count(quote) == 1:
+                    if blanked.count(quote) == 1:
                         in_multiline = quote
+                        # Brackets after the opening quotes are string content, not structure.
+                        rest = rest[: blanked.index(quote)]
                 line = rest
         clean = _strip_strings(line).split("#", 1)[0]
         depth += clean.count("[") + clean.count("{") - clean.count("]") - clean.count("}")

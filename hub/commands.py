@@ -1,0 +1,74 @@
+"""Commands from the alarm central on ``{prefix}/{hub}/cmd/{name}``.
+
+Each payload is a JSON object decoded into a struct below; the reply goes to
+the request's MQTT 5 response topic with its correlation data, as
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``. A malformed
+command gets an error reply and a log line, nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+
+class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    pass
+
+
+class Ack(_Command):
+    """``cmd/ack``: the central acknowledges an alarm (or one of its reminders)."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "central"
+
+
+class TestAlarm(_Command):
+    """``cmd/test-alarm``: raise an ``alarm.test`` end to end (optionally on a device's feedback)."""
+
+    device: str | None = None
+    note: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+
+class Status(_Command):
+    """``cmd/status``: reply with the hub's status document."""
+
+
+class Replay(_Command):
+    """``cmd/replay``: publish stored events ``from_seq..to_seq`` again, same ids and seqs."""
+
+    from_seq: Annotated[int, msgspec.Meta(ge=1)]
+    to_seq: Annotated[int, msgspec.Meta(ge=1)]
+
+
+COMMANDS: dict[str, type[_Command]] = {
+    "ack": Ack,
+    "test-alarm": TestAlarm,
+    "status": Status,
+    "replay": Replay,
+}
+
+#: At most this many events per replay request.
+MAX_REPLAY = 10_000
+
+
+class CommandError(Exception):
+    """The command cannot be parsed or carried out; the message goes back to the central."""
+
+
+def parse(name: str, payload: bytes) -> _Command:
+    """Decode a command payload (empty means ``{}``)."""
+    cls = COMMANDS.get(name)
+    if cls is None:
+        raise CommandError(f"unknown command {name!r}; expected one of {', '.join(COMMANDS)}")
+    try:
+        return msgspec.json.decode(payload or b"{}", type=cls)
+    except msgspec.DecodeError as exc:
+        raise CommandError(f"bad {name} payload: {exc}") from None
+
+
+def command_schemas() -> dict[str, Any]:
+    """JSON Schemas of the command payloads, for the AsyncAPI document."""
+    (schemas,), components = msgspec.json.schema_components(list(COMMANDS.values()), ref_template="#/components/schemas/{name}")
+    return components

@@ -1,0 +1,367 @@
+"""The daemon: one asyncio loop that wires devices, outbox, link and alarms together.
+
+``carehub run --config FILE`` builds a :class:`Hub` from a validated config and
+runs it until SIGTERM/SIGINT. Every event goes the same way: a producer builds
+a :class:`~hub.events.Draft`, :meth:`Hub.emit` commits it to the outbox (and
+only then) hands it to the forwarder, which publishes it and marks it
+delivered on the broker's PUBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import structlog
+
+from hub import __version__, commands, logs, sdnotify
+from hub.alarms import ALARM_TYPES, AckResult, AlarmTracker
+from hub.config import Config, Device, LoadedConfig, secret_text
+from hub.events import Draft, Event, Priority, Route, Source, rfc3339
+from hub.forwarder import Forwarder
+from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, TlsSettings, Will
+from hub.outbox import Outbox
+from hub.simctl import SimControl
+
+log = structlog.get_logger("hub.daemon")
+
+HUB_SOURCE = Source(device="hub", kind="hub")
+
+
+class Hub:
+    """One residence's hub: devices in, events out."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.cfg: Config = loaded.config
+        c = self.cfg
+        self.base = f"{c.mqtt.prefix}/{c.hub.id}"
+        self.started_at = time.time()
+        self._started_mono = time.monotonic()
+        self.outbox = Outbox(
+            loaded.state_dir / "outbox.sqlite3",
+            hub=c.hub.id,
+            resident=c.hub.resident,
+            max_events=c.store.max_events,
+            keep_delivered_s=c.store.keep_delivered_s,
+        )
+        self.alarms = AlarmTracker(
+            self.emit,
+            ack_timeout_s=c.alarm.ack_timeout_s,
+            unack_repeat_s=c.alarm.unack_repeat_s,
+            steady_s=c.alarm.steady_s,
+        )
+        self.link = MqttLink(self._link_settings(), on_connected=self._on_connected, on_message=self._on_message)
+        self.forwarder = Forwarder(
+            self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
+        )
+        self.forwarder.on_delivered.append(self.alarms.delivered)
+        self.devices: dict[str, Device] = {d.id: d for d in c.devices}
+        self.device_health: dict[str, dict[str, Any]] = {}
+        self.sim: SimControl | None = None
+        self._closers: list[Any] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+
+    # --- events ---------------------------------------------------------------------
+
+    async def emit(self, draft: Draft) -> Event:
+        """Commit an event durably, then hand it to the forwarder. Returns the numbered event."""
+        event = await self.outbox.append(draft)
+        log.info(
+            "event_committed",
+            event_id=event.id,
+            seq=event.seq,
+            type=event.type,
+            priority=event.priority.value,
+            device=event.source.device,
+        )
+        self.forwarder.submit(event)
+        if event.type in ALARM_TYPES:
+            self.alarms.opened(event)
+        return event
+
+    def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a coroutine as a task the hub keeps a reference to and whose failure is logged."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task_failed", task=task.get_name(), error=repr(task.exception()))
+
+    def device_source(self, dev: Device) -> Source:
+        return Source(device=dev.id, kind=dev.kind, room=dev.room)
+
+    # --- link -----------------------------------------------------------------------
+
+    def _link_settings(self) -> LinkSettings:
+        m = self.cfg.mqtt
+        tls = None
+        if m.tls is not None:
+            tls = TlsSettings(
+                ca=str(self.loaded.resolve(m.tls.ca)),
+                cert=str(self.loaded.resolve(m.tls.cert)) if m.tls.cert else None,
+                key=str(self.loaded.resolve(m.tls.key)) if m.tls.key else None,
+            )
+        offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "connection lost"}).encode()
+        return LinkSettings(
+            brokers=tuple(Endpoint(host=b.host, port=b.port) for b in m.broker),
+            client_id=m.client_id or f"carehub-{self.cfg.hub.id}",
+            will=Will(topic=f"{self.base}/status", payload=offline),
+            subscriptions=(f"{self.base}/cmd/+",),
+            tls=tls,
+            username=m.username,
+            password=secret_text(self.loaded, m.password_file) if m.password_file else None,
+            keepalive_s=m.keepalive_s,
+            connect_timeout_s=m.connect_timeout_s,
+            backoff_initial_s=m.backoff_initial_s,
+            backoff_max_s=m.backoff_max_s,
+            max_inflight=m.max_inflight,
+        )
+
+    def birth(self) -> dict[str, Any]:
+        """The retained ``status`` document published on every (re)connect."""
+        return {
+            "state": "online",
+            "hub": self.cfg.hub.id,
+            "version": __version__,
+            "started": rfc3339(self.started_at),
+            "config_sha256": self.loaded.sha256,
+            "devices": [{"id": d.id, "kind": d.kind, "room": d.room, "route": d.route.value} for d in self.cfg.devices],
+        }
+
+    async def _on_connected(self) -> None:
+        await self.link.publish(f"{self.base}/status", json.dumps(self.birth()).encode(), qos=1, retain=True)
+        log.info("birth_published", topic=f"{self.base}/status")
+
+    async def _on_message(self, msg: Incoming) -> None:
+        prefix = f"{self.base}/cmd/"
+        if not msg.topic.startswith(prefix):
+            return
+        name = msg.topic[len(prefix):]
+        try:
+            cmd = commands.parse(name, msg.payload)
+            reply = await self._run_command(cmd)
+        except commands.CommandError as exc:
+            log.warning("command_refused", command=name, error=str(exc))
+            reply = {"ok": False, "error": str(exc)}
+        log.info("command_handled", command=name, ok=reply.get("ok"))
+        await self.link.reply(msg, reply)
+
+    async def _run_command(self, cmd: Any) -> dict[str, Any]:
+        if isinstance(cmd, commands.Ack):
+            result, alarm = await self.alarms.acknowledge(cmd.event_id, cmd.by)
+            if result is AckResult.UNKNOWN:
+                return {"ok": False, "error": f"no open alarm with id {cmd.event_id}", "result": result.value}
+            return {"ok": True, "result": result.value, "alarm_id": alarm.event.id if alarm else None}
+        if isinstance(cmd, commands.TestAlarm):
+            if cmd.device is not None and cmd.device not in self.devices:
+                return {"ok": False, "error": f"unknown device {cmd.device!r}"}
+            source = self.device_source(self.devices[cmd.device]) if cmd.device else HUB_SOURCE
+            route = self.devices[cmd.device].route if cmd.device else Route.ANY
+            event = await self.emit(
+                Draft(type="alarm.test", priority=Priority.HIGH, source=source, route=route, data={"note": cmd.note})
+            )
+            return {"ok": True, "event_id": event.id, "seq": event.seq}
+        if isinstance(cmd, commands.Status):
+            return {"ok": True, **await self.status()}
+        if isinstance(cmd, commands.Replay):
+            return await self._replay(cmd)
+        raise commands.CommandError("unsupported command")
+
+    async def _replay(self, cmd: commands.Replay) -> dict[str, Any]:
+        if cmd.to_seq < cmd.from_seq:
+            return {"ok": False, "error": "to_seq is before from_seq"}
+        if cmd.to_seq - cmd.from_seq + 1 > commands.MAX_REPLAY:
+            return {"ok": False, "error": f"at most {commands.MAX_REPLAY} events per replay"}
+        events = await self.outbox.range(cmd.from_seq, cmd.to_seq)
+        sent = 0
+        for event in events:
+            try:
+                await self.link.publish(f"{self.base}/event/{event.type}", event.to_json(), qos=1, timeout=10)
+                sent += 1
+            except (LinkError, TimeoutError) as exc:
+                return {"ok": False, "error": f"link lost during replay: {exc}", "sent": sent}
+        have = {e.seq for e in events}
+        missing = [s for s in range(cmd.from_seq, cmd.to_seq + 1) if s not in have]
+        log.info("replay_done", from_seq=cmd.from_seq, to_seq=cmd.to_seq, sent=sent, missing=len(missing))
+        return {"ok": True, "sent": sent, "missing": missing[:1000], "missing_count": len(missing)}
+
+    # --- status and heartbeat ---------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """What ``status`` and the heartbeat report."""
+        stats = await self.outbox.stats()
+        return {
+            "hub": self.cfg.hub.id,
+            "ts": rfc3339(),
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self._started_mono, 1),
+            "seq": stats.last_seq,
+            "outbox": stats.as_dict(),
+            "link": self.link.status(),
+            "forwarder": self.forwarder.status(),
+            "devices": self.device_health,
+            "open_alarms": self.alarms.status(),
+        }
+
+    async def _heartbeat(self) -> None:
+        interval = self.cfg.mqtt.heartbeat_s
+        while True:
+            await self.link.online.wait()
+            try:
+                body = json.dumps(await self.status()).encode()
+                await self.link.publish(f"{self.base}/heartbeat", body, qos=0)
+            except LinkError:
+                pass
+            await asyncio.sleep(interval)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(600)
+            pruned = await self.outbox.prune()
+            if pruned:
+                log.info("outbox_pruned", events=pruned)
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # --- devices ------------------------------------------------------------------------
+
+    def _start_gpio(self) -> None:
+        gpio_devices = [d for d in self.cfg.devices if d.gpio is not None]
+        if not gpio_devices:
+            return
+        from drivers.gpio import AlarmButton, ButtonHandlers, GpioIndicator
+        from hub.gestures import ButtonGestures
+
+        sim_buttons: dict[str, Any] = {}
+        if self.cfg.gpio.factory == "sim":
+            from drivers.gpio import sim as gpio_sim
+
+            factory = gpio_sim.sim_factory()
+        else:
+            from drivers.gpio import make_pin_factory
+
+            factory = make_pin_factory(self.cfg.gpio.factory)
+        loop = asyncio.get_running_loop()
+        for dev in gpio_devices:
+            g = dev.gpio
+            assert g is not None
+            indicator = None
+            if g.led_pin is not None or g.buzzer_pin is not None:
+                indicator = GpioIndicator(led_pin=g.led_pin, buzzer_pin=g.buzzer_pin, factory=factory)
+                self.alarms.indicators[dev.id] = indicator
+                self._closers.append(indicator.close)
+            gestures = ButtonGestures(self, dev)
+            button = AlarmButton(
+                g.pin,
+                factory=factory,
+                handlers=ButtonHandlers(press=gestures.press, hold=gestures.hold, release=gestures.release),
+                loop=loop,
+                pull_up=g.pull_up,
+                bounce_s=g.bounce_s,
+                hold_s=g.hold_s,
+            )
+            self._closers.append(button.close)
+            self.device_health[dev.id] = {"kind": dev.kind, "state": "ok", "driver": "gpio"}
+            if self.cfg.gpio.factory == "sim":
+                sim_buttons[dev.id] = gpio_sim.SimButton(dev.id, button, g.pull_up, indicator)
+        if sim_buttons:
+            gpio_sim.register(self._sim(), sim_buttons)
+        log.info("gpio_started", factory=self.cfg.gpio.factory, devices=[d.id for d in gpio_devices])
+
+    def _sim(self) -> SimControl:
+        if self.sim is None:
+            self.sim = SimControl(self.loaded.sim_socket)
+        return self.sim
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop` (SIGTERM/SIGINT)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.outbox.open()
+        stats = await self.outbox.stats()
+        log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, pending=stats.pending, last_seq=stats.last_seq)
+        self._start_gpio()
+        if self.sim is not None:
+            await self.sim.start()
+        await self.emit(
+            Draft(
+                type="hub.started",
+                priority=Priority.NORMAL,
+                source=HUB_SOURCE,
+                data={"version": __version__, "config_sha256": self.loaded.sha256, "pending_at_start": stats.pending},
+            )
+        )
+        link_task = self.spawn(self.link.run(), "link")
+        self.spawn(self.forwarder.run(), "forwarder")
+        self.spawn(self._heartbeat(), "heartbeat")
+        self.spawn(self._housekeeping(), "housekeeping")
+        wd = sdnotify.watchdog_interval()
+        if wd:
+            self.spawn(self._watchdog(wd), "watchdog")
+        sdnotify.notify("READY=1")
+        log.info("hub_ready", sim_socket=str(self.sim.path) if self.sim else None)
+        await self._stop.wait()
+        await self.shutdown(link_task)
+
+    async def shutdown(self, link_task: asyncio.Task[Any], flush_timeout: float = 5.0) -> None:
+        """Clean stop: say hub.stopping, flush what the link allows, publish offline, close."""
+        sdnotify.notify("STOPPING=1")
+        log.info("hub_stopping")
+        with contextlib.suppress(Exception):
+            await self.emit(Draft(type="hub.stopping", priority=Priority.NORMAL, source=HUB_SOURCE))
+        deadline = time.monotonic() + flush_timeout
+        while self.link.online.is_set() and time.monotonic() < deadline:
+            stats = await self.outbox.stats()
+            if stats.pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "stopped"}).encode()
+        await self.link.stop(final=(f"{self.base}/status", offline))
+        self.alarms.close()
+        for task in list(self._tasks):
+            if task is not link_task:
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.sim is not None:
+            await self.sim.close()
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                close()
+        stats = await self.outbox.stats()
+        await self.outbox.close()
+        log.info("hub_stopped", pending=stats.pending, last_seq=stats.last_seq)
+
+
+def run_daemon(loaded: LoadedConfig) -> int:
+    """Run the hub on a fresh event loop; the process exit code."""
+    logs.configure(loaded.config.log.level, loaded.config.log.format)
+
+    async def main() -> None:
+        await Hub(loaded).run()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        log.error("hub_failed", error=str(exc))
+        return 1
+    return 0

@@ -1,0 +1,141 @@
+"""The forwarder: moves events from the durable outbox to the broker.
+
+While the link is online it keeps up to ``max_inflight`` QoS 1 publishes in
+flight. A fresh event goes out at once when nothing is waiting before it;
+otherwise the pending events are read back from the outbox, critical first,
+then by seq. An event is marked delivered only when the broker's PUBACK for
+it arrives; one whose publish is lost with the connection stays pending and
+goes out again, with the same id and seq, after the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from hub.events import Event
+from hub.link import LinkDown, LinkError, MqttLink, PublishRefused
+from hub.outbox import Outbox
+
+log = structlog.get_logger("hub.forwarder")
+
+DeliveredHook = Callable[[Event], None]
+
+
+class Forwarder:
+    """Drains the outbox into the link, honouring priority and PUBACKs."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        link: MqttLink,
+        *,
+        topic: Callable[[Event], str],
+        max_inflight: int = 50,
+        refused_retry_s: float = 30.0,
+    ) -> None:
+        self.outbox = outbox
+        self.link = link
+        self.topic = topic
+        self.max_inflight = max_inflight
+        self.refused_retry_s = refused_retry_s
+        self.delivered_total = 0
+        self.on_delivered: list[DeliveredHook] = []
+        self._inflight: dict[int, Event] = {}
+        self._recent: deque[int] = deque(maxlen=512)
+        self._recent_set: set[int] = set()
+        self._refused: dict[int, float] = {}
+        self._wake = asyncio.Event()
+        self._backlog_clear = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def submit(self, event: Event) -> None:
+        """A newly committed event: publish now if nothing waits before it, else wake the drain."""
+        if self._backlog_clear and self.link.online.is_set() and len(self._inflight) < self.max_inflight:
+            self._send(event)
+        else:
+            self._wake.set()
+
+    def link_lost(self) -> None:
+        """Called when the connection drops: the backlog must be read back from disk."""
+        self._backlog_clear = False
+
+    def _send(self, event: Event) -> None:
+        if event.seq in self._inflight or event.seq in self._recent_set:
+            return
+        self._inflight[event.seq] = event
+        task = asyncio.create_task(self._deliver(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, event: Event) -> None:
+        try:
+            await self.link.publish(self.topic(event), event.to_json(), qos=1)
+        except PublishRefused as exc:
+            self._refused[event.seq] = time.monotonic() + self.refused_retry_s
+            log.error("event_refused_by_broker", event_id=event.id, seq=event.seq, reason=str(exc.reason))
+            return
+        except (LinkDown, LinkError) as exc:
+            self._backlog_clear = False
+            log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
+            return
+        finally:
+            self._inflight.pop(event.seq, None)
+            self._wake.set()
+        self._remember(event.seq)
+        self.delivered_total += 1
+        await self.outbox.mark_delivered(event.seq)
+        log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
+        for hook in self.on_delivered:
+            try:
+                hook(event)
+            except Exception:
+                log.exception("delivered_hook_failed", event_id=event.id)
+
+    def _remember(self, seq: int) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(seq)
+        self._recent_set.add(seq)
+
+    async def run(self) -> None:
+        """The drain loop; runs for the daemon's lifetime."""
+        while True:
+            if not self.link.online.is_set():
+                self._backlog_clear = False
+                await self.link.online.wait()
+            room = self.max_inflight - len(self._inflight)
+            if room <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = time.monotonic()
+            self._refused = {s: t for s, t in self._refused.items() if t > now}
+            skip = set(self._inflight) | self._recent_set | set(self._refused)
+            try:
+                batch = await self.outbox.pending(limit=room, exclude=skip)
+            except Exception:
+                log.exception("outbox_read_failed")
+                await asyncio.sleep(1.0)
+                continue
+            for event in batch:
+                if self.link.online.is_set():
+                    self._send(event)
+            if len(batch) < room:
+                self._backlog_clear = True
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(self.refused_retry_s if self._refused else None):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+
+    def status(self) -> dict[str, Any]:
+        return {"inflight": len(self._inflight), "delivered": self.delivered_total, "refused": len(self._refused)}

@@ -1,0 +1,76 @@
+"""What a resident's gestures on an alarm button mean.
+
+* A press with no open alarm raises ``alarm.button`` at once, on the edge.
+* A hold of ``hold_s`` cancels the device's open alarm (``alarm.cancelled``,
+  cause = that alarm): the accidental press just made, or an earlier one.
+* A press while an alarm is open is classified when it ends: released before
+  ``hold_s`` it is a repeat alarm (``alarm.button`` with ``data.repeat`` and
+  cause = the open alarm); held, it cancels. So the hold that cancels never
+  raises a second alarm.
+
+Used by every driver with a button (GPIO today, BLE buttons later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from hub.events import Draft, Priority, rfc3339
+
+if TYPE_CHECKING:
+    from hub.config import Device
+    from hub.daemon import Hub
+
+log = structlog.get_logger("hub.gestures")
+
+
+class ButtonGestures:
+    """Turns press / hold / release of one device into alarm events. Runs on the loop."""
+
+    def __init__(self, hub: Hub, device: Device, *, input_name: str = "gpio") -> None:
+        self.hub = hub
+        self.device = device
+        self.input_name = input_name
+        self._deferred = False  # this press started while an alarm was open
+        self._held = False
+        self._pressing: asyncio.Task[Any] | None = None
+
+    def _alarm(self, t: float, *, cause: str | None = None, **data: Any) -> Draft:
+        return Draft(
+            type="alarm.button",
+            priority=Priority.CRITICAL,
+            source=self.hub.device_source(self.device),
+            route=self.device.route,
+            data={"input": self.input_name, **data},
+            ts=rfc3339(t),
+            cause=cause,
+        )
+
+    def press(self, t: float) -> None:
+        self._held = False
+        open_alarm = self.hub.alarms.active(self.device.id)
+        if open_alarm is None:
+            self._deferred = False
+            self._pressing = self.hub.spawn(self.hub.emit(self._alarm(t, gesture="press")), "alarm.button")
+        else:
+            self._deferred = True
+            log.info("press_while_alarm_open", device=self.device.id, alarm_id=open_alarm.event.id)
+
+    def hold(self, t: float) -> None:
+        self._held = True
+        self.hub.spawn(self._cancel(), "alarm.cancelled")
+
+    async def _cancel(self) -> None:
+        if self._pressing is not None and not self._pressing.done():
+            await asyncio.wait([self._pressing])  # the alarm this hold cancels must be open first
+        await self.hub.alarms.cancel(self.device.id, how="hold")
+
+    def release(self, t: float, held_s: float) -> None:
+        if self._deferred and not self._held:
+            open_alarm = self.hub.alarms.active(self.device.id)
+            cause = open_alarm.event.id if open_alarm is not None else None
+            self.hub.spawn(self.hub.emit(self._alarm(t, gesture="press", repeat=True, cause=cause)), "alarm.button")
+        self._deferred = False

@@ -1,0 +1,329 @@
+"""The durable outbox: every event is on disk before anything publishes it.
+
+SQLite in WAL mode, one file in the state directory. :meth:`Outbox.append`
+numbers a :class:`~hub.events.Draft` (the per-hub ``seq`` is allocated in the
+same transaction that stores the event) and returns only after the commit;
+the commit is ``synchronous=FULL``, so an accepted event survives kill -9 and
+a power cut. Events stay *pending* until :meth:`Outbox.mark_delivered`, which
+the forwarder calls on the broker's PUBACK.
+
+Appends made while a commit is running are committed together in the next
+transaction (group commit), so a burst of telemetry costs one fsync, not one
+per event, while a lone alarm still waits for exactly one.
+
+The store is bounded by ``max_events``: when full it first drops delivered
+events, then the oldest pending event of the lowest priority that is not an
+alarm. Alarms are never evicted. Delivered events are kept for
+``keep_delivered_s`` so the central can ask for a replay.
+
+All SQLite work runs on one dedicated thread; the asyncio loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import structlog
+
+from hub.events import Draft, Event, Priority
+
+log = structlog.get_logger("hub.outbox")
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq       INTEGER PRIMARY KEY,
+    id        TEXT NOT NULL UNIQUE,
+    type      TEXT NOT NULL,
+    rank      INTEGER NOT NULL,
+    alarm     INTEGER NOT NULL,
+    body      BLOB NOT NULL,
+    created   REAL NOT NULL,
+    delivered REAL
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (rank, seq) WHERE delivered IS NULL;
+CREATE INDEX IF NOT EXISTS events_delivered ON events (delivered) WHERE delivered IS NOT NULL;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
+"""
+
+
+def is_alarm(event_type: str, priority: Priority) -> bool:
+    """Alarms are never evicted: every ``alarm.*`` type and everything critical."""
+    return event_type.startswith("alarm.") or priority is Priority.CRITICAL
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """What the heartbeat and ``status`` report about the store."""
+
+    pending: int
+    pending_alarms: int
+    stored: int
+    last_seq: int
+    oldest_pending_ts: str | None
+    evicted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Outbox:
+    """The durable, bounded, priority-ordered store of events to forward."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        hub: str,
+        resident: str,
+        max_events: int = 200_000,
+        keep_delivered_s: float = 7 * 24 * 3600.0,
+    ) -> None:
+        self.path = path
+        self.hub = hub
+        self.resident = resident
+        self.max_events = max_events
+        self.keep_delivered_s = keep_delivered_s
+        self.evicted = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._db: sqlite3.Connection | None = None
+        self._count = 0
+        self._appends: list[tuple[Draft, asyncio.Future[Event]]] = []
+        self._append_task: asyncio.Task[None] | None = None
+        self._delivered: list[int] = []
+        self._delivered_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database and check its integrity."""
+        await self._run(self._open_sync)
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        self._db = db
+        self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    async def close(self) -> None:
+        """Finish pending writes and close the database."""
+        for task in (self._append_task, self._delivered_task):
+            if task is not None:
+                await asyncio.shield(task)
+        if self._delivered:
+            await self._flush_delivered()
+        await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        if self._db is not None:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- append (group commit) ---------------------------------------------------------
+
+    async def append(self, draft: Draft) -> Event:
+        """Store a draft durably and return it as a numbered :class:`Event`.
+
+        Returns only after the transaction holding it is committed to disk.
+        """
+        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._appends.append((draft, fut))
+        if self._append_task is None:
+            self._append_task = asyncio.create_task(self._append_loop())
+        return await fut
+
+    async def _append_loop(self) -> None:
+        try:
+            while self._appends:
+                batch, self._appends = self._appends, []
+                try:
+                    events = await self._run(self._append_sync, [d for d, _ in batch])
+                except Exception as exc:  # disk full, I/O error: every caller hears it
+                    log.error("outbox_append_failed", error=str(exc), events=len(batch))
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), event in zip(batch, events):
+                    if not fut.done():
+                        fut.set_result(event)
+        finally:
+            self._append_task = None
+
+    def _append_sync(self, drafts: list[Draft]) -> list[Event]:
+        db = self._db
+        assert db is not None
+        now = time.time()
+        events: list[Event] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
+            rows = []
+            for draft in drafts:
+                seq += 1
+                event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=seq)
+                events.append(event)
+                rows.append(
+                    (
+                        seq,
+                        event.id,
+                        event.type,
+                        event.priority.rank,
+                        int(is_alarm(event.type, event.priority)),
+                        event.to_json(),
+                        now,
+                    )
+                )
+            db.executemany(
+                "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)", rows
+            )
+            db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
+            self._count += len(rows)
+            if self._count > self.max_events:
+                self._evict_sync(db, self._count - self.max_events)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            raise
+        return events
+
+    def _evict_sync(self, db: sqlite3.Connection, excess: int) -> None:
+        """Make room: delivered events first, then the oldest lowest-priority telemetry."""
+        cur = db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered IS NOT NULL ORDER BY seq LIMIT ?)",
+            (excess,),
+        )
+        excess -= cur.rowcount
+        self._count -= cur.rowcount
+        if excess <= 0:
+            return
+        cur = db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered IS NULL AND alarm = 0 "
+            "ORDER BY rank DESC, seq LIMIT ?)",
+            (excess,),
+        )
+        self._count -= cur.rowcount
+        self.evicted += cur.rowcount
+        if cur.rowcount:
+            log.warning("outbox_evicted", events=cur.rowcount, evicted_total=self.evicted)
+        if cur.rowcount < excess:
+            log.warning("outbox_over_capacity", stored=self._count, max_events=self.max_events, reason="alarms are never evicted")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def pending(self, *, limit: int = 100, exclude: Iterable[int] = ()) -> list[Event]:
+        """Pending events in sending order: highest priority first, then by seq."""
+        skip = set(exclude)
+        rows = await self._run(self._pending_sync, limit + len(skip))
+        out = [Event.from_json(body) for seq, body in rows if seq not in skip]
+        return out[:limit]
+
+    def _pending_sync(self, limit: int) -> list[tuple[int, bytes]]:
+        assert self._db is not None
+        return self._db.execute(
+            "SELECT seq, body FROM events WHERE delivered IS NULL ORDER BY rank, seq LIMIT ?", (limit,)
+        ).fetchall()
+
+    async def range(self, from_seq: int, to_seq: int, *, limit: int = 10_000) -> list[Event]:
+        """Stored events (pending or delivered) with ``from_seq <= seq <= to_seq``, by seq."""
+        rows = await self._run(self._range_sync, from_seq, to_seq, limit)
+        return [Event.from_json(body) for (body,) in rows]
+
+    def _range_sync(self, a: int, b: int, limit: int) -> list[tuple[bytes]]:
+        assert self._db is not None
+        return self._db.execute(
+            "SELECT body FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?", (a, b, limit)
+        ).fetchall()
+
+    async def get(self, event_id: str) -> Event | None:
+        """One stored event by id."""
+        row = await self._run(self._get_sync, event_id)
+        return Event.from_json(row[0]) if row else None
+
+    def _get_sync(self, event_id: str) -> tuple[bytes] | None:
+        assert self._db is not None
+        return self._db.execute("SELECT body FROM events WHERE id=?", (event_id,)).fetchone()
+
+    async def stats(self) -> OutboxStats:
+        """Counts for the heartbeat."""
+        return await self._run(self._stats_sync)
+
+    def _stats_sync(self) -> OutboxStats:
+        db = self._db
+        assert db is not None
+        pending, alarms = db.execute(
+            "SELECT count(*), coalesce(sum(alarm), 0) FROM events WHERE delivered IS NULL"
+        ).fetchone()
+        last_seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
+        oldest = db.execute(
+            "SELECT body FROM events WHERE delivered IS NULL ORDER BY seq LIMIT 1"
+        ).fetchone()
+        return OutboxStats(
+            pending=pending,
+            pending_alarms=alarms,
+            stored=self._count,
+            last_seq=last_seq,
+            oldest_pending_ts=Event.from_json(oldest[0]).ts if oldest else None,
+            evicted=self.evicted,
+        )
+
+    # --- delivery ----------------------------------------------------------------------
+
+    async def mark_delivered(self, seq: int) -> None:
+        """Record the broker's PUBACK for ``seq``. Batched: many acks, one transaction."""
+        self._delivered.append(seq)
+        if self._delivered_task is None:
+            self._delivered_task = asyncio.create_task(self._delivered_loop())
+
+    async def _delivered_loop(self) -> None:
+        try:
+            while self._delivered:
+                await self._flush_delivered()
+        finally:
+            self._delivered_task = None
+
+    async def _flush_delivered(self) -> None:
+        batch, self._delivered = self._delivered, []
+        try:
+            await self._run(self._delivered_sync, batch)
+        except Exception as exc:  # the event stays pending and is re-sent: a duplicate, never a loss
+            log.error("outbox_mark_delivered_failed", error=str(exc), events=len(batch))
+
+    def _delivered_sync(self, seqs: list[int]) -> None:
+        db = self._db
+        assert db is not None
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL", [(now, s) for s in seqs])
+        db.execute("COMMIT")
+
+    async def prune(self) -> int:
+        """Drop delivered events older than the replay window; returns how many."""
+        return await self._run(self._prune_sync)
+
+    def _prune_sync(self) -> int:
+        assert self._db is not None
+        cur = self._db.execute(
+            "DELETE FROM events WHERE delivered IS NOT NULL AND delivered < ?",
+            (time.time() - self.keep_delivered_s,),
+        )
+        self._count -= cur.rowcount
+        return cur.rowcount

@@ -1,0 +1,128 @@
+"""The sim control socket: how the demo and the test rig drive simulated devices.
+
+A Unix stream socket speaking JSON lines: each request is one object with an
+``op`` (and the op's fields), each reply one object with ``ok`` and either the
+op's result or an ``error``. Drivers with a simulated backend register their
+ops here (``press``, ``state``, later ``advert``...). A bad request gets an
+error reply; it never disturbs the daemon.
+
+The socket only exists when a simulated backend is configured; it is created
+mode 0600 in the state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("hub.simctl")
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class SimCommandError(Exception):
+    """A sim request that cannot be carried out (unknown op or device, bad fields)."""
+
+
+class SimControl:
+    """The server side, run inside the daemon."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handlers: dict[str, Handler] = {}
+        self._server: asyncio.base_events.Server | None = None
+
+    def register(self, op: str, handler: Handler) -> None:
+        """Make ``op`` callable through the socket."""
+        self.handlers[op] = handler
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old)
+        log.info("sim_control_listening", socket=str(self.path), ops=sorted(self.handlers))
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply = await self._dispatch(line)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _dispatch(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+                raise SimCommandError("expected a JSON object with a string 'op'")
+            handler = self.handlers.get(req["op"])
+            if handler is None:
+                raise SimCommandError(f"unknown op {req['op']!r}; have: {', '.join(sorted(self.handlers))}")
+            return {"ok": True, **await handler(req)}
+        except (SimCommandError, ValueError, TypeError, KeyError) as exc:
+            log.warning("sim_request_refused", error=str(exc))
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            log.exception("sim_request_failed")
+            return {"ok": False, "error": f"internal error: {exc}"}
+
+
+class SimClient:
+    """A blocking client for tests, benchmarks and the rig: one connection, many requests."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self._file = self.sock.makefile("rb")
+
+    def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send one request; return the reply, raising :class:`SimCommandError` on ``ok: false``."""
+        self.sock.sendall(json.dumps(request).encode() + b"\n")
+        line = self._file.readline()
+        if not line:
+            raise ConnectionError("sim control socket closed")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise SimCommandError(reply.get("error", "unknown error"))
+        return reply
+
+    def close(self) -> None:
+        self._file.close()
+        self.sock.close()
+
+    def __enter__(self) -> SimClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call(path: str | os.PathLike[str], request: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+    """One request on a fresh connection."""
+    with SimClient(path, timeout=timeout) as client:
+        return client.call(request)
