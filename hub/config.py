@@ -243,7 +243,7 @@ def load(path: str | os.PathLike[str], *, check_files: bool = True) -> LoadedCon
     path = Path(path)
     try:
         raw = path.read_bytes()
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigUnreadable(f"{path}: cannot read: {exc}") from exc
     config = parse(text, filename=str(path), base_dir=path.parent, check_files=check_files)
