@@ -275,9 +275,22 @@ class _Connection:
         return fut
 
     def close(self) -> None:
+        """Drop the connection now (a failed attempt)."""
         try:
             self.client.disconnect()
         except Exception:  # already gone
+            pass
+        self._teardown("closed by hub")
+
+    async def aclose(self, timeout: float = 2.0) -> None:
+        """Send DISCONNECT and wait until it is written, so the broker does not fire the last will."""
+        if self.closed.done():
+            return
+        try:
+            self.client.disconnect()
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self.closed)
+        except (TimeoutError, Exception):
             pass
         self._teardown("closed by hub")
 
@@ -462,7 +475,7 @@ class MqttLink:
             except (LinkError, TimeoutError) as exc:
                 log.warning("mqtt_final_publish_failed", error=str(exc))
         if conn is not None:
-            conn.close()
+            await conn.aclose()
         for fut in self._offline_waiters:
             if not fut.done():
                 fut.set_result(None)

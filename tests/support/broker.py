@@ -576,7 +576,7 @@ class Subscriber:
         self.topics = ["#"] if topics is None else list(topics)
         self.client_id = client_id or f"test-{uuid.uuid4().hex[:12]}"
         self.persistent = persistent
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: wait_for predicates may read .json()
         self._cond = threading.Condition(self._lock)
         self._messages: list[Received] = []
         self._connack: list[ReasonCode] = []

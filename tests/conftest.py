@@ -1,0 +1,69 @@
+"""Shared fixtures: a private Mosquitto per test, subscribers, and the hub as a subprocess."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.broker import Mosquitto, Subscriber
+from tests.support.hubproc import HubProcess, hub_config
+
+
+@pytest.fixture
+def broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free port, with persistence, stopped after the test."""
+    b = Mosquitto(workdir=tmp_path / "broker")
+    b.start()
+    yield b
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print("--- broker log ---\n" + b.log_tail(60))
+    b.stop()
+
+
+@pytest.fixture
+def subscribe(broker: Mosquitto) -> Iterator[Callable[..., Subscriber]]:
+    """Make subscribers on the test broker; closed after the test."""
+    subs: list[Subscriber] = []
+
+    def make(topics: list[str] | None = None, **kw: Any) -> Subscriber:
+        kw.setdefault("port", broker.port)
+        s = Subscriber(topics=topics or ["carehub/#"], **kw)
+        subs.append(s)
+        return s
+
+    yield make
+    for s in subs:
+        s.close()
+
+
+@pytest.fixture
+def make_hub(tmp_path: Path, broker: Mosquitto, request: pytest.FixtureRequest) -> Iterator[Callable[..., HubProcess]]:
+    """Make (not start) hub processes on the test broker; stopped after the test, log shown on failure."""
+    hubs: list[HubProcess] = []
+
+    def make(*, name: str = "hub", env: dict[str, str] | None = None, **cfg: Any) -> HubProcess:
+        cfg.setdefault("port", broker.port)
+        path = hub_config(tmp_path / name, **cfg)
+        h = HubProcess(path, env=env)
+        hubs.append(h)
+        return h
+
+    yield make
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+    for h in hubs:
+        if failed:
+            print(f"--- hub log {h.config} ---\n{h.tail(80)}")
+        try:
+            h.stop()
+        except AssertionError:
+            pass
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
