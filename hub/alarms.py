@@ -127,6 +127,8 @@ class AlarmTracker:
         if event.type not in ALARM_TYPES:
             return
         alarm = Alarm(event=event)
+        if len(self._alarms) >= 256:
+            self._forget_closed()
         self._alarms[event.id] = alarm
         self._active_by_device[alarm.device] = event.id
         self._show(alarm.device, FeedbackMode.FAST)
@@ -219,6 +221,15 @@ class AlarmTracker:
             log.warning("alarm_unacknowledged", event_id=alarm.event.id, waited_s=round(waited, 3))
             await asyncio.sleep(self.unack_repeat_s)
             waited += self.unack_repeat_s
+
+    def _forget_closed(self) -> None:
+        """Drop finished alarms that are no longer any device's latest, so memory stays flat."""
+        latest = set(self._active_by_device.values())
+        for alarm_id, alarm in list(self._alarms.items()):
+            if alarm.state in (AlarmState.ACKNOWLEDGED, AlarmState.CANCELLED) and alarm_id not in latest:
+                del self._alarms[alarm_id]
+                for uid in alarm.unack_ids:
+                    self._by_unack.pop(uid, None)
 
     def status(self) -> list[dict[str, Any]]:
         """Open alarms for ``status``."""

@@ -1,10 +1,11 @@
 """What a resident's gestures on an alarm button mean.
 
-* A press with no open alarm raises ``alarm.button`` at once, on the edge.
+* A press with no open alarm, or once the open alarm is acknowledged, raises
+  ``alarm.button`` at once, on the edge.
 * A hold of ``hold_s`` cancels the device's open alarm (``alarm.cancelled``,
   cause = that alarm): the accidental press just made, or an earlier one.
-* A press while an alarm is open is classified when it ends: released before
-  ``hold_s`` it is a repeat alarm (``alarm.button`` with ``data.repeat`` and
+* A press while an alarm still waits for its ack is classified when it ends:
+  released before ``hold_s`` it is a repeat alarm (``alarm.button`` with ``data.repeat`` and
   cause = the open alarm); held, it cancels. So the hold that cancels never
   raises a second alarm.
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hub.alarms import AlarmState
 from hub.events import Draft, Priority, rfc3339
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ class ButtonGestures:
     def press(self, t: float) -> None:
         self._held = False
         open_alarm = self.hub.alarms.active(self.device.id)
-        if open_alarm is None:
+        if open_alarm is None or open_alarm.state is AlarmState.ACKNOWLEDGED:
             self._deferred = False
             self._pressing = self.hub.spawn(self.hub.emit(self._alarm(t, gesture="press")), "alarm.button")
         else:
