@@ -116,7 +116,8 @@ class HubProcess:
         """Start the daemon; by default wait for its ``hub_ready`` log line."""
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        env.pop("NOTIFY_SOCKET", None) if "NOTIFY_SOCKET" not in self.env else None
+        if "NOTIFY_SOCKET" not in self.env:
+            env.pop("NOTIFY_SOCKET", None)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
