@@ -3,6 +3,7 @@
 ``carehub run --config FILE``            run the daemon
 ``carehub check-config FILE``            0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
+``carehub demo``                         a simulated residence and a pretend alarm central
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.demo import run_demo
+
+    return run_demo(Path(args.config), keep_running=args.keep_running)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; one sub-command per task."""
     parser = argparse.ArgumentParser(prog="carehub", description="Device hub for municipal home care.")
@@ -81,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file; exit 0 valid, 1 invalid, 2 unreadable")
     p.add_argument("file")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("demo", help="run the hub on a simulated residence with a pretend alarm central")
+    p.add_argument("--config", "-c", default="config/examples/demo.toml")
+    p.add_argument("--keep-running", action="store_true", help="leave the hub running after the scripted part")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("sim", help="drive a simulated device of a running hub through its sim socket")
     p.add_argument("socket", help="the hub's sim control socket ([sim] socket in the config)")
