@@ -163,3 +163,27 @@ def test_sd_notify_ready_watchdog_and_stopping(tmp_path, make_hub):
         assert got.index("READY=1") < got.index("STOPPING=1")
     finally:
         sock.close()
+
+
+def test_after_reconnect_alarms_go_out_before_older_events(make_hub, subscribe, broker):
+    sub = subscribe([f"{BASE}/event/#"], persistent=True, client_id="central-order")
+    hub = make_hub().start()
+    hub.wait_log(lambda e: e.get("event") == "event_delivered")
+    sub.wait_for(lambda _: events(sub, "hub.started"))
+    before = {e["id"] for e in events(sub)}
+    broker.stop()
+    hub.stop()  # hub.stopping, then hub.started of the next run: normal priority, pending
+    hub.start()
+    for _ in range(3):
+        hub.press(seconds=0.01)
+    hub.wait_log(lambda e: len([c for c in hub.committed() if c["type"] == "alarm.button"]) == 3)
+    broker.start()
+    def after() -> list[dict]:
+        return [e for e in events(sub) if e["id"] not in before]
+
+    sub.wait_for(lambda _: len(after()) >= 5, timeout=30)
+    order = [e["type"] for e in after()]
+    assert order[:3] == ["alarm.button"] * 3, order
+    assert {"hub.stopping", "hub.started"} <= set(order[3:])
+    seqs = [e["seq"] for e in after()]
+    assert seqs[:3] == sorted(seqs[:3]) and seqs[3] < seqs[0], "critical first, then by seq"

@@ -1,0 +1,54 @@
+"""Small pure pieces: ids, timestamps, backoff, commands."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+
+import pytest
+
+from hub import commands
+from hub.events import rfc3339, uuid7
+from hub.link import backoff_delays
+
+
+def test_uuid7_is_version_7_and_sorts_by_creation():
+    ids = [uuid7() for _ in range(5000)]
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert ids == sorted(ids), "ids made in the same millisecond keep their order"
+    assert len(set(ids)) == len(ids)
+    ms = int(ids[0].replace("-", "")[:12], 16)
+    import time
+
+    assert abs(ms / 1000 - time.time()) < 5
+
+
+def test_rfc3339_utc_milliseconds():
+    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339(1795642238.3449) == "2026-11-25T21:30:38.344Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rfc3339())
+
+
+def test_backoff_grows_with_jitter_and_is_capped():
+    d = backoff_delays(0.5, 30.0, rng=random.Random(1))
+    delays = [next(d) for _ in range(40)]
+    assert 0.25 <= delays[0] <= 0.5
+    assert max(delays) <= 30.0
+    assert min(delays[15:]) >= 15.0, "capped at 30 s with jitter in its upper half"
+    assert len(set(round(x, 6) for x in delays[15:])) > 10, "jitter: hubs don't reconnect in lockstep"
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "fragment"),
+    [
+        ("ack", b"", "event_id"),
+        ("ack", b"[]", "object"),
+        ("replay", b'{"from_seq": 0, "to_seq": 3}', ">= 1"),
+        ("nope", b"{}", "unknown command"),
+        ("status", b"\xff\xfe", "bad status payload"),
+    ],
+)
+def test_bad_command_payloads_are_refused_with_a_reason(name, payload, fragment):
+    with pytest.raises(commands.CommandError, match=re.escape(fragment)):
+        commands.parse(name, payload)
