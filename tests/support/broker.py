@@ -278,7 +278,9 @@ class Mosquitto:
         passwords: dict[str, str] | None = None,
         acl: str | None = None,
         persistence: bool = True,
+        host: str = LOCALHOST,
     ) -> None:
+        self.host = host
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls

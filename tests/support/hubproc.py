@@ -35,6 +35,7 @@ def hub_config(
     hold_s: float = 0.6,
     heartbeat_s: float = 60.0,
     devices: str | None = None,
+    keepalive_s: int = 30,
 ) -> Path:
     """Write ``dir/hub.toml``: one alarm button with LED and buzzer, one pull-cord, on sim GPIO."""
     dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +72,7 @@ resident = "R-test-0001"
 
 [mqtt]
 heartbeat_s = {heartbeat_s}
+keepalive_s = {keepalive_s}
 backoff_initial_s = 0.2
 backoff_max_s = 1.0
 connect_timeout_s = 3
@@ -102,8 +104,9 @@ steady_s = 600
 class HubProcess:
     """A running ``carehub run`` subprocess with its log and sim socket."""
 
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *, env: dict[str, str] | None = None, prefix: list[str] | None = None) -> None:
         self.config = config
+        self.prefix = prefix or []
         self.dir = config.parent
         self.log_path = self.dir / "hub.log"
         self.sim_socket = self.dir / "state" / "sim.sock"
@@ -120,7 +123,7 @@ class HubProcess:
             env.pop("NOTIFY_SOCKET", None)
         self._logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
+            [*self.prefix, sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)],
             stdout=self._logf,
             stderr=subprocess.STDOUT,
             env=env,
