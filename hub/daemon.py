@@ -226,11 +226,18 @@ class Hub:
             await asyncio.sleep(interval)
 
     async def _housekeeping(self) -> None:
+        rounds = 0
         while True:
-            await asyncio.sleep(600)
-            pruned = await self.outbox.prune()
-            if pruned:
-                log.info("outbox_pruned", events=pruned)
+            await asyncio.sleep(10)
+            rounds += 1
+            try:
+                await self.outbox.checkpoint()
+                if rounds % 60 == 0:
+                    pruned = await self.outbox.prune()
+                    if pruned:
+                        log.info("outbox_pruned", events=pruned)
+            except Exception as exc:  # disk trouble is logged; the next round tries again
+                log.error("housekeeping_failed", error=str(exc))
 
     async def _watchdog(self, interval: float) -> None:
         while True:

@@ -68,14 +68,20 @@ class Forwarder:
     def _send(self, event: Event) -> None:
         if event.seq in self._inflight or event.seq in self._recent_set:
             return
+        try:
+            puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
+        except LinkError as exc:
+            self._backlog_clear = False
+            log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
+            return
         self._inflight[event.seq] = event
-        task = asyncio.create_task(self._deliver(event))
+        task = asyncio.create_task(self._deliver(event, puback))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, event: Event) -> None:
+    async def _deliver(self, event: Event, puback: asyncio.Future[Any] | None) -> None:
         try:
-            await self.link.publish(self.topic(event), event.to_json(), qos=1)
+            await self.link.wait_puback(puback)
         except PublishRefused as exc:
             self._refused[event.seq] = time.monotonic() + self.refused_retry_s
             log.error("event_refused_by_broker", event_id=event.id, seq=event.seq, reason=str(exc.reason))

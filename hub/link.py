@@ -268,6 +268,8 @@ class _Connection:
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise LinkDown(f"publish failed: {mqtt.error_string(info.rc)}")
+        if self.client.want_write():
+            self.client.loop_write()  # an alarm goes on the wire now, not on the next loop turn
         if qos == 0:
             return None
         fut: asyncio.Future[ReasonCode] = self.loop.create_future()
@@ -410,6 +412,28 @@ class MqttLink:
         finally:
             self._offline_waiters.remove(fut)
 
+    def publish_nowait(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, properties: Properties | None = None
+    ) -> asyncio.Future[ReasonCode] | None:
+        """Hand a message to the socket now; returns the PUBACK future (None for QoS 0).
+
+        Raises :class:`LinkDown` when offline. Await the result with :meth:`wait_puback`.
+        """
+        conn = self._conn
+        if conn is None:
+            raise LinkDown("not connected")
+        return conn.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    @staticmethod
+    async def wait_puback(fut: asyncio.Future[ReasonCode] | None, timeout: float | None = None) -> None:
+        """Wait for a PUBACK future from :meth:`publish_nowait`; raises :class:`PublishRefused` on failure."""
+        if fut is None:
+            return
+        async with asyncio.timeout(timeout):
+            rc = await fut
+        if isinstance(rc, ReasonCode) and rc.is_failure:
+            raise PublishRefused(rc)
+
     async def publish(
         self,
         topic: str,
@@ -425,19 +449,8 @@ class MqttLink:
         Raises :class:`LinkDown` when offline or when the connection drops
         before the PUBACK, and :class:`PublishRefused` on a failure reason code.
         """
-        conn = self._conn
-        if conn is None:
-            raise LinkDown("not connected")
-        fut = conn.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        if fut is None:
-            return
-        if timeout is None:
-            rc = await fut
-        else:
-            async with asyncio.timeout(timeout):
-                rc = await fut
-        if isinstance(rc, ReasonCode) and rc.is_failure:
-            raise PublishRefused(rc)
+        fut = self.publish_nowait(topic, payload, qos=qos, retain=retain, properties=properties)
+        await self.wait_puback(fut, timeout)
 
     async def reply(self, request: Incoming, body: dict[str, Any]) -> None:
         """Answer a command on its MQTT 5 response topic with its correlation data."""

@@ -13,6 +13,7 @@ passed to the asyncio loop with ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,21 +50,29 @@ class AlarmButton:
             pin, pull_up=pull_up, bounce_time=bounce_s or None, hold_time=hold_s, pin_factory=factory
         )
         self._pressed_at = 0.0
+        self._loop_thread = threading.get_ident()
         self.button.when_pressed = self._pressed
         self.button.when_held = self._held
         self.button.when_released = self._released
 
+    def _call(self, fn: Callable[..., None], *args: float) -> None:
+        # the simulated factory calls back on the loop thread itself: no need for a hop
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
+
     def _pressed(self) -> None:
         t = time.time()
         self._pressed_at = t
-        self.loop.call_soon_threadsafe(self.handlers.press, t)
+        self._call(self.handlers.press, t)
 
     def _held(self) -> None:
-        self.loop.call_soon_threadsafe(self.handlers.hold, time.time())
+        self._call(self.handlers.hold, time.time())
 
     def _released(self) -> None:
         t = time.time()
-        self.loop.call_soon_threadsafe(self.handlers.release, t, t - self._pressed_at)
+        self._call(self.handlers.release, t, t - self._pressed_at)
 
     @property
     def is_pressed(self) -> bool:

@@ -1,0 +1,409 @@
+"""Alarm latency benchmark: simulated button edge -> hub -> Mosquitto -> subscriber.
+
+A benchmark, not a test. Run from the repository root::
+
+    python -m bench.alarm_latency [--presses N] [--json-only]
+    python bench/alarm_latency.py  [--presses N] [--json-only]
+
+What it does, all in one run and against one private broker:
+
+1. Starts its own ``mosquitto`` (``tests.support.broker.Mosquitto``) on a free
+   port in a temporary directory.
+2. **Baseline (raw):** two paho-mqtt clients in this process (MQTT v5, each
+   with ``loop_start``), one publishing, one subscribed, both QoS 1. N messages
+   one at a time: publish, wait for the subscriber's ``on_message``, then (not
+   timed) for the PUBACK. Latency = ``time.perf_counter()`` in ``on_message``
+   minus ``time.perf_counter()`` just before ``publish()``.
+3. **Hub:** the real daemon as a subprocess (``tests.support.hubproc``),
+   ``hold_s = 30`` (a hold never triggers), ``bounce_s = 0``, ack timeout and
+   heartbeat one hour (no reminder or heartbeat traffic during the run). A
+   subscriber in this process listens on ``carehub/v1/<hub>/event/alarm.button``;
+   the button is driven over one persistent ``SimClient`` connection with
+   ``press`` then ``release`` per press, waiting for the alarm at the
+   subscriber before the next press.
+
+Which edge is timed
+-------------------
+Every press is a fresh alarm raised on the *press* edge (``hub/gestures.py``):
+after each alarm arrives the bench releases the button and acknowledges the
+alarm over ``cmd/ack`` as the central would, waiting for the hub's
+``alarm.acknowledged``, so the next press does not count as a repeat of an
+alarm still waiting for its ack. Latency is timed from just before the
+``press`` request on the sim socket to the subscriber's ``on_message``: sim
+socket, simulated GPIO edge, gesture handler on the loop, ``Hub.emit`` ->
+``Outbox.append`` (SQLite WAL commit, ``synchronous=FULL``) ->
+``Forwarder.submit`` -> QoS 1 publish -> broker -> subscriber. The first
+press after start is reported apart; then ``--warmup`` presses are not
+counted, then N are measured.
+
+The ratios compare ``hub`` against ``raw``. Target: p99 ratio <= 3.0.
+
+Breakdown: the hub logs ``event_committed`` (after the outbox commit) with a
+wall-clock timestamp; matching it by event id against ``time.time()`` taken in
+this process just before ``press`` and at receipt splits each hub latency
+into "edge -> committed" (sim socket, loop hop, SQLite commit) and
+"committed -> subscriber" (forwarder, broker, subscriber). Wall clock, same
+host, so it is good to a few microseconds.
+
+All processes (broker, hub, paho loop threads) are stopped at the end, also on
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
+
+from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
+from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
+
+HUB_ID = "bench-hub"
+TARGET_P99_RATIO = 3.0
+RECEIVE_TIMEOUT_S = 10.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
+    s = sorted(values)
+    k = max(1, math.ceil(p / 100 * len(s)))
+    return s[k - 1]
+
+
+def summary_ms(lat_s: Sequence[float]) -> dict[str, float]:
+    ms = [x * 1000 for x in lat_s]
+    return {
+        "n": len(ms),
+        "p50": round(percentile(ms, 50), 3),
+        "p90": round(percentile(ms, 90), 3),
+        "p99": round(percentile(ms, 99), 3),
+        "max": round(max(ms), 3),
+        "mean": round(statistics.fmean(ms), 3),
+        "min": round(min(ms), 3),
+    }
+
+
+class Client:
+    """A paho-mqtt MQTT v5 client with its own network thread (loop_start).
+
+    ``on_message`` stamps ``time.perf_counter()`` (and ``time.time()``) first
+    thing and queues the message.
+    """
+
+    def __init__(self, port: int, topics: Sequence[str] = (), name: str = "bench") -> None:
+        self.received: queue.Queue[tuple[float, float, mqtt.MQTTMessage]] = queue.Queue()
+        self._ready = threading.Event()
+        self._failed: str | None = None
+        self.topics = list(topics)
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{name}-{uuid.uuid4().hex[:10]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.connect(LOCALHOST, port, keepalive=60)
+        self.client.loop_start()
+        if not self._ready.wait(10):
+            self.close()
+            raise RuntimeError(f"{name}: not connected/subscribed within 10 s")
+        if self._failed:
+            self.close()
+            raise RuntimeError(f"{name}: {self._failed}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            self._failed = f"CONNACK {rc}"
+            self._ready.set()
+        elif self.topics:
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
+        else:
+            self._ready.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
+        if any(rc.is_failure for rc in rcs):
+            self._failed = f"SUBACK {rcs}"
+        self._ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        t = time.perf_counter()
+        w = time.time()
+        self.received.put((t, w, msg))
+
+    def get(self, timeout: float = RECEIVE_TIMEOUT_S) -> tuple[float, float, mqtt.MQTTMessage]:
+        try:
+            return self.received.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no message within {timeout} s") from None
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+def log(msg: str, *, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def bench_raw(port: int, n: int, warmup: int, payload_size: int, quiet: bool) -> list[float]:
+    """Raw paho publish -> subscriber on_message, one at a time, QoS 1."""
+    topic = f"bench/raw/{uuid.uuid4().hex[:8]}"
+    sub = Client(port, [topic], name="bench-raw-sub")
+    pub = Client(port, [], name="bench-raw-pub")
+    try:
+        lat: list[float] = []
+        for i in range(warmup + n):
+            body = json.dumps({"i": i}).encode()
+            body += b" " * max(0, payload_size - len(body))  # the size of a hub event
+            t0 = time.perf_counter()
+            info = pub.client.publish(topic, body, qos=1)
+            t1, _, msg = sub.get()
+            if json.loads(msg.payload)["i"] != i:
+                raise RuntimeError(f"raw: expected message {i}, got {msg.payload[:40]!r}")
+            info.wait_for_publish(RECEIVE_TIMEOUT_S)  # PUBACK, not timed
+            if i >= warmup:
+                lat.append(t1 - t0)
+            if not quiet and (i + 1) % 250 == 0:
+                log(f"  raw {i + 1}/{warmup + n}", quiet=quiet)
+        return lat
+    finally:
+        pub.close()
+        sub.close()
+
+
+# --------------------------------------------------------------------------- hub
+
+
+def bench_hub(
+    port: int, workdir: Path, n: int, warmup: int, gap_s: float, quiet: bool, hubs: list[HubProcess]
+) -> dict[str, Any]:
+    config = hub_config(
+        workdir / "hub",
+        port=port,
+        hub_id=HUB_ID,
+        hold_s=30.0,
+        ack_timeout_s=3600.0,
+        unack_repeat_s=3600.0,
+        heartbeat_s=3600.0,
+    )
+    hub = HubProcess(config)
+    hubs.append(hub)
+    base = f"carehub/v1/{HUB_ID}"
+    sub = Client(port, [f"{base}/event/alarm.button", f"{base}/event/alarm.acknowledged"], name="bench-hub-sub")
+    try:
+        hub.start(timeout=20)
+        hub.wait_log(lambda e: e.get("event") == "mqtt_connected", timeout=20)
+        hub.wait_log(lambda e: e.get("event") == "birth_published", timeout=20)
+        sim = hub.sim
+        time.sleep(0.2)  # let startup traffic (hub.started, birth, first heartbeat) settle
+
+        def one(i: int) -> dict[str, Any]:
+            w_press = time.time()
+            t_press = time.perf_counter()
+            sim.call({"op": "press", "device": "button-1"})
+            t_rx, w_rx, msg = sub.get()
+            ev = json.loads(msg.payload)
+            if ev["type"] != "alarm.button" or ev["data"].get("repeat"):
+                raise RuntimeError(f"hub press {i}: unexpected event {ev}")
+            sim.call({"op": "release", "device": "button-1"})
+            # the central acknowledges, so the next press is a fresh alarm raised on its edge
+            sub.client.publish(f"{base}/cmd/ack", json.dumps({"event_id": ev["id"]}), qos=1)
+            _, _, ack = sub.get()
+            ack_ev = json.loads(ack.payload)
+            if ack_ev["type"] != "alarm.acknowledged" or ack_ev["cause"] != ev["id"]:
+                raise RuntimeError(f"hub press {i}: expected the ack of {ev['id']}, got {ack_ev}")
+            return {
+                "i": i,
+                "id": ev["id"],
+                "seq": ev["seq"],
+                "from_press": t_rx - t_press,
+                "w_release": w_press,
+                "w_rx": w_rx,
+            }
+
+        first = one(0)
+        samples: list[dict[str, Any]] = []
+        last_seq = first["seq"]
+        for i in range(1, 1 + warmup + n):
+            if gap_s:
+                time.sleep(gap_s)
+            s = one(i)
+            if s["seq"] <= last_seq:
+                raise RuntimeError(f"hub press {i}: seq {s['seq']} not after {last_seq}")
+            last_seq = s["seq"]
+            if i > warmup:
+                samples.append(s)
+            if not quiet and i % 250 == 0:
+                log(f"  hub {i}/{warmup + n}", quiet=quiet)
+        extra = 0
+        try:  # nothing else should arrive
+            while True:
+                sub.get(timeout=0.3)
+                extra += 1
+        except TimeoutError:
+            pass
+
+        # Breakdown from the hub's own log (wall clock, microseconds).
+        committed: dict[str, float] = {}
+        delivered: dict[str, float] = {}
+        warnings = 0
+        for e in hub.log_lines():
+            ts = e.get("timestamp")
+            if e.get("level") in ("warning", "error", "critical"):
+                warnings += 1
+            if not ts or "event_id" not in e:
+                continue
+            wall = _iso_to_epoch(ts)
+            if e.get("event") == "event_committed":
+                committed[e["event_id"]] = wall
+            elif e.get("event") == "event_delivered":
+                delivered[e["event_id"]] = wall
+        to_commit = [committed[s["id"]] - s["w_release"] for s in samples if s["id"] in committed]
+        commit_to_rx = [s["w_rx"] - committed[s["id"]] for s in samples if s["id"] in committed]
+        rx_to_delivered = [delivered[s["id"]] - s["w_rx"] for s in samples if s["id"] in delivered]
+        return {
+            "first_press": first["from_press"],
+            "from_press": [s["from_press"] for s in samples],
+            "to_commit": to_commit,
+            "commit_to_rx": commit_to_rx,
+            "rx_to_puback_logged": rx_to_delivered,
+            "extra_messages": extra,
+            "hub_warnings": warnings,
+        }
+    finally:
+        sub.close()
+
+
+def _iso_to_epoch(ts: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.alarm_latency", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presses", type=int, default=1000, help="measured messages/presses per side (default 1000)")
+    ap.add_argument("--warmup", type=int, default=20, help="unmeasured messages/presses before measuring (default 20)")
+    ap.add_argument("--gap-ms", type=float, default=0.0, help="idle time between hub presses (default 0)")
+    ap.add_argument("--payload-size", type=int, default=420, help="raw baseline payload bytes (default 420, ~ a hub event)")
+    ap.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    args = ap.parse_args(argv)
+    n, quiet = args.presses, args.json_only
+    if n < 1:
+        ap.error("--presses must be >= 1")
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    hubs: list[HubProcess] = []
+    broker: Mosquitto | None = None
+    tmp = tempfile.TemporaryDirectory(prefix="carehub-bench-")
+    workdir = Path(tmp.name)
+    try:
+        broker = Mosquitto(workdir=workdir / "broker", persistence=False)
+        broker.start()
+        log(f"mosquitto on {broker.host}:{broker.port} (workdir {workdir})", quiet=quiet)
+
+        log(f"raw paho baseline: {args.warmup} warm-up + {n} messages", quiet=quiet)
+        raw = bench_raw(broker.port, n, args.warmup, args.payload_size, quiet)
+
+        log(f"hub: 1 opening press + {args.warmup} warm-up + {n} presses", quiet=quiet)
+        hub = bench_hub(broker.port, workdir, n, args.warmup, args.gap_ms / 1000, quiet, hubs)
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for h in hubs:
+            try:
+                h.stop()
+            except Exception as exc:  # noqa: BLE001
+                print(f"hub stop: {exc}", file=sys.stderr)
+                h.kill()
+        if broker is not None:
+            broker.stop()
+        tmp.cleanup()
+
+    r = summary_ms(raw)
+    h = summary_ms(hub["from_press"])
+    ratio50 = h["p50"] / r["p50"]
+    ratio99 = h["p99"] / r["p99"]
+    ok = ratio99 <= TARGET_P99_RATIO
+    result = {
+        "bench": "alarm_latency",
+        "n": n,
+        "warmup": args.warmup,
+        "gap_ms": args.gap_ms,
+        "raw_ms": r,
+        "hub_ms": h,
+        "hub_edge": "press (fresh alarm each time: the previous one was acknowledged)",
+        "hub_first_press_ms": round(hub["first_press"] * 1000, 3),
+        "hub_breakdown_ms": {
+            "press_to_committed": summary_ms(hub["to_commit"]) if hub["to_commit"] else None,
+            "committed_to_subscriber": summary_ms(hub["commit_to_rx"]) if hub["commit_to_rx"] else None,
+        },
+        "ratio_p50": round(ratio50, 3),
+        "ratio_p99": round(ratio99, 3),
+        "target_p99_ratio": TARGET_P99_RATIO,
+        "pass": ok,
+        "extra_messages": hub["extra_messages"],
+        "hub_warnings": hub["hub_warnings"],
+        "python": sys.version.split()[0],
+        "host_cpus": os.cpu_count(),
+    }
+    if not quiet:
+        def row(name: str, s: dict[str, float]) -> str:
+            return f"{name:<28} {s['n']:>6} {s['p50']:>9.3f} {s['p90']:>9.3f} {s['p99']:>9.3f} {s['max']:>9.3f}"
+
+        print(f"{'latency (ms)':<28} {'N':>6} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}")
+        print(row("raw paho publish->receive", r))
+        print(row("hub press edge->receive", h))
+        bd = result["hub_breakdown_ms"]
+        if bd["press_to_committed"]:
+            print(row("  press->committed (log)", bd["press_to_committed"]))
+            print(row("  committed->subscriber", bd["committed_to_subscriber"]))
+        print(f"hub first press after start: {result['hub_first_press_ms']:.3f} ms")
+        print(f"ratio p50 hub/raw: {ratio50:.2f}")
+        print(f"ratio p99 hub/raw: {ratio99:.2f}")
+        print(f"target: p99 ratio <= {TARGET_P99_RATIO}")
+        print("PASS" if ok else "MISS")
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
