@@ -44,12 +44,11 @@ def test_kill_9_loses_nothing_and_last_will_says_offline(make_hub, subscribe, br
     # kill -9 while connected: the broker publishes the retained last will
     hub.wait_log(lambda e: e.get("event") == "birth_published")
     hub.kill()
-    sub.wait_for(lambda msgs: any(m.topic == f"{BASE}/status" and m.json()["state"] == "offline" for m in msgs))
-    will = [m for m in sub.messages if m.topic == f"{BASE}/status"][-1].json()
-    assert will == {"state": "offline", "hub": "test-hub", "reason": "connection lost"}
+    will = {"state": "offline", "hub": "test-hub", "reason": "connection lost"}
+    sub.wait_for(lambda msgs: any(m.topic == f"{BASE}/status" and m.json() == will for m in msgs))
     late = Subscriber(port=broker.port, topics=[f"{BASE}/status"])  # a central connecting later sees it retained
     try:
-        late.wait_for(lambda msgs: msgs and msgs[-1].retain and msgs[-1].json()["state"] == "offline")
+        late.wait_for(lambda msgs: msgs and msgs[-1].retain and msgs[-1].json() == will)
     finally:
         late.close()
 
