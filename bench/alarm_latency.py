@@ -55,6 +55,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import queue
 import signal
 import statistics
@@ -320,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.alarm_latency", description=__doc__.split("\n\n")[0])
     ap.add_argument("--presses", type=int, default=1000, help="measured messages/presses per side (default 1000)")
     ap.add_argument("--warmup", type=int, default=20, help="unmeasured messages/presses before measuring (default 20)")
+    ap.add_argument("--keep-log", metavar="PATH", help="copy the hub's JSON log here for a breakdown")
     ap.add_argument("--gap-ms", type=float, default=0.0, help="idle time between hub presses (default 0)")
     ap.add_argument("--payload-size", type=int, default=420, help="raw baseline payload bytes (default 420, ~ a hub event)")
     ap.add_argument("--json-only", action="store_true", help="print only the final JSON line")
@@ -356,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 h.kill()
         if broker is not None:
             broker.stop()
+        if args.keep_log:
+            shutil.copy(workdir / "hub" / "hub.log", args.keep_log)
         tmp.cleanup()
 
     r = summary_ms(raw)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,7 @@ class Outbox:
         self.keep_delivered_s = keep_delivered_s
         self.evicted = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._db_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._count = 0
         self._appends: list[tuple[Draft, asyncio.Future[Event]]] = []
@@ -136,7 +138,11 @@ class Outbox:
             self._db = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._locked, fn, *args)
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._db_lock:
+            return fn(*args)
 
     # --- append (group commit) ---------------------------------------------------------
 
@@ -144,7 +150,23 @@ class Outbox:
         """Store a draft durably and return it as a numbered :class:`Event`.
 
         Returns only after the transaction holding it is committed to disk.
+        A critical event that finds the store idle is committed right here on
+        the loop (one fsync, no thread hop): an alarm is the most urgent work
+        the hub has. Everything else goes through the group commit.
         """
+        if (
+            draft.priority is Priority.CRITICAL
+            and self._append_task is None
+            and self._db is not None
+            and self._db_lock.acquire(blocking=False)
+        ):
+            try:
+                (result,) = self._append_sync([draft])
+            finally:
+                self._db_lock.release()
+            if isinstance(result, Exception):
+                raise result
+            return result
         fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._appends.append((draft, fut))
         if self._append_task is None:
