@@ -16,7 +16,11 @@ events, then the oldest pending event of the lowest priority that is not an
 alarm. Alarms are never evicted. Delivered events are kept for
 ``keep_delivered_s`` so the central can ask for a replay.
 
-All SQLite work runs on one dedicated thread; the asyncio loop never blocks on disk.
+SQLite work runs on one dedicated thread, so the asyncio loop does not wait
+on the disk, with one exception: a critical event that finds the store idle
+is committed on the loop itself (one fsync, no thread hop), because an alarm
+is the most urgent work the hub has. WAL checkpoints run from housekeeping on
+a connection and thread of their own, never inside an alarm's commit.
 """
 
 from __future__ import annotations
