@@ -12,43 +12,43 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hub import __version__
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _load(path: str, refusal: str) -> tuple[Any, int]:
+    """Load a config, printing every issue; returns (loaded or None, exit code if refused)."""
     from hub import config
 
     try:
-        loaded = config.load(args.file)
+        return config.load(path), 0
     except config.ConfigUnreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return None, 2
     except config.ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         n = len(exc.issues)
-        print(f"{args.file}: {n} error{'s' if n != 1 else ''}; the hub would refuse to start", file=sys.stderr)
-        return 1
+        print(f"{path}: {n} error{'s' if n != 1 else ''}; {refusal}", file=sys.stderr)
+        return None, 1
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    loaded, code = _load(args.file, "the hub would refuse to start")
+    if loaded is None:
+        return code
     cfg = loaded.config
     print(f"{args.file}: valid (hub {cfg.hub.id}, {len(cfg.devices)} devices, sha256 {loaded.sha256[:12]})")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hub import config
+    loaded, code = _load(args.config, "invalid config, not starting")
+    if loaded is None:
+        return code
     from hub.daemon import run_daemon
 
-    try:
-        loaded = config.load(args.config)
-    except config.ConfigUnreadable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except config.ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        print(f"{args.config}: invalid config; not starting", file=sys.stderr)
-        return 1
     return run_daemon(loaded)
 
 

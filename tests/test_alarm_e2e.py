@@ -12,11 +12,9 @@ import jsonschema
 from tests.support.broker import request
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "contract" / "event.schema.json").read_text())
-BASE = "carehub/v1/test-hub"
+from tests.support.central import BASE, events
 
 
-def events(sub, type_: str | None = None) -> list[dict]:
-    return [m for m in sub.json(f"{BASE}/event/#") if type_ is None or m["type"] == type_]
 
 
 def test_press_arrives_with_every_field_valid_against_schema(make_hub, subscribe):

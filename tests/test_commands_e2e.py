@@ -8,11 +8,9 @@ import paho.mqtt.client as mqtt
 
 from tests.support.broker import Subscriber, request
 
-BASE = "carehub/v1/test-hub"
+from tests.support.central import BASE, events
 
 
-def events(sub, type_: str | None = None) -> list[dict]:
-    return [m for m in sub.json(f"{BASE}/event/#") if type_ is None or m["type"] == type_]
 
 
 def test_status_reply(make_hub, broker):

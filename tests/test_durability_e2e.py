@@ -14,11 +14,9 @@ import pytest
 
 from tests.support.broker import Mosquitto, Subscriber, free_port, make_tls
 
-BASE = "carehub/v1/test-hub"
+from tests.support.central import BASE, events
 
 
-def events(sub, type_: str | None = None) -> list[dict]:
-    return [m for m in sub.json(f"{BASE}/event/#") if type_ is None or m["type"] == type_]
 
 
 def test_kill_9_loses_nothing_and_last_will_says_offline(make_hub, subscribe, broker):

@@ -6,11 +6,9 @@ import time
 
 from tests.support.broker import request
 
-BASE = "carehub/v1/test-hub"
+from tests.support.central import BASE, events
 
 
-def events(sub, type_: str) -> list[dict]:
-    return [m for m in sub.json(f"{BASE}/event/#") if m["type"] == type_]
 
 
 def wait_feedback(hub, mode: str, device: str = "button-1", timeout: float = 5.0) -> dict:

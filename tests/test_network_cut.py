@@ -23,7 +23,7 @@ import pytest
 from tests.support.broker import Mosquitto, Subscriber
 from tests.support.hubproc import HubProcess, hub_config
 
-BASE = "carehub/v1/test-hub"
+from tests.support.central import BASE, events
 
 
 def _ip(*args: str, ns: str | None = None) -> None:
@@ -71,8 +71,6 @@ def residence_net() -> Iterator[ResidenceNet]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def events(sub: Subscriber, type_: str) -> list[dict]:
-    return [m for m in sub.json(f"{BASE}/event/#") if m["type"] == type_]
 
 
 def test_silent_network_cut_keeps_every_press_and_rebirths(tmp_path: Path, residence_net: ResidenceNet) -> None:

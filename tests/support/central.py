@@ -1,0 +1,14 @@
+"""What a test alarm central reads off the broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.broker import Subscriber
+
+BASE = "carehub/v1/test-hub"
+
+
+def events(sub: Subscriber, type_: str | None = None, *, base: str = BASE) -> list[dict[str, Any]]:
+    """Decoded events the subscriber received, in arrival order, optionally of one type."""
+    return [m for m in sub.json(f"{base}/event/#") if type_ is None or m["type"] == type_]
