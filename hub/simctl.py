@@ -38,6 +38,7 @@ class SimControl:
         self.path = path
         self.handlers: dict[str, Handler] = {}
         self._server: asyncio.base_events.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     def register(self, op: str, handler: Handler) -> None:
         """Make ``op`` callable through the socket."""
@@ -55,6 +56,8 @@ class SimControl:
         log.info("sim_control_listening", socket=str(self.path), ops=sorted(self.handlers))
 
     async def close(self) -> None:
+        for writer in list(self._clients):  # end open sessions, so their handlers finish on EOF
+            writer.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -64,6 +67,7 @@ class SimControl:
             pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
         try:
             while line := await reader.readline():
                 reply = await self._dispatch(line)
@@ -72,6 +76,7 @@ class SimControl:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._clients.discard(writer)
             writer.close()
 
     async def _dispatch(self, line: bytes) -> dict[str, Any]:

@@ -1,0 +1,43 @@
+"""Serial sensors: bed-occupancy mat, medication dispenser, ESPA 4.4.4 nurse-call input.
+
+Each protocol lives in its own module with the same three pieces (see
+:mod:`drivers.serial.base`): a Parser, a DeviceLogic and an Emulator, plus
+its options struct. :func:`protocol` looks one up by its config name,
+importing it only then. :mod:`drivers.serial.port` runs a device over a real
+port; :mod:`drivers.serial.emulator` plays the device on a pty (or a real
+USB-serial port) for the demo, the tests and the rig.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """Where a protocol's pieces are."""
+
+    module: str
+    parser: str
+    logic: str
+    emulator: str
+    options: str
+
+    def load(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.module), getattr(self, attr))
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    "bedmat": ProtocolSpec("drivers.serial.bedmat", "BedMatParser", "BedMatLogic", "BedMatEmulator", "BedMatOptions"),
+    "dispenser": ProtocolSpec(
+        "drivers.serial.dispenser", "DispenserParser", "DispenserLogic", "DispenserEmulator", "DispenserOptions"
+    ),
+    "espa444": ProtocolSpec("drivers.serial.espa444", "EspaParser", "EspaLogic", "EspaEmulator", "EspaOptions"),
+}
+
+
+def protocol(name: str) -> ProtocolSpec:
+    """The spec of a protocol by its config name; KeyError when unknown."""
+    return PROTOCOLS[name]

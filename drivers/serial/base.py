@@ -1,0 +1,127 @@
+"""The small interfaces every serial protocol implements.
+
+A serial device is three pure pieces, each testable without a port:
+
+* a :class:`Parser` (hub side) turns bytes into :class:`Reading` objects and
+  the bytes the hub must answer with (ACK frames, ESPA ACK/NAK). It never
+  raises on any input: garbage is counted in :attr:`Parser.errors` and
+  skipped, and it resynchronises on the next valid frame;
+* a :class:`DeviceLogic` turns readings (and the passing of time) into the
+  events the hub emits, e.g. ``bed.exit`` only after the bed has been empty
+  for ``exit_after_s``;
+* an :class:`Emulator` (device side) produces what a real device would send,
+  valid or corrupt on request, and answers the hub's replies as the device
+  would (a dispenser re-sends until acked).
+
+:mod:`drivers.serial.port` drives a Parser and a DeviceLogic over a real
+port; :mod:`drivers.serial.emulator` drives an Emulator over a pty.
+Time is always passed in (``now``, monotonic seconds): no sleeping, no clock reads.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hub.events import Priority
+
+#: The error counters every parser keeps (more may be added per protocol).
+ERROR_KINDS = ("checksum", "framing", "overlong", "noise", "duplicate")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One decoded message from a device, before any rule or debounce."""
+
+    kind: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FeedResult:
+    """What feeding bytes to a parser gave: readings, and bytes to write back in order."""
+
+    readings: list[Reading] = field(default_factory=list)
+    replies: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An event a device's logic wants the hub to emit (the hub adds source, route, id, seq)."""
+
+    type: str
+    priority: Priority
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Parser(abc.ABC):
+    """Hub side of a protocol. Subclasses implement :meth:`feed`."""
+
+    #: the ``protocol = "..."`` name in the config
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self.errors: Counter[str] = Counter()
+
+    @abc.abstractmethod
+    def feed(self, data: bytes, now: float) -> FeedResult:
+        """Consume bytes read from the port. Must not raise, whatever ``data`` is."""
+
+    def tick(self, now: float) -> list[bytes]:
+        """Bytes to send on a timer (e.g. a poll); most protocols send nothing."""
+        return []
+
+    def reset(self) -> None:
+        """Forget any partial frame (the port was closed and reopened)."""
+
+
+class DeviceLogic(abc.ABC):
+    """Turns readings into events, with timers. Subclasses implement :meth:`on_reading`."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def on_reading(self, reading: Reading, now: float) -> list[Emit]:
+        """A decoded reading arrived."""
+
+    def tick(self, now: float) -> list[Emit]:
+        """Called about every 0.5 s: emit what became due (a state that has now held long enough)."""
+        return []
+
+    def state(self) -> dict[str, Any]:
+        """What ``status`` and the heartbeat show about this device (e.g. last occupancy, battery)."""
+        return {}
+
+
+class Emulator(abc.ABC):
+    """Device side of a protocol, for the demo, the tests and the rig."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def command(self, op: str, args: dict[str, Any], now: float) -> bytes:
+        """Bytes for a control request, e.g. ``op="occupancy", args={"state": "out"}``.
+
+        Every emulator also understands ``op="corrupt"`` with ``args["how"]`` one of
+        ``bad_checksum``, ``truncate``, ``noise``, ``overlong``: a frame spoilt that way.
+        Raises ``ValueError`` for an unknown op or bad args.
+        """
+
+    def on_data(self, data: bytes, now: float) -> bytes:
+        """The hub wrote ``data``; return what the device answers (often nothing)."""
+        return b""
+
+    def tick(self, now: float) -> bytes:
+        """Bytes the device sends on its own timers (re-sends until acked)."""
+        return b""
+
+    def state(self) -> dict[str, Any]:
+        """What the emulator knows (frames unacked, acks seen), for tests and the rig."""
+        return {}
