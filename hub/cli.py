@@ -4,6 +4,7 @@
 ``carehub check-config FILE``            0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
 ``carehub demo``                         a simulated residence and a pretend alarm central
+``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-running", action="store_true", help="leave the hub running after the scripted part")
     p.set_defaults(func=_demo)
 
+    sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) on a pty or a real port")
+
     p = sub.add_parser("sim", help="drive a simulated device of a running hub through its sim socket")
     p.add_argument("socket", help="the hub's sim control socket ([sim] socket in the config)")
     p.add_argument("op", choices=["press", "release", "click", "hold", "state", "devices"])
@@ -107,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carehub`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulate"]:  # its own argument parser
+        from drivers.serial.emulator import main as emulator_main
+
+        return emulator_main(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -202,7 +202,9 @@ def make_emulator(name: str, options: dict[str, Any] | None = None) -> Emulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Play a serial device on a pty, driven through a control socket.")
+    ap = argparse.ArgumentParser(
+        prog="carehub emulate", description="Play a serial device on a pty, driven through a control socket."
+    )
     ap.add_argument("protocol", help="bedmat, dispenser or espa444")
     where = ap.add_mutually_exclusive_group(required=True)
     where.add_argument("--link", help="symlink to create to a new pty (the hub's configured port)")
