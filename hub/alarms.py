@@ -135,6 +135,28 @@ class AlarmTracker:
         alarm.timer = asyncio.create_task(self._ack_clock(alarm))
         log.info("alarm_opened", event_id=event.id, device=alarm.device, type=event.type)
 
+    def restore(self, history: list[tuple[Event, bool]]) -> int:
+        """Re-open the alarms still waiting for their ack after a restart (power cut, kill -9).
+
+        ``history`` is the stored alarm events by seq, each with whether the broker
+        had it. Returns how many alarms were re-opened; their ack clocks restart now.
+        """
+        open_: dict[str, tuple[Event, bool]] = {}
+        for event, delivered in history:
+            if event.type in ALARM_TYPES:
+                open_[event.id] = (event, delivered)
+            elif event.type in ("alarm.acknowledged", "alarm.cancelled") and event.cause:
+                open_.pop(event.cause, None)
+            elif event.type == "alarm.unacknowledged" and event.cause in open_:
+                self._by_unack[event.id] = event.cause
+        for event, delivered in open_.values():
+            self.opened(event)
+            if delivered:
+                self.delivered(event)
+        if open_:
+            log.warning("alarms_restored", count=len(open_), ids=list(open_))
+        return len(open_)
+
     def delivered(self, event: Event) -> None:
         """The broker has the alarm (PUBACK): show SLOW until the central acks."""
         alarm = self._alarms.get(event.id)

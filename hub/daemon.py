@@ -31,6 +31,8 @@ from hub.simctl import SimControl
 log = structlog.get_logger("hub.daemon")
 
 HUB_SOURCE = Source(device="hub", kind="hub")
+#: Alarms younger than this that were never acknowledged or cancelled are re-opened at start.
+RESTORE_ALARMS_S = 24 * 3600.0
 
 
 class Hub:
@@ -308,6 +310,11 @@ class Hub:
         stats = await self.outbox.stats()
         log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, pending=stats.pending, last_seq=stats.last_seq)
         self._start_gpio()
+        history = await self.outbox.recent(
+            ("alarm.button", "alarm.test", "alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"),
+            since_s=RESTORE_ALARMS_S,
+        )
+        self.alarms.restore(history)
         if self.sim is not None:
             await self.sim.start()
         await self.emit(

@@ -308,6 +308,19 @@ class Outbox:
         assert self._db is not None
         return self._db.execute("SELECT body FROM events WHERE id=?", (event_id,)).fetchone()
 
+    async def recent(self, types: Iterable[str], *, since_s: float) -> list[tuple[Event, bool]]:
+        """Stored events of these types from the last ``since_s`` seconds, by seq, each with whether it was delivered."""
+        rows = await self._run(self._recent_sync, list(types), time.time() - since_s)
+        return [(Event.from_json(body), delivered is not None) for body, delivered in rows]
+
+    def _recent_sync(self, types: list[str], since: float) -> list[tuple[bytes, float | None]]:
+        assert self._db is not None
+        marks = ",".join("?" * len(types))
+        return self._db.execute(
+            f"SELECT body, delivered FROM events WHERE created >= ? AND type IN ({marks}) ORDER BY seq",
+            (since, *types),
+        ).fetchall()
+
     async def stats(self) -> OutboxStats:
         """Counts for the heartbeat."""
         return await self._run(self._stats_sync)

@@ -127,3 +127,27 @@ def test_press_while_waiting_is_a_repeat_and_after_ack_a_new_alarm(make_hub, sub
     fresh = events(sub, "alarm.button")[2]
     assert fresh["cause"] is None and "repeat" not in fresh["data"]
     wait_feedback(hub, "slow_blink")
+
+
+def test_unacknowledged_alarm_survives_a_crash(make_hub, subscribe, broker):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(ack_timeout_s=2.0, unack_repeat_s=30.0).start()
+    hub.press()
+    sub.wait_for(lambda _: events(sub, "alarm.button"))
+    alarm = events(sub, "alarm.button")[0]
+    hub.press("cord-1")
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 2)
+    cord_alarm = events(sub, "alarm.button")[1]
+    request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": cord_alarm["id"]})
+    sub.wait_for(lambda _: events(sub, "alarm.acknowledged"))
+    hub.kill()  # power cut: the bedroom alarm is still waiting for its ack
+    hub.start()
+    restored = hub.wait_log(lambda e: e.get("event") == "alarms_restored")
+    assert restored["ids"] == [alarm["id"]], "only the alarm nobody acknowledged is re-opened"
+    wait_feedback(hub, "slow_blink")  # the resident still sees that the alarm is out
+    assert hub.state("cord-1")["feedback"] == "off"
+    sub.wait_for(lambda _: events(sub, "alarm.unacknowledged"), timeout=10)
+    assert events(sub, "alarm.unacknowledged")[0]["cause"] == alarm["id"]
+    reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"]})
+    assert reply["ok"] and reply["result"] == "acknowledged"
+    wait_feedback(hub, "steady")
