@@ -29,6 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from drivers.serial.bedmat import BedMatOptions
+from drivers.serial.dispenser import DispenserOptions
+from drivers.serial.espa444 import EspaOptions
 from hub.events import Route
 from hub.tomlpos import format_path, key_positions, locate
 
@@ -152,7 +155,45 @@ class GpioDevice(_Section):
     buzzer_pin: int | str | None = None
 
 
-DeviceKind = Literal["alarm_button", "pull_cord"]
+class SerialSettings(_Section):
+    """``[device.serial]``: a sensor on a serial port, and its protocol's options.
+
+    ``port`` may be a ``/dev/serial/by-id/...`` link, so a replugged adapter
+    is found again whatever ttyUSB number it gets. The protocol's own options
+    go in ``[device.serial.<protocol>]``; defaults apply when it is absent.
+    """
+
+    port: Annotated[str, msgspec.Meta(min_length=1)]
+    protocol: Literal["bedmat", "dispenser", "espa444"]
+    baud: Annotated[int, msgspec.Meta(ge=50, le=4_000_000)] = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bedmat: BedMatOptions | None = None
+    dispenser: DispenserOptions | None = None
+    espa444: EspaOptions | None = None
+
+    def options(self) -> Any:
+        """The protocol's options struct (its defaults when the table is absent)."""
+        opts = getattr(self, self.protocol)
+        return opts if opts is not None else _OPTIONS[self.protocol]()
+
+
+_OPTIONS: dict[str, type] = {"bedmat": BedMatOptions, "dispenser": DispenserOptions, "espa444": EspaOptions}
+
+DeviceKind = Literal["alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call"]
+
+#: Serial protocol each serial device kind speaks.
+PROTOCOL_FOR_KIND = {"bed_mat": "bedmat", "medication_dispenser": "dispenser", "nurse_call": "espa444"}
+
+#: Who responds when the device config does not say: medication is for nurses.
+DEFAULT_ROUTE: dict[str, Route] = {
+    "alarm_button": Route.ANY,
+    "pull_cord": Route.ANY,
+    "bed_mat": Route.CARE,
+    "medication_dispenser": Route.NURSE,
+    "nurse_call": Route.ANY,
+}
 
 
 class Device(_Section):
@@ -161,8 +202,14 @@ class Device(_Section):
     id: Name
     kind: DeviceKind
     room: str | None = None
-    route: Route = Route.ANY
+    route: Route | None = None
     gpio: GpioDevice | None = None
+    serial: SerialSettings | None = None
+
+    @property
+    def routing(self) -> Route:
+        """The route from the config, or the kind's default."""
+        return self.route if self.route is not None else DEFAULT_ROUTE[self.kind]
 
 
 class Config(_Section):
@@ -182,8 +229,11 @@ class Config(_Section):
 DRIVERS_FOR_KIND: dict[str, tuple[str, ...]] = {
     "alarm_button": ("gpio",),
     "pull_cord": ("gpio",),
+    "bed_mat": ("serial",),
+    "medication_dispenser": ("serial",),
+    "nurse_call": ("serial",),
 }
-DRIVER_FIELDS = ("gpio",)
+DRIVER_FIELDS = ("gpio", "serial")
 
 
 @dataclass(frozen=True)
@@ -456,6 +506,7 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
         report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
 
     seen: dict[str, int] = {}
+    ports: dict[str, int] = {}
     pins: dict[str, tuple[int, str, int | str]] = {}
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
@@ -470,6 +521,20 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
                 report(("device", i, d), f"expected one of {', '.join(allowed)} for kind {dev.kind!r}, found {d!r}")
         if len(present) > 1:
             report(("device", i, present[1]), f"expected exactly one driver table, found {', '.join(present)}")
+        if dev.serial is not None:
+            want = PROTOCOL_FOR_KIND.get(dev.kind)
+            if want is not None and dev.serial.protocol != want:
+                report(("device", i, "serial", "protocol"), f"expected {want!r} for kind {dev.kind!r}, found {dev.serial.protocol!r}")
+            for other in _OPTIONS:
+                if other != dev.serial.protocol and getattr(dev.serial, other) is not None:
+                    report(("device", i, "serial", other), f"expected options for protocol {dev.serial.protocol!r} only, found [device.serial.{other}]")
+            check = getattr(dev.serial.options(), "check", None)
+            for key, message in check() if check else []:
+                report(("device", i, "serial", dev.serial.protocol, key), f"expected {message}")
+            port = os.path.realpath(dev.serial.port) if os.path.exists(dev.serial.port) else dev.serial.port
+            if port in ports:
+                report(("device", i, "serial", "port"), f"expected a port no other device uses, found {dev.serial.port!r} (also device[{ports[port]}])")
+            ports.setdefault(port, i)
         if dev.gpio is not None:
             for key in ("pin", "led_pin", "buzzer_pin"):
                 pin = getattr(dev.gpio, key)

@@ -65,6 +65,7 @@ class Hub:
         self.forwarder.on_delivered.append(self.alarms.delivered)
         self.devices: dict[str, Device] = {d.id: d for d in c.devices}
         self.device_health: dict[str, dict[str, Any]] = {}
+        self.serial_ports: dict[str, Any] = {}
         self.sim: SimControl | None = None
         self._closers: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -138,7 +139,7 @@ class Hub:
             "version": __version__,
             "started": rfc3339(self.started_at),
             "config_sha256": self.loaded.sha256,
-            "devices": [{"id": d.id, "kind": d.kind, "room": d.room, "route": d.route.value} for d in self.cfg.devices],
+            "devices": [{"id": d.id, "kind": d.kind, "room": d.room, "route": d.routing.value} for d in self.cfg.devices],
         }
 
     async def _on_connected(self) -> None:
@@ -169,7 +170,7 @@ class Hub:
             if cmd.device is not None and cmd.device not in self.devices:
                 return {"ok": False, "error": f"unknown device {cmd.device!r}"}
             source = self.device_source(self.devices[cmd.device]) if cmd.device else HUB_SOURCE
-            route = self.devices[cmd.device].route if cmd.device else Route.ANY
+            route = self.devices[cmd.device].routing if cmd.device else Route.ANY
             event = await self.emit(
                 Draft(type="alarm.test", priority=Priority.HIGH, source=source, route=route, data={"note": cmd.note})
             )
@@ -212,7 +213,7 @@ class Hub:
             "outbox": stats.as_dict(),
             "link": self.link.status(),
             "forwarder": self.forwarder.status(),
-            "devices": self.device_health,
+            "devices": self._health(),
             "open_alarms": self.alarms.status(),
         }
 
@@ -291,6 +292,48 @@ class Hub:
             gpio_sim.register(self._sim(), sim_buttons)
         log.info("gpio_started", factory=self.cfg.gpio.factory, devices=[d.id for d in gpio_devices])
 
+    def _start_serial(self) -> None:
+        serial_devices = [d for d in self.cfg.devices if d.serial is not None]
+        if not serial_devices:
+            return
+        import msgspec
+
+        from drivers.serial import protocol
+        from drivers.serial.base import Emit
+        from drivers.serial.port import SerialDevice
+
+        for dev in serial_devices:
+            s = dev.serial
+            assert s is not None
+            spec = protocol(s.protocol)
+            options = msgspec.structs.asdict(s.options())
+            source = self.device_source(dev)
+
+            async def emit(e: Emit, dev: Device = dev, source: Source = source) -> None:
+                await self.emit(Draft(type=e.type, priority=e.priority, source=source, route=dev.routing, data=e.data))
+
+            port = SerialDevice(
+                device_id=dev.id,
+                port=str(self.loaded.resolve(s.port)),
+                parser=spec.load("parser")(**options),
+                logic=spec.load("logic")(**options),
+                emit=emit,
+                baudrate=s.baud,
+                bytesize=s.bytesize,
+                parity=s.parity,
+                stopbits=s.stopbits,
+            )
+            self.serial_ports[dev.id] = port
+            self.spawn(port.run(), f"serial:{dev.id}")
+            self._closers.append(port.stop)
+        log.info("serial_started", devices=[d.id for d in serial_devices])
+
+    def _health(self) -> dict[str, Any]:
+        health = dict(self.device_health)
+        for dev_id, port in self.serial_ports.items():
+            health[dev_id] = {"kind": self.devices[dev_id].kind, **port.health()}
+        return health
+
     def _sim(self) -> SimControl:
         if self.sim is None:
             self.sim = SimControl(self.loaded.sim_socket)
@@ -315,6 +358,7 @@ class Hub:
             since_s=RESTORE_ALARMS_S,
         )
         self.alarms.restore(history)
+        self._start_serial()
         if self.sim is not None:
             await self.sim.start()
         await self.emit(

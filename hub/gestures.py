@@ -45,7 +45,7 @@ class ButtonGestures:
             type="alarm.button",
             priority=Priority.CRITICAL,
             source=self.hub.device_source(self.device),
-            route=self.device.route,
+            route=self.device.routing,
             data={"input": self.input_name, **data},
             ts=rfc3339(t),
             cause=cause,

@@ -1,0 +1,69 @@
+"""Serial device emulators as subprocesses on real pty pairs, driven like the rig drives them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hub.simctl import SimClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class EmulatedDevice:
+    """``python -m drivers.serial.emulator PROTOCOL --link LINK --control SOCK`` and a client for it."""
+
+    def __init__(self, protocol: str, dir: Path, name: str) -> None:  # noqa: A002
+        self.protocol = protocol
+        self.link = dir / f"tty-{name}"
+        self.control = dir / f"{name}.ctl"
+        self.log = dir / f"{name}.emulator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._client: SimClient | None = None
+
+    def start(self) -> EmulatedDevice:
+        self._logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "drivers.serial.emulator", self.protocol, "--link", str(self.link), "--control", str(self.control)],
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.control.exists() and self.link.is_symlink():
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"emulator did not start:\n{self.log.read_text()}")
+
+    @property
+    def client(self) -> SimClient:
+        if self._client is None:
+            self._client = SimClient(self.control)
+        return self._client
+
+    def send(self, what: str, **args: Any) -> dict[str, Any]:
+        return self.client.call({"op": "send", "what": what, "args": args})
+
+    def unplug(self) -> None:
+        self.client.call({"op": "unplug"})
+
+    def replug(self) -> None:
+        self.client.call({"op": "replug"})
+
+    def state(self) -> dict[str, Any]:
+        return self.client.call({"op": "state"})
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self._logf.close()

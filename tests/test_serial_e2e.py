@@ -1,0 +1,182 @@
+"""Serial sensors end to end: emulator on a real pty → hub subprocess → Mosquitto → subscriber."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import request
+from tests.support.central import BASE, events
+from tests.support.emulators import EmulatedDevice
+
+
+@pytest.fixture
+def emulate(tmp_path: Path) -> Iterator[Callable[[str, str], EmulatedDevice]]:
+    made: list[EmulatedDevice] = []
+
+    def make(protocol: str, name: str) -> EmulatedDevice:
+        d = EmulatedDevice(protocol, tmp_path, name).start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+def serial_devices(**links: EmulatedDevice) -> str:
+    """Config for the serial devices (bed mat, dispenser, nurse call) on the given emulators."""
+    out = []
+    if "bed" in links:
+        out.append(f"""
+[[device]]
+id = "bedmat-1"
+kind = "bed_mat"
+room = "bedroom"
+[device.serial]
+port = "{links['bed'].link}"
+protocol = "bedmat"
+[device.serial.bedmat]
+exit_after_s = 0.6
+return_after_s = 0.3
+""")
+    if "disp" in links:
+        out.append(f"""
+[[device]]
+id = "dispenser-1"
+kind = "medication_dispenser"
+room = "kitchen"
+[device.serial]
+port = "{links['disp'].link}"
+protocol = "dispenser"
+""")
+    if "espa" in links:
+        out.append(f"""
+[[device]]
+id = "nursecall-1"
+kind = "nurse_call"
+[device.serial]
+port = "{links['espa'].link}"
+protocol = "espa444"
+[device.serial.espa444]
+rooms = {{ "101" = "bedroom", "102" = "bathroom" }}
+""")
+    return "\n".join(out)
+
+
+def test_bed_mat_exit_and_return(make_hub, subscribe, emulate):
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in", pressure=700, battery=90)
+    time.sleep(0.3)
+    bed.send("occupancy", state="out", pressure=20, battery=90)
+    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    (ex,) = events(sub, "bed.exit")
+    assert ex["source"] == {"device": "bedmat-1", "kind": "bed_mat", "room": "bedroom"}
+    assert ex["route"] == "care"
+    bed.send("occupancy", state="in", pressure=650, battery=90)
+    sub.wait_for(lambda _: events(sub, "bed.return"))
+    assert events(sub, "bed.return")[0]["seq"] > ex["seq"]
+
+
+def test_turning_over_is_not_an_exit(make_hub, subscribe, emulate):
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    for _ in range(3):
+        bed.send("occupancy", state="out")
+        time.sleep(0.2)
+        bed.send("occupancy", state="in")
+        time.sleep(0.2)
+    time.sleep(1.0)
+    st = request("127.0.0.1", hub_port(hub), f"{BASE}/cmd/status", {})
+    assert st["devices"]["bedmat-1"]["frames"] >= 7
+    assert events(sub, "bed.exit") == []
+
+
+def hub_port(hub) -> int:
+    import tomllib
+
+    return tomllib.loads(hub.config.read_text())["mqtt"]["broker"][0]["port"]
+
+
+def test_dispenser_due_taken_fault_and_acks(make_hub, subscribe, emulate):
+    disp = emulate("dispenser", "disp")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(disp=disp)).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    disp.send("dose_due", dose_id=7)
+    sub.wait_for(lambda _: events(sub, "medication.due"))
+    disp.send("dose_taken", dose_id=7)
+    sub.wait_for(lambda _: events(sub, "medication.taken"))
+    disp.send("fault", fault="jammed")
+    sub.wait_for(lambda _: events(sub, "device.fault"))
+    due = events(sub, "medication.due")[0]
+    assert due["route"] == "nurse" and due["data"]["dose_id"] == 7
+    assert events(sub, "device.fault")[0]["data"]["fault"] == "jammed"
+    # the hub acked every frame: nothing left for the dispenser to re-send, no duplicate events
+    deadline = time.monotonic() + 5
+    while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert disp.state()["emulator"]["unacked"] == []
+    time.sleep(1.5)
+    assert len(events(sub, "medication.due")) == 1 and len(events(sub, "medication.taken")) == 1
+
+
+def test_espa_call_becomes_nursecall_alarm(make_hub, subscribe, emulate):
+    espa = emulate("espa444", "espa")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(espa=espa)).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    espa.send("call", address="101", text="Rom 101 seng", priority="1")
+    sub.wait_for(lambda _: events(sub, "alarm.nursecall"))
+    (call,) = events(sub, "alarm.nursecall")
+    assert call["priority"] == "critical"
+    assert call["data"]["call_address"] == "101" and call["data"]["room"] == "bedroom"
+    assert call["data"]["text"] == "Rom 101 seng"
+    assert espa.state()["emulator"]["delivered"] == 1
+    assert "06" in espa.state()["hub_wrote_hex"]  # the hub answered with ACK
+
+
+def test_unplug_replug_offline_online_and_reading_again(make_hub, subscribe, emulate):
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    bed.unplug()
+    sub.wait_for(lambda _: events(sub, "device.offline"))
+    time.sleep(1.5)  # the hub keeps retrying the missing port: still one offline, not one per attempt
+    assert len(events(sub, "device.offline")) == 1
+    off = events(sub, "device.offline")[0]
+    assert off["source"]["device"] == "bedmat-1"
+    bed.replug()
+    sub.wait_for(lambda _: events(sub, "device.online"), timeout=5)
+    bed.send("occupancy", state="out")
+    sub.wait_for(lambda _: events(sub, "bed.exit"), timeout=5)
+    assert hub.returncode is None
+
+
+def test_garbage_is_counted_and_the_next_frame_still_counts(make_hub, subscribe, emulate):
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed), heartbeat_s=1).start()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    for how in ("noise", "bad_checksum", "truncate", "overlong", "noise"):
+        bed.send("corrupt", how=how)
+    bed.send("occupancy", state="out")
+    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    st = request("127.0.0.1", hub_port(hub), f"{BASE}/cmd/status", {})
+    errors = st["devices"]["bedmat-1"]["errors"]
+    assert errors.get("checksum", 0) >= 1 and errors.get("noise", 0) >= 1 and errors.get("overlong", 0) >= 1
+    warnings = [e for e in hub.log_lines() if e.get("event") == "serial_bad_input"]
+    assert 1 <= len(warnings) <= 2, "one log line per burst, not one per bad frame"
+    assert hub.returncode is None
