@@ -30,7 +30,7 @@ from hub.events import Draft, Event, Priority, Source
 log = structlog.get_logger("hub.alarms")
 
 #: Event types that open an alarm needing an ack.
-ALARM_TYPES = frozenset({"alarm.button", "alarm.test"})
+ALARM_TYPES = frozenset({"alarm.button", "alarm.test", "alarm.nursecall"})
 
 
 class FeedbackMode(str, enum.Enum):

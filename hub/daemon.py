@@ -354,8 +354,7 @@ class Hub:
         log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, pending=stats.pending, last_seq=stats.last_seq)
         self._start_gpio()
         history = await self.outbox.recent(
-            ("alarm.button", "alarm.test", "alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"),
-            since_s=RESTORE_ALARMS_S,
+            ALARM_TYPES | {"alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"}, since_s=RESTORE_ALARMS_S
         )
         self.alarms.restore(history)
         self._start_serial()

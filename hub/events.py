@@ -165,7 +165,19 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     "device.online": (Priority.NORMAL, "A device reports again."),
     "device.offline": (Priority.HIGH, "A device stopped reporting or could not be opened."),
     "device.battery_low": (Priority.NORMAL, "A device's battery is below its threshold."),
-    "device.fault": (Priority.HIGH, "A device reports a fault."),
+    "device.fault": (Priority.HIGH, "A device reports a fault (data.fault: jammed, empty, lid_open, ...)."),
+    "bed.exit": (Priority.NORMAL, "The bed mat has read empty for its exit_after_s (no flapping when turning over)."),
+    "bed.return": (Priority.NORMAL, "Back in bed after a bed.exit, held for return_after_s; data.away_s."),
+    "medication.due": (Priority.NORMAL, "The dispenser offers a dose (data.dose_id, scheduled, compartment)."),
+    "medication.taken": (Priority.NORMAL, "The dose was taken (data.late when after it was reported missed)."),
+    "medication.missed": (
+        Priority.HIGH,
+        "A dose was missed: reported by the dispenser, or not taken within grace_s (data.reported_by).",
+    ),
+    "alarm.nursecall": (
+        Priority.CRITICAL,
+        "A call from the building's nurse-call system (ESPA 4.4.4); priority mapped from the call's priority.",
+    ),
     "hub.started": (Priority.NORMAL, "The hub daemon started."),
     "hub.stopping": (Priority.NORMAL, "The hub daemon is stopping cleanly."),
 }

@@ -43,7 +43,7 @@ def test_replay_republishes_same_ids_and_seqs(make_hub, subscribe, broker):
 
 def test_bad_commands_get_errors_and_never_disturb_the_link(make_hub, subscribe, broker):
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub().start()
+    hub = make_hub().start().wait_online()
     bad = {
         "ack": b"{not json",
         "replay": b'{"from_seq": "one", "to_seq": 2}',
@@ -75,7 +75,7 @@ def test_bad_commands_get_errors_and_never_disturb_the_link(make_hub, subscribe,
 
 def test_test_alarm_end_to_end(make_hub, subscribe, broker):
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub().start()
+    hub = make_hub().start().wait_online()
     reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/test-alarm", {"device": "cord-1", "note": "installer"})
     assert reply["ok"] is True
     sub.wait_for(lambda _: events(sub, "alarm.test"))

@@ -490,7 +490,7 @@ def battery_events(levels: list[int], **opts: int) -> list[Emit]:
 
 def test_battery_low_once_with_hysteresis() -> None:
     assert battery_events([19, 18, 25, 19]) == [
-        Emit("device.battery_low", Priority.NORMAL, {"battery_pct": 19, "threshold": 20})
+        Emit("device.battery_low", Priority.NORMAL, {"battery_pct": 19, "threshold_pct": 20})
     ]
     assert [e.data["battery_pct"] for e in battery_events([19, 35, 19])] == [19, 19]
     assert battery_events([20, 25, 100]) == []  # 20 is not below 20

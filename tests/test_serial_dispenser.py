@@ -583,8 +583,8 @@ def test_battery_low_once_with_hysteresis() -> None:
     def battery(pct: int | None) -> list[str]:
         return [e.type for e in lg.on_reading(Reading("status", {"battery": pct, "doses_left": 5}), 0.0)]
 
-    assert battery(50) == [] and battery(21) == []
-    assert battery(20) == ["device.battery_low"]
+    assert battery(50) == [] and battery(21) == [] and battery(20) == []  # "below 20" warns, 20 does not
+    assert battery(19) == ["device.battery_low"]
     assert battery(15) == [] and battery(25) == [] and battery(19) == []  # not re-armed below 30
     assert battery(None) == [] and lg.state()["battery"] == 19 and lg.state()["battery_low"]
     assert battery(30) == []  # re-armed
@@ -596,5 +596,5 @@ def test_battery_low_once_with_hysteresis() -> None:
 def test_battery_low_event_data() -> None:
     lg = DispenserLogic()
     assert lg.on_reading(Reading("status", {"battery": 5, "doses_left": None}), 0.0) == [
-        Emit("device.battery_low", Priority.NORMAL, {"battery": 5, "threshold": 20})
+        Emit("device.battery_low", Priority.NORMAL, {"battery_pct": 5, "threshold_pct": 20})
     ]

@@ -70,7 +70,7 @@ rooms = {{ "101" = "bedroom", "102" = "bathroom" }}
 def test_bed_mat_exit_and_return(make_hub, subscribe, emulate):
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub = make_hub(devices=serial_devices(bed=bed)).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     bed.send("occupancy", state="in", pressure=700, battery=90)
     time.sleep(0.3)
@@ -87,7 +87,7 @@ def test_bed_mat_exit_and_return(make_hub, subscribe, emulate):
 def test_turning_over_is_not_an_exit(make_hub, subscribe, emulate):
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub = make_hub(devices=serial_devices(bed=bed)).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     bed.send("occupancy", state="in")
     for _ in range(3):
@@ -110,7 +110,7 @@ def hub_port(hub) -> int:
 def test_dispenser_due_taken_fault_and_acks(make_hub, subscribe, emulate):
     disp = emulate("dispenser", "disp")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(disp=disp)).start()
+    hub = make_hub(devices=serial_devices(disp=disp)).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     disp.send("dose_due", dose_id=7)
     sub.wait_for(lambda _: events(sub, "medication.due"))
@@ -133,7 +133,7 @@ def test_dispenser_due_taken_fault_and_acks(make_hub, subscribe, emulate):
 def test_espa_call_becomes_nursecall_alarm(make_hub, subscribe, emulate):
     espa = emulate("espa444", "espa")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(espa=espa)).start()
+    hub = make_hub(devices=serial_devices(espa=espa)).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     espa.send("call", address="101", text="Rom 101 seng", priority="1")
     sub.wait_for(lambda _: events(sub, "alarm.nursecall"))
@@ -148,7 +148,7 @@ def test_espa_call_becomes_nursecall_alarm(make_hub, subscribe, emulate):
 def test_unplug_replug_offline_online_and_reading_again(make_hub, subscribe, emulate):
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed)).start()
+    hub = make_hub(devices=serial_devices(bed=bed)).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     bed.send("occupancy", state="in")
     bed.unplug()
@@ -167,7 +167,7 @@ def test_unplug_replug_offline_online_and_reading_again(make_hub, subscribe, emu
 def test_garbage_is_counted_and_the_next_frame_still_counts(make_hub, subscribe, emulate):
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed), heartbeat_s=1).start()
+    hub = make_hub(devices=serial_devices(bed=bed), heartbeat_s=1).start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
     bed.send("occupancy", state="in")
     for how in ("noise", "bad_checksum", "truncate", "overlong", "noise"):

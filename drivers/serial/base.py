@@ -56,6 +56,31 @@ class Emit:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class BatteryWatch:
+    """``device.battery_low`` once when the level drops below ``low_pct``; re-armed at ``ok_pct`` or above.
+
+    The hysteresis keeps a battery hovering around the threshold from
+    sending a warning on every reading.
+    """
+
+    def __init__(self, low_pct: int, ok_pct: int) -> None:
+        self.low_pct, self.ok_pct = low_pct, ok_pct
+        self.level: int | None = None
+        self.low = False
+
+    def seen(self, pct: int) -> list[Emit]:
+        """A battery reading; returns the warning when this reading crosses below the threshold."""
+        self.level = pct
+        if self.low:
+            if pct >= self.ok_pct:
+                self.low = False
+            return []
+        if pct < self.low_pct:
+            self.low = True
+            return [Emit("device.battery_low", Priority.NORMAL, {"battery_pct": pct, "threshold_pct": self.low_pct})]
+        return []
+
+
 class Parser(abc.ABC):
     """Hub side of a protocol. Subclasses implement :meth:`feed`."""
 

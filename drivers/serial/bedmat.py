@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from drivers.serial.base import DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
+from drivers.serial.base import BatteryWatch, DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
 from hub.events import Priority
 
 __all__ = [
@@ -305,8 +305,7 @@ class BedMatLogic(DeviceLogic):
         self._raw_since = 0.0  # the first reading of the current raw run
         self._raw_first: dict[str, Any] = {}
         self._exited_at: float | None = None  # when OUT began, for an exit emitted and not yet returned
-        self._battery: int | None = None
-        self._battery_armed = True
+        self._battery = BatteryWatch(self.opts.battery_low_pct, self.opts.battery_ok_pct)
 
     def on_reading(self, reading: Reading, now: float) -> list[Emit]:
         self._now = now
@@ -338,7 +337,7 @@ class BedMatLogic(DeviceLogic):
         since = None
         if self._stable_since is not None and self._now is not None:
             since = round(max(0.0, self._now - self._stable_since), 3)
-        return {"occupancy": self._stable, "since_s": since, "battery": self._battery}
+        return {"occupancy": self._stable, "since_s": since, "battery": self._battery.level}
 
     def _due(self, now: float) -> list[Emit]:
         if self._raw is None or self._raw == self._stable:
@@ -365,20 +364,7 @@ class BedMatLogic(DeviceLogic):
         return [Emit("bed.return", Priority.NORMAL, data)]
 
     def _battery_seen(self, pct: int) -> list[Emit]:
-        self._battery = pct
-        if pct < self.opts.battery_low_pct:
-            if self._battery_armed:
-                self._battery_armed = False
-                return [
-                    Emit(
-                        "device.battery_low",
-                        Priority.NORMAL,
-                        {"battery_pct": pct, "threshold": self.opts.battery_low_pct},
-                    )
-                ]
-        elif pct >= self.opts.battery_ok_pct:
-            self._battery_armed = True
-        return []
+        return self._battery.seen(pct)
 
 
 # --------------------------------------------------------------------------- emulator

@@ -31,7 +31,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from drivers.serial.base import DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
+from drivers.serial.base import BatteryWatch, DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
 from hub.events import Priority
 
 # --------------------------------------------------------------------------- framing
@@ -273,7 +273,7 @@ class DispenserOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
         msgspec.Meta(gt=0, description="A due dose not taken within this many seconds is reported missed by the hub."),
     ] = 1800.0
     battery_low_pct: Annotated[
-        Percent, msgspec.Meta(description="device.battery_low once the battery is at or below this.")
+        Percent, msgspec.Meta(description="device.battery_low once the battery is below this.")
     ] = 20
     battery_ok_pct: Annotated[
         Percent,
@@ -374,9 +374,8 @@ class DispenserLogic(DeviceLogic):
         #: dose_id -> ("taken" | "missed", when): finished doses
         self._closed: dict[int, tuple[str, float]] = {}
         self._last_fault: str | None = None
-        self._battery: int | None = None
+        self._battery = BatteryWatch(self.opts.battery_low_pct, self.opts.battery_ok_pct)
         self._doses_left: int | None = None
-        self._battery_low = False
 
     def on_reading(self, reading: Reading, now: float) -> list[Emit]:
         f = reading.fields
@@ -431,17 +430,7 @@ class DispenserLogic(DeviceLogic):
         self._doses_left = f.get("doses_left")
         if battery is None:
             return []
-        self._battery = battery
-        if self._battery_low:
-            if battery >= self.opts.battery_ok_pct:
-                self._battery_low = False
-            return []
-        if battery <= self.opts.battery_low_pct:
-            self._battery_low = True
-            return [
-                Emit("device.battery_low", Priority.NORMAL, {"battery": battery, "threshold": self.opts.battery_low_pct})
-            ]
-        return []
+        return self._battery.seen(battery)
 
     def tick(self, now: float) -> list[Emit]:
         out: list[Emit] = []
@@ -463,8 +452,8 @@ class DispenserLogic(DeviceLogic):
                 for d in sorted(self._open.values(), key=lambda d: d.due_at)
             ],
             "last_fault": self._last_fault,
-            "battery": self._battery,
-            "battery_low": self._battery_low,
+            "battery": self._battery.level,
+            "battery_low": self._battery.low,
             "doses_left": self._doses_left,
         }
 

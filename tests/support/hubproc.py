@@ -133,6 +133,11 @@ class HubProcess:
             self.wait_log(lambda e: e.get("event") == "hub_ready", timeout=timeout)
         return self
 
+    def wait_online(self, timeout: float = 15.0) -> HubProcess:
+        """Wait until the hub is connected, subscribed to its commands and has published its birth."""
+        self.wait_log(lambda e: e.get("event") == "birth_published", timeout=timeout)
+        return self
+
     # --- log -----------------------------------------------------------------------
 
     def log_lines(self, *, all_runs: bool = False) -> list[dict[str, Any]]:
