@@ -530,7 +530,7 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
                     report(("device", i, "serial", other), f"expected options for protocol {dev.serial.protocol!r} only, found [device.serial.{other}]")
             check = getattr(dev.serial.options(), "check", None)
             for key, message in check() if check else []:
-                report(("device", i, "serial", dev.serial.protocol, key), f"expected {message}")
+                report(("device", i, "serial", dev.serial.protocol, key), message)
             port = os.path.realpath(dev.serial.port) if os.path.exists(dev.serial.port) else dev.serial.port
             if port in ports:
                 report(("device", i, "serial", "port"), f"expected a port no other device uses, found {dev.serial.port!r} (also device[{ports[port]}])")

@@ -180,3 +180,37 @@ def test_garbage_is_counted_and_the_next_frame_still_counts(make_hub, subscribe,
     warnings = [e for e in hub.log_lines() if e.get("event") == "serial_bad_input"]
     assert 1 <= len(warnings) <= 2, "one log line per burst, not one per bad frame"
     assert hub.returncode is None
+
+
+def test_espa_bad_bcc_is_nakked_and_the_retry_delivered(make_hub, subscribe, emulate):
+    espa = emulate("espa444", "espa")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(espa=espa)).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    espa.send("corrupt", how="bad_checksum", address="102", text="Bad 102")
+    sub.wait_for(lambda _: events(sub, "alarm.nursecall"))
+    (call,) = events(sub, "alarm.nursecall")
+    assert call["data"]["room"] == "bathroom" and call["data"]["text"] == "Bad 102"
+    st = espa.state()
+    assert st["emulator"]["naks"] == 1 and st["emulator"]["delivered"] == 1
+    wrote = bytes.fromhex(st["hub_wrote_hex"])
+    assert wrote.count(b"\x15") == 1 and wrote.count(b"\x06") >= 2, "NAK for the bad block, ACK for ENQ and the retry"
+    status = request("127.0.0.1", hub_port(hub), f"{BASE}/cmd/status", {})
+    assert status["devices"]["nursecall-1"]["errors"]["checksum"] == 1
+
+
+def test_dispenser_resends_until_acked_and_hub_drops_duplicates(make_hub, subscribe, emulate):
+    disp = emulate("dispenser", "disp")
+    sub = subscribe([f"{BASE}/event/#"])
+    # the dispenser talks before the hub is there: nobody acks, so it keeps re-sending
+    disp.send("dose_due", dose_id=42)
+    time.sleep(2.5)
+    assert disp.state()["emulator"]["resends"] >= 2
+    hub = make_hub(devices=serial_devices(disp=disp)).start().wait_online()
+    sub.wait_for(lambda _: events(sub, "medication.due"))
+    deadline = time.monotonic() + 5
+    while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert disp.state()["emulator"]["unacked"] == []
+    time.sleep(1.5)
+    assert [e["data"]["dose_id"] for e in events(sub, "medication.due")] == [42], "re-sent copies are not new doses"
