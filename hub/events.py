@@ -179,6 +179,11 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "A call from the building's nurse-call system (ESPA 4.4.4); priority mapped from the call's priority.",
     ),
     "hub.started": (Priority.NORMAL, "The hub daemon started."),
+    "hub.ble_degraded": (
+        Priority.HIGH,
+        "The BLE scanner stopped hearing configured devices (InProgress, adapter gone, silence); it is being rebuilt.",
+    ),
+    "hub.ble_recovered": (Priority.NORMAL, "Adverts flow again after hub.ble_degraded (data.outage_s, adapter)."),
     "hub.stopping": (Priority.NORMAL, "The hub daemon is stopping cleanly."),
 }
 
