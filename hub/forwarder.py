@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +46,6 @@ class Forwarder:
         self.delivered_total = 0
         self.on_delivered: list[DeliveredHook] = []
         self._inflight: dict[int, Event] = {}
-        self._recent: deque[int] = deque(maxlen=512)
-        self._recent_set: set[int] = set()
         self._refused: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._backlog_clear = False
@@ -66,7 +63,7 @@ class Forwarder:
         self._backlog_clear = False
 
     def _send(self, event: Event) -> None:
-        if event.seq in self._inflight or event.seq in self._recent_set:
+        if event.seq in self._inflight:
             return
         try:
             puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
@@ -93,7 +90,6 @@ class Forwarder:
         finally:
             self._inflight.pop(event.seq, None)
             self._wake.set()
-        self._remember(event.seq)
         self.delivered_total += 1
         await self.outbox.mark_delivered(event.seq)
         log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
@@ -103,12 +99,6 @@ class Forwarder:
             except Exception:
                 log.exception("delivered_hook_failed", event_id=event.id)
 
-    def _remember(self, seq: int) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append(seq)
-        self._recent_set.add(seq)
-
     async def run(self) -> None:
         """The drain loop; runs for the daemon's lifetime."""
         while True:
@@ -116,13 +106,14 @@ class Forwarder:
                 self._backlog_clear = False
                 await self.link.online.wait()
             room = self.max_inflight - len(self._inflight)
-            if room <= 0:
+            # refill in batches: one read of the outbox for several free slots, not one per PUBACK
+            if room <= 0 or (self._inflight and room < max(1, self.max_inflight // 4)):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             now = time.monotonic()
             self._refused = {s: t for s, t in self._refused.items() if t > now}
-            skip = set(self._inflight) | self._recent_set | set(self._refused)
+            skip = set(self._inflight) | set(self._refused)
             try:
                 batch = await self.outbox.pending(limit=room, exclude=skip)
             except Exception:

@@ -105,6 +105,7 @@ class Outbox:
         self._appends: list[tuple[Draft, asyncio.Future[Event]]] = []
         self._append_task: asyncio.Task[None] | None = None
         self._delivered: list[int] = []
+        self._unflushed: set[int] = set()  # acked by the broker, delivered mark not yet committed
         self._delivered_task: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
@@ -276,11 +277,21 @@ class Outbox:
     # --- reading ---------------------------------------------------------------------------
 
     async def pending(self, *, limit: int = 100, exclude: Iterable[int] = ()) -> list[Event]:
-        """Pending events in sending order: highest priority first, then by seq."""
-        skip = set(exclude)
+        """Pending events in sending order: highest priority first, then by seq.
+
+        Events acked by the broker whose delivered mark is not on disk yet are
+        left out too, so a drain never re-sends what the broker already has.
+        """
+        skip = set(exclude) | self._unflushed
         rows = await self._run(self._pending_sync, limit + len(skip))
-        out = [Event.from_json(body) for seq, body in rows if seq not in skip]
-        return out[:limit]
+        out: list[Event] = []
+        for seq, body in rows:
+            if seq in skip:
+                continue
+            out.append(Event.from_json(body))
+            if len(out) == limit:
+                break
+        return out
 
     def _pending_sync(self, limit: int) -> list[tuple[int, bytes]]:
         assert self._db is not None
@@ -349,6 +360,7 @@ class Outbox:
     async def mark_delivered(self, seq: int) -> None:
         """Record the broker's PUBACK for ``seq``. Batched: many acks, one transaction."""
         self._delivered.append(seq)
+        self._unflushed.add(seq)
         if self._delivered_task is None:
             self._delivered_task = asyncio.create_task(self._delivered_loop())
 
@@ -365,6 +377,8 @@ class Outbox:
             await self._run(self._delivered_sync, batch)
         except Exception as exc:  # the event stays pending and is re-sent: a duplicate, never a loss
             log.error("outbox_mark_delivered_failed", error=str(exc), events=len(batch))
+        finally:
+            self._unflushed.difference_update(batch)
 
     def _delivered_sync(self, seqs: list[int]) -> None:
         db = self._db

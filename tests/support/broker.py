@@ -279,8 +279,10 @@ class Mosquitto:
         acl: str | None = None,
         persistence: bool = True,
         host: str = LOCALHOST,
+        extra_config: list[str] | None = None,
     ) -> None:
         self.host = host
+        self.extra_config = list(extra_config or [])  # general options, e.g. "max_queued_messages 0"
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -352,6 +354,7 @@ class Mosquitto:
                 f"persistence_file {self.db_path.name}",
                 "autosave_interval 1",
             ]
+        lines += self.extra_config
         lines += [
             "",
             f"listener {self._port} {self.host}",

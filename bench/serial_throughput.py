@@ -1,0 +1,839 @@
+"""Serial throughput benchmark: bed-mat frames on a pty -> hub (durable outbox) -> Mosquitto PUBACK.
+
+A benchmark, not a test. Run from the repository root::
+
+    python -m bench.serial_throughput [--frames N] [--json-only]
+    python bench/serial_throughput.py  [--frames N] [--json-only]
+
+What it does, all in one run and against one private broker:
+
+1. Starts its own ``mosquitto`` (``tests.support.broker.Mosquitto``) on a free
+   port in a temporary directory, with ``max_queued_messages 0``: by default
+   the broker drops QoS 1 messages for a subscriber more than 1000 behind,
+   and this process's subscriber does fall behind the raw publisher.
+2. **Baseline (raw, the ceiling):** one paho-mqtt client (MQTT v5,
+   ``loop_start``, ``max_inflight_messages_set(--max-inflight)``, the hub's
+   ``[mqtt] max_inflight``) in a process of its own, as the hub is, publishes
+   N/2 QoS 1 messages of the size of a hub event, on a topic as long as the
+   hub's, as fast as ``publish()`` returns (paho queues what does not fit in
+   the window, at most 30,000 ahead of the PUBACKs: its message ids are
+   16-bit). A subscriber in this process receives them at QoS 1, as the
+   central receives the hub's. Rate = PUBACKs / (first ``publish()`` -> last
+   PUBACK). (With the publisher in this process too, it would share the GIL
+   with the subscriber and the ceiling came out about a third lower.)
+3. **Hub:** this process creates a pty pair (``os.openpty``, both ends
+   ``tty.setraw``, master non-blocking) with a symlink to the slave, like
+   ``drivers.serial.emulator`` does, and starts the real daemon
+   (``tests.support.hubproc``) with one ``bed_mat`` on that symlink and the
+   durable outbox as always (SQLite WAL, ``synchronous=FULL``, group commit).
+   After ``serial_online`` the bench writes N ``$BED`` frames
+   (``drivers.serial.bedmat.encode``) straight into the pty master, as fast as
+   the pty takes them: the whole byte stream is handed to ``os.write`` on a
+   non-blocking fd; a short write or ``EAGAIN`` waits in ``poll(POLLOUT)``
+   and goes on. Rate = events PUBACKed / (first frame written -> last
+   ``event_delivered`` in the hub's log, which the forwarder logs on the PUBACK).
+
+Which frames, and why each pair is exactly one event
+----------------------------------------------------
+``BedMatLogic`` reports occupancy only on a *debounced change*
+(``bed.exit`` after ``exit_after_s`` of OUT, ``bed.return`` after
+``return_after_s`` of IN). The timers are compared with the ``time.monotonic()``
+taken when the chunk was read, and every reading in one ``read()`` shares it,
+so alternating IN/OUT frames in one chunk never produce an event, however
+small the hold (``exit_after_s`` must be > 0): the count would depend on
+chunking and timing. The battery hysteresis does not depend on time at all:
+``device.battery_low`` is emitted on a reading below ``battery_low_pct`` (20)
+while armed, and re-armed by a reading at or above ``battery_ok_pct`` (30).
+So every frame here reads ``IN`` (the baseline is IN: no occupancy event can
+ever come), and the battery alternates 19, 30, 19, 30, ...: each frame with 19
+yields exactly one ``device.battery_low``, each frame with 30 re-arms it and
+yields nothing. N frames -> exactly N/2 events, deterministic, whatever the
+chunking. (One event per frame is not possible with this logic: the re-arm
+needs a reading of its own.)
+
+Before measuring, one baseline frame (IN, battery 100) and ``--warmup``
+pairs with battery 18 are sent and waited for; the measured events are the
+ones with ``data.battery_pct == 19``, so warm-up events never count.
+
+Counted: ``device.battery_low`` events with battery 19 that the subscriber on
+``carehub/v1/<hub>/event/#`` receives (unique ids, duplicates apart), and the
+hub's ``event_delivered`` log lines for those ids (= PUBACKed by the broker).
+After the run ``cmd/status`` gives the hub's serial frame and error counters
+(errors should be 0). CPU seconds of the hub, the broker and this process
+during each measurement come from ``/proc/<pid>/stat``.
+
+Target: hub events/s >= 0.50 of raw PUBACKs/s.
+
+All processes (broker, hub, raw publisher, paho loop threads) and the pty are
+cleaned up at the end, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import select
+import shutil
+import signal
+import sys
+import tempfile
+import termios
+import threading
+import time
+import tty
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
+
+from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
+from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
+from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
+from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
+
+HUB_ID = "bench-hub"
+RAW_HUB_ID = "bench-raw"  # same length as HUB_ID: the raw topic is as long as the hub's
+RESIDENT = "R-test-0001"  # what hub_config writes
+DEVICE = "bedmat-1"
+EVENT_TYPE = "device.battery_low"
+BATTERY_LOW_PCT = 20
+BATTERY_OK_PCT = 30
+BATTERY_MEASURED = 19  # < low: one event per such frame while armed
+BATTERY_WARMUP = 18  # the same, told apart from the measured ones by data.battery_pct
+BATTERY_REARM = 30  # >= ok: re-arms, no event
+TARGET_RATIO = 0.50
+QUEUE_MAX = 30_000  # raw: at most this many publishes queued in paho beyond the PUBACKs (ids are 16-bit)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def log(msg: str, *, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """utime + stime of a process (all its threads) in seconds, or None if gone."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float | None]:
+    return {name: cpu_s(pid) for name, pid in pids.items()}
+
+
+def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (round(b[k] - a[k], 2) if a.get(k) is not None and b.get(k) is not None else None) for k in a}
+
+
+def _iso_to_epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def event_payload_size() -> int:
+    """Bytes of a hub ``device.battery_low`` event from this bench's bed mat, as the hub publishes it."""
+    draft = Draft(
+        type=EVENT_TYPE,
+        priority=Priority.NORMAL,
+        source=Source(device=DEVICE, kind="bed_mat", room="bedroom"),
+        route=Route.CARE,
+        data={"battery_pct": BATTERY_MEASURED, "threshold": BATTERY_LOW_PCT},
+    )
+    return len(Event.from_draft(draft, hub=HUB_ID, resident=RESIDENT, seq=12345).to_json())
+
+
+class Recorder:
+    """A paho-mqtt MQTT v5 subscriber (QoS 1, own loop thread) that records what arrives.
+
+    ``on_message`` only appends ``(time.time(), topic, payload)`` and counts
+    the last topic level (the event type); decoding is done after the measurement.
+    """
+
+    def __init__(self, port: int, topics: Sequence[str], name: str) -> None:
+        self.messages: list[tuple[float, str, bytes]] = []
+        self.by_type: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._failed: str | None = None
+        self.topics = list(topics)
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"{name}-{uuid.uuid4().hex[:10]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.connect(LOCALHOST, port, keepalive=60)
+        self.client.loop_start()
+        if not self._ready.wait(10) or self._failed:
+            self.close()
+            raise RuntimeError(f"{name}: {self._failed or 'not connected/subscribed within 10 s'}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            self._failed = f"CONNACK {rc}"
+            self._ready.set()
+        else:
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
+        if any(rc.is_failure for rc in rcs):
+            self._failed = f"SUBACK {rcs}"
+        self._ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.messages.append((time.time(), msg.topic, msg.payload))
+        last = msg.topic.rpartition("/")[2]
+        self.by_type[last] = self.by_type.get(last, 0) + 1
+
+    def count(self, event_type: str) -> int:
+        """Messages received so far whose last topic level is ``event_type``."""
+        return self.by_type.get(event_type, 0)
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+class LogTail:
+    """Reads the hub's JSON log incrementally: ``event_committed`` / ``event_delivered`` by event id."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._rest = b""
+        self.committed: dict[str, str] = {}  # event_id -> timestamp (ISO, UTC, microseconds)
+        self.delivered: dict[str, str] = {}
+        self.delivered_dups = 0
+        self.warnings: list[dict[str, Any]] = []
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(chunk)
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            ev = e.get("event")
+            if ev == "event_delivered" and e.get("type") == EVENT_TYPE:
+                if e["event_id"] in self.delivered:
+                    self.delivered_dups += 1
+                self.delivered[e["event_id"]] = e["timestamp"]
+            elif ev == "event_committed" and e.get("type") == EVENT_TYPE:
+                self.committed[e["event_id"]] = e["timestamp"]
+            if e.get("level") in ("warning", "error", "critical"):
+                self.warnings.append(e)
+
+
+class PtyLine:
+    """The mat's end of the serial line: a raw pty pair, a symlink to the slave, a non-blocking master."""
+
+    def __init__(self, link: Path) -> None:
+        self.link = link
+        master, slave = os.openpty()
+        tty.setraw(slave, termios.TCSANOW)
+        tty.setraw(master, termios.TCSANOW)
+        os.set_blocking(master, False)
+        self.master: int | None = master
+        self.slave: int | None = slave  # kept open, so the line does not hang up between opens
+        self.link.unlink(missing_ok=True)
+        self.link.symlink_to(os.ttyname(slave))
+        self.eagain = 0
+        self.writes = 0
+
+    def write_all(self, data: bytes, *, deadline: float, alive: Any = None) -> tuple[float, float]:
+        """Write every byte as fast as the pty takes it; return (wall, perf) times of the first write.
+
+        Non-blocking ``os.write`` of everything left; on a short write or
+        EAGAIN wait in ``poll(POLLOUT)`` (up to 50 ms, then try again anyway).
+        """
+        assert self.master is not None
+        view = memoryview(data)
+        off = 0
+        poller = select.poll()
+        poller.register(self.master, select.POLLOUT)
+        first_wall = time.time()
+        first_perf = time.perf_counter()
+        while off < len(view):
+            try:
+                n = os.write(self.master, view[off:])
+                self.writes += 1
+                off += n
+                if off >= len(view):
+                    break
+            except BlockingIOError:
+                self.eagain += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pty took only {off} of {len(view)} bytes before the deadline")
+            if alive is not None and not alive():
+                raise RuntimeError("the hub exited while frames were being written")
+            poller.poll(50)
+        return first_wall, first_perf
+
+    def drain(self) -> None:
+        """Discard anything the hub wrote back (the bed mat protocol has no replies)."""
+        if self.master is None:
+            return
+        try:
+            while os.read(self.master, 65536):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        self.link.unlink(missing_ok=True)
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.master = self.slave = None
+
+
+class SeqFrames:
+    """``$BED`` frames with the mat's sentence counter (wraps at 65535)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    def frame(self, battery: int) -> bytes:
+        f = encode(self.seq, "in", 640, battery)
+        self.seq = (self.seq + 1) % (SEQ_MAX + 1)
+        return f
+
+    def pairs(self, n: int, low: int) -> bytes:
+        """n × (battery ``low``, battery re-arm): exactly n ``device.battery_low`` events."""
+        return b"".join(self.frame(low) + self.frame(BATTERY_REARM) for _ in range(n))
+
+
+# --------------------------------------------------------------------------- baseline
+
+
+def _raw_publisher(
+    conn: Any, port: int, topic: str, n: int, warmup: int, payload_size: int, max_inflight: int, timeout: float
+) -> None:
+    """The raw publisher, in a process of its own (like the hub): QoS 1, ``max_inflight`` in flight.
+
+    Speaks over ``conn``: sends ``("ready",)``; on ``"warmup"`` publishes the
+    warm-up messages and answers ``("warm", acked)``; on ``"go"`` publishes
+    ``n`` as fast as ``publish()`` returns (paho queues what does not fit in
+    the window) and answers ``("done", t_first_publish, t_last_puback, acked,
+    refused, cpu_s)`` once every PUBACK is in.
+    """
+    acked = 0
+    refused = 0
+    last_ack = 0.0
+    cond = threading.Condition()
+
+    def on_publish(client: mqtt.Client, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        nonlocal acked, refused, last_ack
+        t = time.time()
+        with cond:
+            acked += 1
+            last_ack = t
+            if getattr(rc, "is_failure", False):
+                refused += 1
+            cond.notify_all()
+
+    connected = threading.Event()
+    pub = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"bench-raw-pub-{uuid.uuid4().hex[:10]}",
+        protocol=mqtt.MQTTv5,
+    )
+    pub.max_inflight_messages_set(max_inflight)
+    pub.on_publish = on_publish
+    pub.on_connect = lambda c, u, f, rc, p: connected.set()
+    pub.connect(LOCALHOST, port, keepalive=60)
+    pub.loop_start()
+    try:
+        if not connected.wait(10):
+            raise RuntimeError("raw publisher: not connected within 10 s")
+
+        def body(i: int) -> bytes:
+            b = json.dumps({"i": i}).encode()
+            return b + b" " * max(0, payload_size - len(b))
+
+        def run(first: int, count: int) -> tuple[float, float, int]:
+            nonlocal acked
+            with cond:
+                acked = 0
+            payloads = [body(first + i) for i in range(count)]  # built before the clock starts
+            t0 = time.time()
+            for k, p in enumerate(payloads):
+                if k % 1000 == 0 and k - acked > QUEUE_MAX:  # paho's 16-bit message ids must not wrap onto queued ones
+                    with cond:
+                        cond.wait_for(lambda: k - acked <= QUEUE_MAX, timeout)
+                info = pub.publish(topic, p, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    raise RuntimeError(f"raw publish failed: {mqtt.error_string(info.rc)}")
+            with cond:
+                cond.wait_for(lambda: acked >= count, timeout)
+                return t0, last_ack, acked
+
+        conn.send(("ready",))
+        while True:
+            cmd = conn.recv()
+            if cmd == "warmup":
+                conn.send(("warm", run(0, warmup)[2]))
+            elif cmd == "go":
+                c0 = cpu_s(os.getpid())
+                t0, t_last, got = run(warmup, n)
+                c1 = cpu_s(os.getpid())
+                conn.send(("done", t0, t_last, got, refused, round((c1 or 0) - (c0 or 0), 2)))
+            else:
+                return
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+
+
+def bench_raw(
+    port: int,
+    n: int,
+    warmup: int,
+    payload_size: int,
+    max_inflight: int,
+    timeout: float,
+    broker_pid: int | None,
+    quiet: bool,
+    children: list[Any],
+) -> dict[str, Any]:
+    """Raw paho QoS 1 publishes from a process of their own, as fast as they go; PUBACKs per second."""
+    topic = f"carehub/v1/{RAW_HUB_ID}/event/{EVENT_TYPE}"
+    sub = Recorder(port, [f"carehub/v1/{RAW_HUB_ID}/event/#"], name="bench-raw-sub")
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_raw_publisher,
+        args=(child, port, topic, n, warmup, payload_size, max_inflight, timeout),
+        name="bench-raw-publisher",
+        daemon=True,
+    )
+    proc.start()
+    children.append(proc)
+
+    def answer() -> tuple[Any, ...]:
+        if not parent.poll(timeout + 10):
+            raise TimeoutError("raw publisher: no answer")
+        return parent.recv()
+
+    def wait_received(total: int) -> None:
+        deadline = time.monotonic() + timeout
+        while len(sub.messages) < total and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        answer()  # ready
+        parent.send("warmup")
+        answer()
+        wait_received(warmup)
+        time.sleep(0.2)
+        before_rx = len(sub.messages)
+        pids = {"publisher": proc.pid, "broker": broker_pid, "bench": os.getpid()}
+        c0 = cpu_snapshot(pids)
+        parent.send("go")
+        _, t0, t_last, acked, refused, _pub_cpu = answer()
+        c1 = cpu_snapshot(pids)
+        wait_received(before_rx + n)
+        time.sleep(0.3)  # stragglers and duplicates
+        parent.send("stop")
+        proc.join(10)
+        got = [json.loads(p)["i"] for _, _, p in sub.messages[before_rx:]]
+        measured = [i for i in got if i >= warmup]
+        rx_last = max((t for t, _, _ in sub.messages[before_rx:]), default=t0)
+        elapsed = t_last - t0
+        return {
+            "messages": n,
+            "acked": acked,
+            "refused": refused,
+            "received": len(set(measured)),
+            "duplicates": len(measured) - len(set(measured)),
+            "elapsed_s": elapsed,
+            "per_s": acked / elapsed if elapsed > 0 else float("nan"),
+            "subscriber_elapsed_s": rx_last - t0,
+            "cpu_s": cpu_delta(c0, c1),
+        }
+    finally:
+        sub.close()
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
+# --------------------------------------------------------------------------- hub
+
+
+def bed_mat_device(link: Path) -> str:
+    return f"""
+[[device]]
+id = "{DEVICE}"
+kind = "bed_mat"
+room = "bedroom"
+[device.serial]
+port = "{link}"
+protocol = "bedmat"
+[device.serial.bedmat]
+battery_low_pct = {BATTERY_LOW_PCT}
+battery_ok_pct = {BATTERY_OK_PCT}
+"""
+
+
+def bench_hub(
+    port: int,
+    workdir: Path,
+    pairs: int,
+    warmup: int,
+    max_inflight: int,
+    timeout: float,
+    broker_pid: int | None,
+    quiet: bool,
+    hubs: list[HubProcess],
+    ptys: list[PtyLine],
+) -> dict[str, Any]:
+    line = PtyLine(workdir / "tty-bedmat")
+    ptys.append(line)
+    config = hub_config(
+        workdir / "hub",
+        port=port,
+        hub_id=HUB_ID,
+        hold_s=30.0,
+        ack_timeout_s=3600.0,
+        unack_repeat_s=3600.0,
+        heartbeat_s=3600.0,
+        extra_mqtt=f"max_inflight = {max_inflight}",
+        devices=bed_mat_device(line.link),
+    )
+    hub = HubProcess(config)
+    hubs.append(hub)
+    base = f"carehub/v1/{HUB_ID}"
+    suffix = f"/event/{EVENT_TYPE}"
+    sub = Recorder(port, [f"{base}/event/#"], name="bench-hub-sub")
+    tail = LogTail(hub.log_path)
+    frames = SeqFrames()
+
+    def alive() -> bool:
+        return hub.returncode is None
+
+    def wait_until(what: str, cond: Any, stall_s: float, *, read_log: bool) -> bool:
+        """Poll until cond(); give up after ``stall_s`` without progress.
+
+        Progress is the subscriber's count, and with ``read_log`` the hub's
+        ``event_delivered`` count (the log is only parsed then, so it does not
+        take CPU from the hub while the events are still on their way).
+        """
+        last = (-1, -1)
+        since = time.monotonic()
+        while True:
+            if read_log:
+                tail.poll()
+            if cond():
+                return True
+            now_counts = (len(sub.messages), len(tail.delivered))
+            if now_counts != last:
+                last, since = now_counts, time.monotonic()
+            elif time.monotonic() - since > stall_s:
+                log(f"  {what}: no progress for {stall_s} s; giving up", quiet=quiet)
+                return False
+            if not alive():
+                raise RuntimeError(f"hub exited during {what}\n{hub.tail()}")
+            time.sleep(0.01)
+
+    try:
+        hub.start(timeout=20)
+        hub.wait_log(lambda e: e.get("event") == "mqtt_connected", timeout=20)
+        hub.wait_log(lambda e: e.get("event") == "birth_published", timeout=20)
+        hub.wait_log(lambda e: e.get("event") == "serial_online", timeout=20)
+
+        # baseline (IN, battery 100: no event) + warm-up pairs (battery 18), all waited for
+        warm = frames.frame(100) + frames.pairs(warmup, BATTERY_WARMUP)
+        line.write_all(warm, deadline=time.monotonic() + timeout, alive=alive)
+        ok = wait_until("warm-up", lambda: sub.count(EVENT_TYPE) >= warmup, timeout, read_log=False)
+        ok = ok and wait_until("warm-up", lambda: len(tail.delivered) >= warmup, timeout, read_log=True)
+        if not ok:
+            raise RuntimeError(f"warm-up: {sub.count(EVENT_TYPE)} of {warmup} events arrived\n{hub.tail()}")
+        time.sleep(0.3)
+        tail.poll()
+        warm_rx = len(sub.messages)
+        warm_ids = {json.loads(p)["id"] for _, t, p in sub.messages if t.endswith(suffix)}
+        warm_delivered = len(tail.delivered)
+
+        data = frames.pairs(pairs, BATTERY_MEASURED)
+        n_frames = 2 * pairs
+        log(f"  writing {n_frames} frames ({len(data)} bytes) into the pty", quiet=quiet)
+        me = os.getpid()
+        pids = {"hub": hub.proc.pid if hub.proc else None, "broker": broker_pid, "bench": me}
+        c0 = cpu_snapshot(pids)
+        t0_wall, t0_perf = line.write_all(data, deadline=time.monotonic() + timeout * 4, alive=alive)
+        write_s = time.perf_counter() - t0_perf
+        log(f"  written in {write_s:.3f} s ({line.eagain} EAGAIN); waiting for {pairs} events", quiet=quiet)
+        complete = wait_until(
+            "measurement (subscriber)", lambda: sub.count(EVENT_TYPE) - len(warm_ids) >= pairs, timeout, read_log=False
+        )
+        c1 = cpu_snapshot(pids)
+        complete = complete and wait_until(
+            "measurement (hub log)", lambda: len(tail.delivered) - warm_delivered >= pairs, timeout, read_log=True
+        )
+        time.sleep(0.3)  # stragglers, duplicates
+        tail.poll()
+        line.drain()
+        status = request(LOCALHOST, port, f"{base}/cmd/status", {}, timeout=10)
+        tail.poll()
+
+        # --- accounting
+        rx: dict[str, int] = {}
+        rx_last = t0_wall
+        sizes: list[int] = []
+        seqs: list[int] = []
+        other_types: dict[str, int] = {}
+        for t, topic, payload in sub.messages[warm_rx:]:
+            ev = json.loads(payload)
+            if ev["type"] != EVENT_TYPE:
+                other_types[ev["type"]] = other_types.get(ev["type"], 0) + 1
+                continue
+            if ev["id"] in warm_ids or ev["data"].get("battery_pct") != BATTERY_MEASURED:
+                other_types["warm-up/other battery_low"] = other_types.get("warm-up/other battery_low", 0) + 1
+                continue
+            if ev["id"] not in rx:
+                seqs.append(ev["seq"])
+                sizes.append(len(payload))
+                rx_last = max(rx_last, t)
+            rx[ev["id"]] = rx.get(ev["id"], 0) + 1
+        measured_ids = set(rx)
+        delivered = {i: ts for i, ts in tail.delivered.items() if i not in warm_ids}
+        delivered_not_rx = len(set(delivered) - measured_ids)
+        committed = {i: ts for i, ts in tail.committed.items() if i not in warm_ids}
+        t_delivered = [_iso_to_epoch(ts) for ts in delivered.values()]
+        t_committed = [_iso_to_epoch(ts) for ts in committed.values()]
+        last_delivered = max(t_delivered, default=t0_wall)
+        elapsed = last_delivered - t0_wall
+        seqs_sorted = sorted(seqs)
+        seq_gaps = sum(1 for a, b in zip(seqs_sorted, seqs_sorted[1:]) if b != a + 1)
+        # delivered count over time, to tell a steady rate from a burst at the end
+        timeline: list[tuple[float, int]] = []
+        if t_delivered:
+            td = sorted(t_delivered)
+            for frac in (0.1, 0.25, 0.5, 0.75, 0.9, 1.0):
+                k = max(1, int(len(td) * frac))
+                timeline.append((round(td[k - 1] - t0_wall, 3), k))
+        dev = status.get("devices", {}).get(DEVICE, {})
+        return {
+            "frames": n_frames,
+            "bytes": len(data),
+            "write_s": write_s,
+            "eagain": line.eagain,
+            "os_writes": line.writes,
+            "expected": pairs,
+            "delivered": len(delivered),
+            "delivered_log_dups": tail.delivered_dups,
+            "delivered_not_received": delivered_not_rx,
+            "committed": len(committed),
+            "received": len(measured_ids),
+            "duplicates": sum(c - 1 for c in rx.values()),
+            "other_messages": other_types,
+            "seq_gaps": seq_gaps,
+            "complete": complete,
+            "elapsed_s": elapsed,
+            "per_s": len(delivered) / elapsed if elapsed > 0 else float("nan"),
+            "subscriber_elapsed_s": rx_last - t0_wall,
+            "first_commit_s": (min(t_committed) - t0_wall) if t_committed else None,
+            "last_commit_s": (max(t_committed) - t0_wall) if t_committed else None,
+            "delivered_timeline": timeline,
+            "payload_bytes_mean": (sum(sizes) / len(sizes)) if sizes else None,
+            "serial_errors": dev.get("errors"),
+            "serial_frames": dev.get("frames"),
+            "serial_state": dev.get("state"),
+            "status_outbox": status.get("outbox"),
+            "status_forwarder": status.get("forwarder"),
+            "hub_warnings": [w.get("event") for w in tail.warnings],
+            "cpu_s": cpu_delta(c0, c1),
+        }
+    finally:
+        sub.close()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.serial_throughput", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=20_000, help="measured frames (even; N/2 events; default 20000)")
+    ap.add_argument("--warmup", type=int, default=50, help="warm-up events (frame pairs) before measuring (default 50)")
+    ap.add_argument(
+        "--max-inflight", type=int, default=50, help="hub [mqtt] max_inflight and the raw client's window (default 50)"
+    )
+    ap.add_argument("--payload-size", type=int, default=0, help="raw payload bytes (default: a hub event's size)")
+    ap.add_argument("--timeout", type=float, default=30.0, help="give up after this long without progress (default 30)")
+    ap.add_argument("--keep-log", metavar="PATH", help="copy the hub's JSON log here")
+    ap.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    args = ap.parse_args(argv)
+    quiet = args.json_only
+    if args.frames < 2:
+        ap.error("--frames must be >= 2")
+    pairs = (args.frames + 1) // 2
+    payload_size = args.payload_size or event_payload_size()
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    hubs: list[HubProcess] = []
+    ptys: list[PtyLine] = []
+    children: list[Any] = []  # the raw publisher process
+    broker: Mosquitto | None = None
+    tmp = tempfile.TemporaryDirectory(prefix="carehub-bench-")
+    workdir = Path(tmp.name)
+    try:
+        # no limit on the messages the broker queues for a subscriber that lags (default 1000, then it
+        # drops them): the subscriber's count is part of the result, for raw and hub alike
+        broker = Mosquitto(workdir=workdir / "broker", persistence=False, extra_config=["max_queued_messages 0"])
+        broker.start()
+        log(f"mosquitto on {broker.host}:{broker.port} (workdir {workdir})", quiet=quiet)
+
+        log(f"raw paho baseline: {args.warmup} warm-up + {pairs} QoS 1 publishes of {payload_size} bytes, "
+            f"max_inflight {args.max_inflight}", quiet=quiet)
+        raw = bench_raw(
+            broker.port, pairs, args.warmup, payload_size, args.max_inflight, args.timeout, broker.pid, quiet, children
+        )
+
+        log(f"hub: 1 baseline frame + {args.warmup} warm-up pairs, then {2 * pairs} frames -> {pairs} events",
+            quiet=quiet)
+        hub = bench_hub(
+            broker.port, workdir, pairs, args.warmup, args.max_inflight, args.timeout, broker.pid, quiet, hubs, ptys
+        )
+    except KeyboardInterrupt:
+        print("interrupted; cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        for h in hubs:
+            try:
+                h.stop()
+            except Exception as exc:  # noqa: BLE001
+                print(f"hub stop: {exc}", file=sys.stderr)
+                h.kill()
+        for c in children:
+            if c.is_alive():
+                c.terminate()
+                c.join(5)
+        for p in ptys:
+            p.close()
+        if broker is not None:
+            broker.stop()
+        if args.keep_log and (workdir / "hub" / "hub.log").exists():
+            shutil.copy(workdir / "hub" / "hub.log", args.keep_log)
+        tmp.cleanup()
+
+    ratio = hub["per_s"] / raw["per_s"]
+    serial_errors = sum((hub["serial_errors"] or {}).values())
+    ok = (
+        ratio >= TARGET_RATIO
+        and hub["complete"]
+        and hub["delivered"] == hub["expected"]
+        and hub["received"] == hub["expected"]
+        and serial_errors == 0
+    )
+    result = {
+        "bench": "serial_throughput",
+        "frames": hub["frames"],
+        "events_expected": hub["expected"],
+        "events_delivered": hub["delivered"],
+        "events_received": hub["received"],
+        "events_committed": hub["committed"],
+        "delivered_not_received": hub["delivered_not_received"],
+        "duplicates": hub["duplicates"],
+        "delivered_log_dups": hub["delivered_log_dups"],
+        "seq_gaps": hub["seq_gaps"],
+        "other_messages": hub["other_messages"],
+        "serial_errors": hub["serial_errors"],
+        "serial_frames_total": hub["serial_frames"],
+        "write_s": round(hub["write_s"], 4),
+        "frames_per_s_into_pty": round(hub["frames"] / hub["write_s"], 1) if hub["write_s"] > 0 else None,
+        "pty_eagain": hub["eagain"],
+        "hub_events_per_s": round(hub["per_s"], 1),
+        "hub_elapsed_s": round(hub["elapsed_s"], 4),
+        "hub_subscriber_elapsed_s": round(hub["subscriber_elapsed_s"], 4),
+        "hub_first_commit_s": round(hub["first_commit_s"], 4) if hub["first_commit_s"] is not None else None,
+        "hub_last_commit_s": round(hub["last_commit_s"], 4) if hub["last_commit_s"] is not None else None,
+        "hub_delivered_timeline": hub["delivered_timeline"],
+        "hub_payload_bytes_mean": round(hub["payload_bytes_mean"], 1) if hub["payload_bytes_mean"] else None,
+        "hub_cpu_s": hub["cpu_s"],
+        "hub_status_outbox": hub["status_outbox"],
+        "hub_warnings": hub["hub_warnings"],
+        "raw_messages": raw["messages"],
+        "raw_acked": raw["acked"],
+        "raw_received": raw["received"],
+        "raw_duplicates": raw["duplicates"],
+        "raw_payload_bytes": payload_size,
+        "raw_per_s": round(raw["per_s"], 1),
+        "raw_elapsed_s": round(raw["elapsed_s"], 4),
+        "raw_cpu_s": raw["cpu_s"],
+        "max_inflight": args.max_inflight,
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "pass": ok,
+        "python": sys.version.split()[0],
+        "host_cpus": os.cpu_count(),
+    }
+    if not quiet:
+        print(f"frames written:                {hub['frames']} ({hub['bytes']} bytes) in {hub['write_s']:.3f} s "
+              f"({result['frames_per_s_into_pty']:.0f} frames/s into the pty, {hub['eagain']} EAGAIN)")
+        print(f"events expected:               {hub['expected']} ({EVENT_TYPE}, one per frame pair)")
+        print(f"events delivered at broker:    {hub['delivered']} (hub event_delivered = PUBACKed)")
+        print(f"events received by subscriber: {hub['received']}")
+        print(f"duplicates:                    {hub['duplicates']} at the subscriber, "
+              f"{hub['delivered_log_dups']} in event_delivered; seq gaps {hub['seq_gaps']}")
+        print(f"hub serial errors (status):    {hub['serial_errors']} (frames read: {hub['serial_frames']})")
+        if hub["other_messages"]:
+            print(f"other events during the run:   {hub['other_messages']}")
+        print(f"hub events/s:                  {hub['per_s']:9.1f}  "
+              f"(first frame -> last PUBACK {hub['elapsed_s']:.3f} s; "
+              f"last commit at {result['hub_last_commit_s']} s)")
+        print(f"raw paho QoS 1 publishes/s:    {raw['per_s']:9.1f}  "
+              f"(first publish -> last PUBACK {raw['elapsed_s']:.3f} s, {raw['acked']} acked, "
+              f"{raw['received']} received, {payload_size} B, max_inflight {args.max_inflight})")
+        if raw["received"] < raw["acked"]:
+            print(f"note: the raw subscriber got {raw['received']} of {raw['acked']}: the broker dropped the rest "
+                  "for it (max_queued_messages); the PUBACK rate above still holds")
+        tl = ", ".join(f"{k} at {t:.2f} s" for t, k in hub["delivered_timeline"])
+        print(f"hub delivered over time:       {tl} (commits from {result['hub_first_commit_s']} s)")
+        print(f"ratio hub/raw:                 {ratio:.3f}")
+        print(f"cpu s during hub run:          {hub['cpu_s']}; during raw run: {raw['cpu_s']}")
+        print(f"target: >= {TARGET_RATIO:.2f} of raw")
+        print("PASS" if ok else "MISS")
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
