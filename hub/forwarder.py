@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,9 @@ class Forwarder:
         self.on_delivered: list[DeliveredHook] = []
         self._inflight: dict[int, Event] = {}
         self._refused: dict[int, float] = {}
+        # acked lately: a drain read that started before the PUBACK must not send it again
+        self._recent: deque[int] = deque(maxlen=1024)
+        self._recent_set: set[int] = set()
         self._wake = asyncio.Event()
         self._backlog_clear = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -63,7 +67,7 @@ class Forwarder:
         self._backlog_clear = False
 
     def _send(self, event: Event) -> None:
-        if event.seq in self._inflight:
+        if event.seq in self._inflight or event.seq in self._recent_set:
             return
         try:
             puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
@@ -90,6 +94,10 @@ class Forwarder:
         finally:
             self._inflight.pop(event.seq, None)
             self._wake.set()
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(event.seq)
+        self._recent_set.add(event.seq)
         self.delivered_total += 1
         await self.outbox.mark_delivered(event.seq)
         log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
