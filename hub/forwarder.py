@@ -53,7 +53,6 @@ class Forwarder:
         self._recent_set: set[int] = set()
         self._wake = asyncio.Event()
         self._backlog_clear = False
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def submit(self, event: Event) -> None:
         """A newly committed event: publish now if nothing waits before it, else wake the drain."""
@@ -76,30 +75,32 @@ class Forwarder:
             log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
             return
         self._inflight[event.seq] = event
-        task = asyncio.create_task(self._deliver(event, puback))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if puback is not None:
+            puback.add_done_callback(lambda fut, event=event: self._puback(event, fut))
 
-    async def _deliver(self, event: Event, puback: asyncio.Future[Any] | None) -> None:
-        try:
-            await self.link.wait_puback(puback)
-        except PublishRefused as exc:
+    def _puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
+        """The broker answered (or the link dropped) for one in-flight event."""
+        self._inflight.pop(event.seq, None)
+        self._wake.set()
+        exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
+        if exc is None:
+            rc = fut.result()
+            if getattr(rc, "is_failure", False):
+                exc = PublishRefused(rc)
+        if isinstance(exc, PublishRefused):
             self._refused[event.seq] = time.monotonic() + self.refused_retry_s
             log.error("event_refused_by_broker", event_id=event.id, seq=event.seq, reason=str(exc.reason))
             return
-        except (LinkDown, LinkError) as exc:
+        if exc is not None:
             self._backlog_clear = False
             log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
             return
-        finally:
-            self._inflight.pop(event.seq, None)
-            self._wake.set()
         if len(self._recent) == self._recent.maxlen:
             self._recent_set.discard(self._recent[0])
         self._recent.append(event.seq)
         self._recent_set.add(event.seq)
         self.delivered_total += 1
-        await self.outbox.mark_delivered(event.seq)
+        self.outbox.mark_delivered(event.seq)
         log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
         for hook in self.on_delivered:
             try:

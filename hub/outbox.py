@@ -357,8 +357,8 @@ class Outbox:
 
     # --- delivery ----------------------------------------------------------------------
 
-    async def mark_delivered(self, seq: int) -> None:
-        """Record the broker's PUBACK for ``seq``. Batched: many acks, one transaction."""
+    def mark_delivered(self, seq: int) -> None:
+        """Record the broker's PUBACK for ``seq``. Batched: many acks, one transaction, written soon after."""
         self._delivered.append(seq)
         self._unflushed.add(seq)
         if self._delivered_task is None:

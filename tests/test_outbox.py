@@ -98,7 +98,7 @@ async def wait_delivered(ob: Outbox, seqs: set[int], timeout: float = 5.0) -> No
 
 async def deliver(ob: Outbox, *seqs: int) -> None:
     for s in seqs:
-        await ob.mark_delivered(s)
+        ob.mark_delivered(s)
     await wait_delivered(ob, set(seqs))
 
 
@@ -320,7 +320,7 @@ async def test_concurrent_appends_interleaved_with_reads_and_acks(make_outbox: O
         for i in range(20):
             out.append(await ob.append(telemetry(data={"p": k, "i": i})))
             if i % 3 == 0:
-                await ob.mark_delivered(out[-1].seq)
+                ob.mark_delivered(out[-1].seq)
             await asyncio.sleep(0)
         return out
 
@@ -376,8 +376,8 @@ async def test_delivered_events_are_no_longer_pending(make_outbox: OpenFn) -> No
     ob = await make_outbox()
     events = [await ob.append(alarm() if i % 4 == 0 else telemetry()) for i in range(12)]
     await deliver(ob, 1, 2, 5, 12)
-    await ob.mark_delivered(5)  # a duplicate PUBACK is harmless
-    await ob.mark_delivered(999)  # so is an unknown seq
+    ob.mark_delivered(5)  # a duplicate PUBACK is harmless
+    ob.mark_delivered(999)  # so is an unknown seq
     left = {e.seq for e in await all_pending(ob)}
     assert left == set(range(1, 13)) - {1, 2, 5, 12}
     stats = await ob.stats()
@@ -392,7 +392,7 @@ async def test_mark_delivered_is_flushed_by_close(make_outbox: OpenFn) -> None:
     for _ in range(6):
         await ob.append(telemetry())
     for s in (2, 3, 6):
-        await ob.mark_delivered(s)
+        ob.mark_delivered(s)
     ob = await reopen(ob, make_outbox)
     assert [e.seq for e in await all_pending(ob)] == [1, 4, 5]
 
@@ -713,7 +713,7 @@ def test_random_operations_keep_the_invariants(max_events: int, ops: list[tuple[
                 elif kind == "deliver":
                     if before:
                         seq = sorted(before)[arg % len(before)]
-                        await ob.mark_delivered(seq)
+                        ob.mark_delivered(seq)
                         await wait_delivered(ob, {seq}, timeout=2.0)
                         delivered.add(seq)
                 else:
