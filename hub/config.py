@@ -33,6 +33,7 @@ from drivers.serial.bedmat import BedMatOptions
 from drivers.serial.dispenser import DispenserOptions
 from drivers.serial.espa444 import EspaOptions
 from hub.events import Route
+from hub.rules.config import WINDOW_HELP, WINDOW_PATTERN, RulesConfig
 from hub.tomlpos import format_path, key_positions, locate
 
 if sys.version_info >= (3, 11):
@@ -49,6 +50,7 @@ _PATTERN_HELP = {
     NAME_PATTERN: "lower-case letters, digits, '-' and '_' (1 to 63, starting with a letter or digit, no spaces)",
     RESIDENT_PATTERN: "a pseudonymous resident id: 3 to 64 letters, digits, '-' and '_', no spaces (never a name)",
     PREFIX_PATTERN: "a topic prefix without '#' or '+' that neither starts nor ends with '/'",
+    WINDOW_PATTERN: WINDOW_HELP,
 }
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -203,6 +205,7 @@ class Device(_Section):
     kind: DeviceKind
     room: str | None = None
     route: Route | None = None
+    expected_interval_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     gpio: GpioDevice | None = None
     serial: SerialSettings | None = None
 
@@ -222,6 +225,7 @@ class Config(_Section):
     gpio: GpioSection = GpioSection()
     sim: SimSection = SimSection()
     alarm: AlarmSection = AlarmSection()
+    rules: RulesConfig = RulesConfig()
     devices: list[Device] = msgspec.field(default_factory=list, name="device")
 
 
@@ -500,6 +504,8 @@ def _leaf_message(exc: msgspec.ValidationError, value: Any, tp: Any) -> str:
 
 def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_files: bool, report: Any) -> None:
     """What the structs alone cannot say."""
+    for path, message in config.rules.check():
+        report(("rules", *path), message)
     try:
         ZoneInfo(config.hub.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -33,6 +34,8 @@ log = structlog.get_logger("hub.daemon")
 HUB_SOURCE = Source(device="hub", kind="hub")
 #: Alarms younger than this that were never acknowledged or cancelled are re-opened at start.
 RESTORE_ALARMS_S = 24 * 3600.0
+#: How often the rules look at the clock.
+RULES_TICK_S = 1.0
 
 
 class Hub:
@@ -63,6 +66,16 @@ class Hub:
             self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
         )
         self.forwarder.on_delivered.append(self.alarms.delivered)
+        from hub.rules import build_rules
+
+        self.rules = build_rules(
+            c.rules,
+            tz=ZoneInfo(c.hub.timezone),
+            devices={d.id: (d.kind, d.expected_interval_s) for d in c.devices},
+        )
+        self._rules_seq = 0  # the last event the rules have seen
+        self._rules_saved: bytes | None = None
+        self._rules_dirty = False
         self.devices: dict[str, Device] = {d.id: d for d in c.devices}
         self.device_health: dict[str, dict[str, Any]] = {}
         self.serial_ports: dict[str, Any] = {}
@@ -87,7 +100,81 @@ class Hub:
         self.forwarder.submit(event)
         if event.type in ALARM_TYPES:
             self.alarms.opened(event)
+        await self._rules_on(event)
         return event
+
+    # --- rules ------------------------------------------------------------------------
+
+    async def _rules_on(self, event: Event) -> None:
+        """Feed one committed event to the rules; emit what they decide; save their state."""
+        if event.type.startswith("rule."):
+            return
+        try:
+            outputs = self.rules.on_event(event, time.time())
+        except Exception:  # a rule bug must not lose the event (it is committed already)
+            log.exception("rules_failed", event_id=event.id, type=event.type)
+            return
+        self._rules_seq = max(self._rules_seq, event.seq)
+        if outputs:
+            await self._rules_emit(outputs)
+        else:
+            self._rules_dirty = True  # saved by the ticker; a crash before that is caught up from the outbox
+
+    async def _rules_emit(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            dev = self.devices.get(out.device) if out.device else None
+            await self.emit(out.to_draft(self.device_source(dev) if dev else None))
+        await self._rules_save()
+
+    async def _rules_save(self) -> None:
+        self._rules_dirty = False
+        blob = json.dumps({"seq": self._rules_seq, "state": self.rules.state()}, sort_keys=True).encode()
+        if blob != self._rules_saved:
+            await self.outbox.save_state("rules", blob)
+            self._rules_saved = blob
+
+    async def _rules_restore(self) -> None:
+        """Rule state survives a restart: restore it, then replay the events it had not seen yet."""
+        blob = await self.outbox.load_state("rules")
+        now = time.time()
+        if blob:
+            saved = json.loads(blob)
+            broken = self.rules.restore(saved.get("state", {}), now)
+            if broken:
+                log.warning("rules_state_dropped", rules=broken)
+            self._rules_seq = int(saved.get("seq", 0))
+            self._rules_saved = blob
+        last = (await self.outbox.stats()).last_seq
+        missed = await self.outbox.range(self._rules_seq + 1, last) if last > self._rules_seq else []
+        for event in missed:
+            if not event.type.startswith("rule."):
+                # catch up silently, at the time each event happened: they were handled before the crash
+                self.rules.on_event(event, _epoch(event.ts))
+            self._rules_seq = event.seq
+        log.info("rules_restored", rules=[r.name for r in self.rules.rules], caught_up=len(missed))
+
+    async def _rules_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(RULES_TICK_S)
+            try:
+                outputs = self.rules.tick(time.time())
+            except Exception:
+                log.exception("rules_tick_failed")
+                continue
+            if outputs:
+                await self._rules_emit(outputs)
+            elif self._rules_dirty:
+                await self._rules_save()
+
+    def device_report(self, device_id: str) -> None:
+        """A device was heard from (any reading, not only events): for supervision."""
+        try:
+            outputs = self.rules.report(device_id, time.time())
+        except Exception:
+            log.exception("rules_report_failed", device=device_id)
+            return
+        if outputs:
+            self.spawn(self._rules_emit(outputs), "rules")
 
     def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
         """Run a coroutine as a task the hub keeps a reference to and whose failure is logged."""
@@ -318,6 +405,7 @@ class Hub:
                 parser=spec.load("parser")(**options),
                 logic=spec.load("logic")(**options),
                 emit=emit,
+                on_reading=lambda dev_id=dev.id: self.device_report(dev_id),
                 baudrate=s.baud,
                 bytesize=s.bytesize,
                 parity=s.parity,
@@ -357,6 +445,7 @@ class Hub:
             ALARM_TYPES | {"alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"}, since_s=RESTORE_ALARMS_S
         )
         self.alarms.restore(history)
+        await self._rules_restore()
         self._start_serial()
         if self.sim is not None:
             await self.sim.start()
@@ -372,6 +461,7 @@ class Hub:
         self.spawn(self.forwarder.run(), "forwarder")
         self.spawn(self._heartbeat(), "heartbeat")
         self.spawn(self._housekeeping(), "housekeeping")
+        self.spawn(self._rules_ticker(), "rules")
         wd = sdnotify.watchdog_interval()
         if wd:
             self.spawn(self._watchdog(wd), "watchdog")
@@ -407,6 +497,12 @@ class Hub:
         stats = await self.outbox.stats()
         await self.outbox.close()
         log.info("hub_stopped", pending=stats.pending, last_seq=stats.last_seq)
+
+
+def _epoch(ts: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def run_daemon(loaded: LoadedConfig) -> int:

@@ -188,6 +188,42 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 }
 
 
+#: The event types the local rules (:mod:`hub.rules`) emit, with their default priority and
+#: what they mean; part of :data:`EVENT_TYPES`. Supervision
+#: emits the existing ``device.offline`` / ``device.online`` / ``device.battery_low``
+#: (with ``data.rule = "supervision"``), which are there already.
+RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
+    "rule.bed_not_returned": (
+        Priority.HIGH,
+        "Out of bed at night and not back: a bed.exit inside the night window with no bed.return within after_s; "
+        "re-sent every realert_s while still out at night (data.realert counts them). cause: the bed.exit.",
+    ),
+    "rule.bed_exit": (
+        Priority.HIGH,
+        "A bed.exit inside the night window, reported at once for residents whose care plan asks for it. "
+        "cause: the bed.exit.",
+    ),
+    "rule.door_night": (
+        Priority.HIGH,
+        "The door opened at night and the resident is not known to be inside: no motion or bed.return within "
+        "inside_after_s after it closed (data.state closed), or it was held open for open_after_s (data.state open, "
+        "re-sent every realert_s while open at night). cause: the door.open.",
+    ),
+    "rule.medication_missed": (
+        Priority.HIGH,
+        "A dose was missed: medication.missed, or medication.due with no medication.taken within grace_s; once "
+        "per dose (data.dose_id, data.reported_by). cause: the medication.missed or medication.due.",
+    ),
+    "rule.inactivity": (
+        Priority.NORMAL,
+        "No activity (motion, bed, door, button, dose taken) for after_s inside the day window (data.quiet_s); "
+        "re-sent every realert_s while quiet. cause: the last activity, if any.",
+    ),
+}
+
+EVENT_TYPES.update(RULE_EVENT_TYPES)
+
+
 def rfc3339(t: float | None = None) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
     if t is None:

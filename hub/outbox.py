@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (rank, seq) WHERE delivered IS NULL;
 CREATE INDEX IF NOT EXISTS events_delivered ON events (delivered) WHERE delivered IS NOT NULL;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -410,6 +411,23 @@ class Outbox:
             return int(done)
         finally:
             db.close()
+
+    async def save_state(self, key: str, value: bytes) -> None:
+        """Keep a small blob (rule state) durably beside the events, in the same database."""
+        await self._run(self._save_state_sync, key, value)
+
+    def _save_state_sync(self, key: str, value: bytes) -> None:
+        assert self._db is not None
+        self._db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    async def load_state(self, key: str) -> bytes | None:
+        """A blob saved with :meth:`save_state`, or None."""
+        row = await self._run(self._load_state_sync, key)
+        return bytes(row[0]) if row else None
+
+    def _load_state_sync(self, key: str) -> tuple[bytes] | None:
+        assert self._db is not None
+        return self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
 
     async def prune(self) -> int:
         """Drop delivered events older than the replay window; returns how many."""

@@ -47,6 +47,7 @@ class SerialDevice:
         parser: Parser,
         logic: DeviceLogic,
         emit: EmitFn,
+        on_reading: Callable[[], None] | None = None,
         baudrate: int = 9600,
         bytesize: int = 8,
         parity: str = "N",
@@ -58,6 +59,7 @@ class SerialDevice:
         self.parser = parser
         self.logic = logic
         self.emit = emit
+        self.on_reading = on_reading
         self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
         self.tick_s = tick_s
         self.online = False
@@ -177,6 +179,8 @@ class SerialDevice:
         for reading in result.readings:
             self.frames += 1
             self.last_reading = now
+            if self.on_reading is not None:
+                self.on_reading()
             try:
                 emits = self.logic.on_reading(reading, now)
             except Exception:  # a logic bug must not stop the port

@@ -1,0 +1,277 @@
+"""The ``[rules]`` config section, and :func:`build_rules` from it.
+
+::
+
+    [rules]
+    night = "22:00-07:00"      # local wall-clock time in [hub] timezone; may cross midnight
+    day = "07:00-22:00"        # "00:00-24:00" is the whole day
+    realert_s = 900            # default re-alert interval of every rule; 0 = no re-alerts
+
+    [rules.bed_not_returned]   # on by default
+    after_s = 1200
+    # enabled, priority = "high", route = "care", realert_s, window (default: night)
+
+    [rules.bed_exit]           # immediate rule.bed_exit: opt-in, per the care plan
+    enabled = true
+
+    [rules.door_night]
+    inside_after_s = 180       # after the door closes, a sign inside within this clears it
+    open_after_s = 180         # a door held open this long alerts
+    inside_types = ["motion.activity", "bed.return"]  # what counts as a sign inside (the default)
+    inside_devices = ["motion-hall", "bedmat"]   # optional; default: any device but a door
+
+    [rules.medication_missed]
+    grace_s = 1800
+    route = "nurse"
+
+    [rules.inactivity]
+    after_s = 14400            # quiet time inside the day window
+
+    [rules.supervision]
+    intervals = { bed_mat = 3600, door = 86400 }  # merged over the defaults; 0 = not supervised
+    battery_low_pct = 20
+    battery_ok_pct = 30
+
+Every rule table has ``enabled``, ``priority`` and ``route``; those that
+re-alert have ``realert_s`` (unset: ``[rules] realert_s``), those tied to a
+window have ``window`` (unset: ``[rules] night`` or ``day``).
+
+The structs are plain msgspec structs, like :mod:`hub.config`'s (frozen,
+keyword-only, unknown keys refused), so the config loader's walker reports
+errors with FILE:LINE:COL. What the structs cannot say (a window whose start
+is its end, battery_ok_pct not above battery_low_pct) is in
+:meth:`RulesConfig.check`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from hub.events import Priority, Route
+from hub.rules.base import Rules
+from hub.rules.bed import BedExit, BedNotReturned
+from hub.rules.clock import Window, parse_window
+from hub.rules.door import INSIDE_TYPES, DoorNight
+from hub.rules.inactivity import DEFAULT_ACTIVITY, Inactivity
+from hub.rules.medication import MedicationMissed
+from hub.rules.supervision import DEFAULT_INTERVALS, Supervision
+
+__all__ = [
+    "WINDOW_HELP",
+    "WINDOW_PATTERN",
+    "BedExitConfig",
+    "BedNotReturnedConfig",
+    "DoorNightConfig",
+    "InactivityConfig",
+    "MedicationMissedConfig",
+    "RulesConfig",
+    "SupervisionConfig",
+    "build_rules",
+    "resolve_intervals",
+]
+
+#: ``HH:MM-HH:MM``, 00:00 to 23:59, or 24:00 as an end. (The start-equals-end case is in check().)
+WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+#: What :data:`WINDOW_PATTERN` means, for the config loader's ``_PATTERN_HELP``.
+WINDOW_HELP = "a local time window 'HH:MM-HH:MM' such as '22:00-07:00' (it may cross midnight; '00:00-24:00' is the whole day)"
+TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+WindowText = Annotated[str, msgspec.Meta(pattern=WINDOW_PATTERN, description=WINDOW_HELP)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+RealertSeconds = Annotated[
+    float, msgspec.Meta(ge=0, description="Re-alert interval while the condition lasts; 0 = no re-alerts.")
+]
+TypeName = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN)]
+DeviceId = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
+Interval = Annotated[float, msgspec.Meta(ge=0, description="Expected reporting interval in seconds; 0 = not supervised.")]
+Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
+
+
+class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Base of every rules table: keyword-only, frozen, unknown keys refused (as hub.config._Section)."""
+
+
+class BedNotReturnedConfig(_Section):
+    """``[rules.bed_not_returned]``: out of bed at night and not back within ``after_s``."""
+
+    enabled: bool = True
+    after_s: Annotated[float, msgspec.Meta(gt=0, description="Alert when not back in bed this long after a bed.exit.")] = 1200.0
+    window: WindowText | None = None
+    realert_s: RealertSeconds | None = None
+    priority: Priority = Priority.HIGH
+    route: Route = Route.CARE
+
+
+class BedExitConfig(_Section):
+    """``[rules.bed_exit]``: an immediate rule.bed_exit for each bed.exit in the window (opt-in)."""
+
+    enabled: bool = False
+    window: WindowText | None = None
+    priority: Priority = Priority.HIGH
+    route: Route = Route.CARE
+
+
+class DoorNightConfig(_Section):
+    """``[rules.door_night]``: the door opened at night, and the resident is not known to be inside."""
+
+    enabled: bool = True
+    inside_after_s: Annotated[
+        float, msgspec.Meta(gt=0, description="After the door closes, a sign inside within this long means no alert.")
+    ] = 180.0
+    open_after_s: Annotated[float, msgspec.Meta(gt=0, description="A door held open this long at night alerts.")] = 180.0
+    inside_types: tuple[TypeName, ...] = INSIDE_TYPES
+    inside_devices: tuple[DeviceId, ...] = ()
+    window: WindowText | None = None
+    realert_s: RealertSeconds | None = None
+    priority: Priority = Priority.HIGH
+    route: Route = Route.CARE
+
+
+class MedicationMissedConfig(_Section):
+    """``[rules.medication_missed]``: medication.missed, or due and not taken within ``grace_s``."""
+
+    enabled: bool = True
+    grace_s: Annotated[float, msgspec.Meta(gt=0, description="A due dose not taken this long is missed.")] = 1800.0
+    priority: Priority = Priority.HIGH
+    route: Route = Route.NURSE
+
+
+class InactivityConfig(_Section):
+    """``[rules.inactivity]``: no activity for ``after_s`` inside the day window."""
+
+    enabled: bool = True
+    after_s: Annotated[float, msgspec.Meta(gt=0, description="Quiet time inside the day window before an alert.")] = 14400.0
+    activity: tuple[TypeName, ...] = DEFAULT_ACTIVITY
+    window: WindowText | None = None
+    realert_s: RealertSeconds | None = None
+    priority: Priority = Priority.NORMAL
+    route: Route = Route.CARE
+
+
+class SupervisionConfig(_Section):
+    """``[rules.supervision]``: silent devices, their return, low batteries."""
+
+    enabled: bool = True
+    intervals: dict[str, Interval] = {}
+    battery_low_pct: Annotated[Percent, msgspec.Meta(description="device.battery_low below this.")] = 20
+    battery_ok_pct: Annotated[
+        Percent, msgspec.Meta(description="A new battery_low only after the battery was back at or above this.")
+    ] = 30
+    priority: Priority = Priority.NORMAL
+    route: Route = Route.ANY
+
+
+class RulesConfig(_Section):
+    """``[rules]``: the local rules of the residence."""
+
+    night: WindowText = "22:00-07:00"
+    day: WindowText = "07:00-22:00"
+    realert_s: RealertSeconds = 900.0
+    bed_not_returned: BedNotReturnedConfig = BedNotReturnedConfig()
+    bed_exit: BedExitConfig = BedExitConfig()
+    door_night: DoorNightConfig = DoorNightConfig()
+    medication_missed: MedicationMissedConfig = MedicationMissedConfig()
+    inactivity: InactivityConfig = InactivityConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
+
+    def check(self) -> list[tuple[tuple[str, ...], str]]:
+        """What the types cannot say: ``(key path under [rules], message)`` for each problem."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        windows: list[tuple[tuple[str, ...], str | None]] = [(("night",), self.night), (("day",), self.day)]
+        for name in ("bed_not_returned", "bed_exit", "door_night", "inactivity"):
+            windows.append(((name, "window"), getattr(self, name).window))
+        for path, text in windows:
+            if text is None:
+                continue
+            try:
+                parse_window(text)
+            except ValueError as exc:
+                problems.append((path, str(exc)))
+        sup = self.supervision
+        if sup.battery_ok_pct <= sup.battery_low_pct:
+            problems.append(
+                (
+                    ("supervision", "battery_ok_pct"),
+                    f"must be greater than battery_low_pct ({sup.battery_low_pct}), not {sup.battery_ok_pct}: "
+                    "it is the level that re-arms the low-battery warning",
+                )
+            )
+        return problems
+
+    def realert(self, own: float | None) -> float:
+        """A rule's re-alert interval: its own, or the ``[rules]`` default."""
+        return self.realert_s if own is None else own
+
+    def window(self, own: str | None, default: str) -> Window:
+        return parse_window(own if own is not None else default)
+
+
+def resolve_intervals(
+    cfg: SupervisionConfig, devices: dict[str, tuple[str, float | None]]
+) -> dict[str, tuple[str, float | None]]:
+    """device id -> (kind, interval or None): the device's own, else its kind's; 0 means not supervised."""
+    per_kind = {**DEFAULT_INTERVALS, **cfg.intervals}
+    out: dict[str, tuple[str, float | None]] = {}
+    for device, (kind, own) in devices.items():
+        interval = own if own is not None else per_kind.get(kind)
+        out[device] = (kind, float(interval) if interval else None)
+    return out
+
+
+def build_rules(
+    cfg: RulesConfig, *, tz: ZoneInfo, devices: dict[str, tuple[str, float | None]] | None = None
+) -> Rules:
+    """The enabled rules of ``cfg``, in the hub's time zone.
+
+    ``devices``: every device of the residence, id -> (kind, its own
+    ``expected_interval_s`` or None for its kind's default). Raises
+    :class:`ValueError` for what :meth:`RulesConfig.check` reports.
+    """
+    problems = cfg.check()
+    if problems:
+        raise ValueError("; ".join(f"rules.{'.'.join(path)}: {msg}" for path, msg in problems))
+    rules = []
+    c = cfg.bed_not_returned
+    if c.enabled:
+        rules.append(
+            BedNotReturned(
+                window=cfg.window(c.window, cfg.night), tz=tz, after_s=c.after_s,
+                realert_s=cfg.realert(c.realert_s), priority=c.priority, route=c.route,
+            )
+        )
+    e = cfg.bed_exit
+    if e.enabled:
+        rules.append(BedExit(window=cfg.window(e.window, cfg.night), tz=tz, priority=e.priority, route=e.route))
+    d = cfg.door_night
+    if d.enabled:
+        rules.append(
+            DoorNight(
+                window=cfg.window(d.window, cfg.night), tz=tz, inside_after_s=d.inside_after_s,
+                open_after_s=d.open_after_s, inside_types=d.inside_types, inside_devices=d.inside_devices or None,
+                realert_s=cfg.realert(d.realert_s), priority=d.priority, route=d.route,
+            )
+        )
+    m = cfg.medication_missed
+    if m.enabled:
+        rules.append(MedicationMissed(grace_s=m.grace_s, priority=m.priority, route=m.route))
+    i = cfg.inactivity
+    if i.enabled:
+        rules.append(
+            Inactivity(
+                window=cfg.window(i.window, cfg.day), tz=tz, after_s=i.after_s, activity=i.activity,
+                realert_s=cfg.realert(i.realert_s), priority=i.priority, route=i.route,
+            )
+        )
+    s = cfg.supervision
+    if s.enabled:
+        rules.append(
+            Supervision(
+                resolve_intervals(s, devices or {}), battery_low_pct=s.battery_low_pct,
+                battery_ok_pct=s.battery_ok_pct, priority=s.priority, route=s.route,
+            )
+        )
+    return Rules(rules)

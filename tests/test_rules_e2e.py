@@ -1,0 +1,56 @@
+"""Rules in the running hub: a real subprocess, a bed mat on a pty, a kill -9 in the middle."""
+
+from __future__ import annotations
+
+import time
+
+from tests.support.central import BASE, events
+from tests.test_serial_e2e import emulate, serial_devices  # noqa: F401  (fixture)
+
+RULES = """
+[rules]
+night = "00:00-24:00"
+[rules.bed_not_returned]
+after_s = 4
+"""
+
+
+def test_bed_not_returned_fires_after_a_crash_mid_rule(make_hub, subscribe, emulate):  # noqa: F811
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    time.sleep(0.2)
+    bed.send("occupancy", state="out")
+    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    exit_event = events(sub, "bed.exit")[0]
+    t_exit = time.monotonic()
+    time.sleep(1.0)
+    hub.kill()  # the hub dies while the rule is waiting
+    hub.start().wait_online()
+    restored = hub.wait_log(lambda e: e.get("event") == "rules_restored")
+    assert "bed_not_returned" in restored["rules"]
+    sub.wait_for(lambda _: events(sub, "rule.bed_not_returned"), timeout=15)
+    waited = time.monotonic() - t_exit
+    (alert,) = events(sub, "rule.bed_not_returned")
+    assert alert["cause"] == exit_event["id"] and alert["priority"] == "high" and alert["route"] == "care"
+    assert waited >= 3.5, "not before after_s, counted from the exit, not from the restart"
+    time.sleep(2.0)
+    assert len(events(sub, "rule.bed_not_returned")) == 1, "once: a re-alert comes only after realert_s"
+
+
+def test_bed_return_in_time_cancels(make_hub, subscribe, emulate):  # noqa: F811
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    time.sleep(0.2)
+    bed.send("occupancy", state="out")
+    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    time.sleep(1.0)
+    bed.send("occupancy", state="in")
+    sub.wait_for(lambda _: events(sub, "bed.return"))
+    time.sleep(4.5)
+    assert events(sub, "rule.bed_not_returned") == []
