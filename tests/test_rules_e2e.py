@@ -51,6 +51,24 @@ def test_bed_return_in_time_cancels(make_hub, subscribe, emulate):  # noqa: F811
     sub.wait_for(lambda _: events(sub, "bed.exit"))
     time.sleep(1.0)
     bed.send("occupancy", state="in")
-    sub.wait_for(lambda _: events(sub, "bed.return"))
+    sub.wait_for(lambda _: [e for e in events(sub, "bed.return") if not e["data"].get("baseline")])
+    time.sleep(4.5)
+    assert events(sub, "rule.bed_not_returned") == []
+
+
+def test_resident_back_after_a_crash_stands_the_rule_down(make_hub, subscribe, emulate):  # noqa: F811
+    bed = emulate("bedmat", "bed")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")
+    time.sleep(0.2)
+    bed.send("occupancy", state="out")
+    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    hub.kill()
+    hub.start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in")  # back in bed while the hub was down; the new hub only sees this
+    sub.wait_for(lambda _: any(e["data"].get("baseline") for e in events(sub, "bed.return")))
     time.sleep(4.5)
     assert events(sub, "rule.bed_not_returned") == []

@@ -391,11 +391,15 @@ def types(emits: list[Emit]) -> list[str]:
     return [e.type for e in emits]
 
 
-def test_first_reading_is_the_baseline_and_emits_nothing() -> None:
+BASELINE_IN = [Emit("bed.return", Priority.NORMAL, {"baseline": True, "since_s": 0.0})]
+
+
+def test_first_reading_is_the_baseline_and_only_in_bed_is_reported() -> None:
     for first in ("in", "out"):
         lg = BedMatLogic()
         assert lg.state() == {"occupancy": None, "since_s": None, "battery": None}
-        assert lg.on_reading(reading(first), 100.0) == []
+        # in bed at start: a baseline bed.return, so a rule waiting since before a restart can stand down
+        assert lg.on_reading(reading(first), 100.0) == (BASELINE_IN if first == "in" else [])
         for t in (100.5, 110.0, 200.0):
             assert lg.tick(t) == []
         assert lg.state() == {"occupancy": first, "since_s": 100.0, "battery": 90}
@@ -403,7 +407,7 @@ def test_first_reading_is_the_baseline_and_emits_nothing() -> None:
 
 def test_exit_exactly_after_exit_after_s_then_return() -> None:
     lg = BedMatLogic()
-    assert lg.on_reading(reading("in"), 0.0) == []
+    assert lg.on_reading(reading("in"), 0.0) == BASELINE_IN
     assert lg.on_reading(reading("out", pressure=14, seq=5), 100.0) == []
     assert lg.tick(109.5) == []
     assert lg.tick(109.999) == []
@@ -504,7 +508,7 @@ def test_battery_from_status_sentences_too() -> None:
     emits = lg.on_reading(Reading("status", {"battery": 15, "firmware": "2.1.0", "seq": 1}), 0.0)
     assert types(emits) == ["device.battery_low"]
     assert lg.state() == {"occupancy": None, "since_s": None, "battery": 15}
-    assert lg.on_reading(reading("in", battery=14), 1.0) == []  # baseline, and already warned
+    assert lg.on_reading(reading("in", battery=14), 1.0) == BASELINE_IN  # baseline, and already warned
 
 
 def test_unknown_readings_are_ignored() -> None:
@@ -545,12 +549,12 @@ def test_events_do_not_depend_on_the_tick_rate(steps: list[tuple[int, str, int]]
     b += lazy.tick(end)
     assert types(a) == types(b)
     assert [e.data.get("pressure") for e in a] == [e.data.get("pressure") for e in b]
-    occupancy = [e.type for e in a if e.type.startswith("bed.")]
+    occupancy = [e.type for e in a if e.type.startswith("bed.") and not e.data.get("baseline")]
     assert occupancy == ["bed.exit", "bed.return"] * (len(occupancy) // 2) + ["bed.exit"] * (len(occupancy) % 2)
     for e in a:
         if e.type == "bed.exit":
             assert e.data["since_s"] >= 10.0
-        elif e.type == "bed.return":
+        elif e.type == "bed.return" and not e.data.get("baseline"):
             assert e.data["since_s"] >= 5.0
     assert ticked.state()["occupancy"] == lazy.state()["occupancy"]
 

@@ -282,7 +282,11 @@ def load_options(options: Mapping[str, Any] | BedMatOptions | None = None) -> Be
 class BedMatLogic(DeviceLogic):
     """Occupancy readings → ``bed.exit`` / ``bed.return``; battery → ``device.battery_low``.
 
-    * The first occupancy reading sets the baseline and emits nothing.
+    * The first occupancy reading sets the baseline. If it is IN, a
+      ``bed.return`` with ``data.baseline = true`` says so: after a hub restart
+      this is how the rules learn that a resident who left before the crash
+      is back, instead of alarming all night. An OUT baseline emits nothing
+      (the hub did not see the resident leave).
     * ``bed.exit`` when the mat has read OUT without a break for ``exit_after_s``
       (measured from the first OUT reading); ``bed.return`` when it has then read
       IN for ``return_after_s``. A return is only reported after an exit this
@@ -317,6 +321,8 @@ class BedMatLogic(DeviceLogic):
                 self._stable = self._raw = state
                 self._stable_since = self._raw_since = now
                 self._raw_first = dict(f)
+                if state == "in":
+                    emits.append(Emit("bed.return", Priority.NORMAL, {"baseline": True, "since_s": 0.0}))
             else:
                 emits += self._due(now)  # the previous reading held until now
                 if state != self._raw:
