@@ -46,11 +46,15 @@ RESIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 PREFIX_PATTERN = r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$"
 
 #: What each pattern means, in the words an installer reads in an error message.
+MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
+BINDKEY_PATTERN = r"^[0-9A-Fa-f]{32}$"
 _PATTERN_HELP = {
     NAME_PATTERN: "lower-case letters, digits, '-' and '_' (1 to 63, starting with a letter or digit, no spaces)",
     RESIDENT_PATTERN: "a pseudonymous resident id: 3 to 64 letters, digits, '-' and '_', no spaces (never a name)",
     PREFIX_PATTERN: "a topic prefix without '#' or '+' that neither starts nor ends with '/'",
     WINDOW_PATTERN: WINDOW_HELP,
+    MAC_PATTERN: "a Bluetooth address such as 'A4:C1:38:12:34:56'",
+    BINDKEY_PATTERN: "the device's 16-byte BTHome bindkey as 32 hex digits",
 }
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -132,6 +136,24 @@ class GpioSection(_Section):
     factory: Literal["sim", "lgpio", "rpigpio", "pigpio", "native"] = "lgpio"
 
 
+class BleSection(_Section):
+    """``[ble]``: the BLE scanner. ``backend = "sim"`` is the simulated advert source
+    the demo and the test rig drive through the sim socket."""
+
+    backend: Literal["bleak", "sim"] = "bleak"
+    adapter: str | None = None
+    silence_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
+    telemetry_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 900.0
+    activity_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+
+
+class BleDevice(_Section):
+    """``[device.ble]``: a BTHome v2 device by its address, with its bindkey if it encrypts."""
+
+    address: Annotated[str, msgspec.Meta(pattern=MAC_PATTERN)]
+    bindkey: Annotated[str, msgspec.Meta(pattern=BINDKEY_PATTERN)] | None = None
+
+
 class SimSection(_Section):
     """``[sim]``: the control socket through which the demo and the test rig drive simulated devices."""
 
@@ -183,7 +205,9 @@ class SerialSettings(_Section):
 
 _OPTIONS: dict[str, type] = {"bedmat": BedMatOptions, "dispenser": DispenserOptions, "espa444": EspaOptions}
 
-DeviceKind = Literal["alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call"]
+DeviceKind = Literal[
+    "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor"
+]
 
 #: Serial protocol each serial device kind speaks.
 PROTOCOL_FOR_KIND = {"bed_mat": "bedmat", "medication_dispenser": "dispenser", "nurse_call": "espa444"}
@@ -195,6 +219,9 @@ DEFAULT_ROUTE: dict[str, Route] = {
     "bed_mat": Route.CARE,
     "medication_dispenser": Route.NURSE,
     "nurse_call": Route.ANY,
+    "door": Route.CARE,
+    "motion": Route.CARE,
+    "sensor": Route.ANY,
 }
 
 
@@ -208,6 +235,7 @@ class Device(_Section):
     expected_interval_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
     gpio: GpioDevice | None = None
     serial: SerialSettings | None = None
+    ble: BleDevice | None = None
 
     @property
     def routing(self) -> Route:
@@ -223,6 +251,7 @@ class Config(_Section):
     store: StoreSection
     log: LogSection = LogSection()
     gpio: GpioSection = GpioSection()
+    ble: BleSection = BleSection()
     sim: SimSection = SimSection()
     alarm: AlarmSection = AlarmSection()
     rules: RulesConfig = RulesConfig()
@@ -231,13 +260,16 @@ class Config(_Section):
 
 #: Which driver tables each device kind may use.
 DRIVERS_FOR_KIND: dict[str, tuple[str, ...]] = {
-    "alarm_button": ("gpio",),
+    "alarm_button": ("gpio", "ble"),
     "pull_cord": ("gpio",),
     "bed_mat": ("serial",),
     "medication_dispenser": ("serial",),
     "nurse_call": ("serial",),
+    "door": ("ble",),
+    "motion": ("ble",),
+    "sensor": ("ble",),
 }
-DRIVER_FIELDS = ("gpio", "serial")
+DRIVER_FIELDS = ("gpio", "serial", "ble")
 
 
 @dataclass(frozen=True)
@@ -513,6 +545,7 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
 
     seen: dict[str, int] = {}
     ports: dict[str, int] = {}
+    addresses: dict[str, int] = {}
     pins: dict[str, tuple[int, str, int | str]] = {}
     for i, dev in enumerate(config.devices):
         if dev.id in seen:
@@ -541,6 +574,11 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
             if port in ports:
                 report(("device", i, "serial", "port"), f"expected a port no other device uses, found {dev.serial.port!r} (also device[{ports[port]}])")
             ports.setdefault(port, i)
+        if dev.ble is not None:
+            addr = dev.ble.address.upper()
+            if addr in addresses:
+                report(("device", i, "ble", "address"), f"expected an address no other device uses, found {dev.ble.address!r} (also device[{addresses[addr]}])")
+            addresses.setdefault(addr, i)
         if dev.gpio is not None:
             for key in ("pin", "led_pin", "buzzer_pin"):
                 pin = getattr(dev.gpio, key)

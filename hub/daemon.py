@@ -79,6 +79,8 @@ class Hub:
         self.devices: dict[str, Device] = {d.id: d for d in c.devices}
         self.device_health: dict[str, dict[str, Any]] = {}
         self.serial_ports: dict[str, Any] = {}
+        self.ble_devices: dict[str, Any] = {}
+        self.ble_scanner: Any = None
         self.sim: SimControl | None = None
         self._closers: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -416,10 +418,83 @@ class Hub:
             self._closers.append(port.stop)
         log.info("serial_started", devices=[d.id for d in serial_devices])
 
+    def _start_ble(self) -> None:
+        ble_devices = [d for d in self.cfg.devices if d.ble is not None]
+        if not ble_devices:
+            return
+        from drivers.ble.backend import make_backend
+        from drivers.ble.devices import BtHomeDevice
+        from drivers.ble.scanner import BleScanner
+        from drivers.serial.base import Emit
+        from hub.gestures import ButtonGestures
+
+        b = self.cfg.ble
+        by_address: dict[str, tuple[Device, BtHomeDevice, ButtonGestures | None]] = {}
+        for dev in ble_devices:
+            assert dev.ble is not None
+            decoder = BtHomeDevice(
+                device_id=dev.id,
+                kind=dev.kind,
+                address=dev.ble.address,
+                bindkey=bytes.fromhex(dev.ble.bindkey) if dev.ble.bindkey else None,
+                telemetry_interval_s=b.telemetry_interval_s,
+                activity_interval_s=b.activity_interval_s,
+            )
+            gestures = ButtonGestures(self, dev, input_name="ble") if dev.kind == "alarm_button" else None
+            by_address[decoder.address] = (dev, decoder, gestures)
+            self.ble_devices[dev.id] = decoder
+
+        def on_advert(advert: Any) -> None:
+            entry = by_address.get(advert.address)
+            if entry is None:
+                return
+            dev, decoder, gestures = entry
+            now = time.time()
+            result = decoder.feed(advert.service_data, now)
+            if not result.accepted:
+                return
+            self.device_health[dev.id] = {"kind": dev.kind, "state": "ok", **decoder.health()}
+            outputs = self.rules.report(dev.id, now, battery=result.battery)
+            if outputs:
+                self.spawn(self._rules_emit(outputs), "rules")
+            for g in result.gestures:
+                if gestures is None:
+                    continue
+                if g == "press":
+                    gestures.press(now)
+                    gestures.release(now, 0.0)
+                else:
+                    gestures.hold(now)
+            source = self.device_source(dev)
+            for e in result.emits:
+                self.spawn(
+                    self.emit(Draft(type=e.type, priority=e.priority, source=source, route=dev.routing, data=e.data)),
+                    e.type,
+                )
+
+        async def emit_hub(e: Emit) -> None:
+            await self.emit(Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data))
+
+        if b.backend == "sim":
+            from drivers.ble.sim import SimBackend, register_sim_ops
+
+            sim_backend = SimBackend(adapter=b.adapter or "hci0")
+            factory: Any = lambda: sim_backend  # noqa: E731  (one simulated radio, driven through the socket)
+        else:
+            factory = lambda: make_backend("bleak", adapter=b.adapter)  # noqa: E731
+        self.ble_scanner = BleScanner(factory, list(by_address), on_advert, emit=emit_hub, silence_s=b.silence_s)
+        if b.backend == "sim":
+            register_sim_ops(self._sim(), sim_backend, scanner=self.ble_scanner)
+        self.spawn(self.ble_scanner.run(), "ble")
+        self._closers.append(self.ble_scanner.stop)
+        log.info("ble_started", backend=b.backend, devices=[d.id for d in ble_devices])
+
     def _health(self) -> dict[str, Any]:
         health = dict(self.device_health)
         for dev_id, port in self.serial_ports.items():
             health[dev_id] = {"kind": self.devices[dev_id].kind, **port.health()}
+        if self.ble_scanner is not None:
+            health["ble"] = self.ble_scanner.health()
         return health
 
     def _sim(self) -> SimControl:
@@ -447,6 +522,7 @@ class Hub:
         self.alarms.restore(history)
         await self._rules_restore()
         self._start_serial()
+        self._start_ble()
         if self.sim is not None:
             await self.sim.start()
         await self.emit(

@@ -174,6 +174,13 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         Priority.HIGH,
         "A dose was missed: reported by the dispenser, or not taken within grace_s (data.reported_by).",
     ),
+    "door.open": (Priority.NORMAL, "A door or window sensor reports open."),
+    "door.close": (Priority.NORMAL, "A door or window sensor reports closed."),
+    "motion.activity": (Priority.NORMAL, "A motion or occupancy sensor saw someone (at most once per activity_interval_s)."),
+    "sensor.reading": (
+        Priority.LOW,
+        "Telemetry from a BLE sensor (data.values), sent when a value changes or every telemetry_interval_s.",
+    ),
     "alarm.nursecall": (
         Priority.CRITICAL,
         "A call from the building's nurse-call system (ESPA 4.4.4); priority mapped from the call's priority.",

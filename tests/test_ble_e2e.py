@@ -1,0 +1,87 @@
+"""BLE end to end: BTHome adverts injected into the hub's simulated radio through its sim socket."""
+
+from __future__ import annotations
+
+import time
+
+from drivers.ble import bthome
+from tests.support.central import BASE, events
+
+BUTTON = "A4:C1:38:00:00:01"
+DOOR = "A4:C1:38:00:00:02"
+KEY = "231d39c1d7cc1ab1aee224cd096db932"
+FCD2 = "0000fcd2-0000-1000-8000-00805f9b34fb"
+
+DEVICES = f"""
+[ble]
+backend = "sim"
+silence_s = 2
+
+[[device]]
+id = "ble-button"
+kind = "alarm_button"
+room = "living"
+[device.ble]
+address = "{BUTTON}"
+bindkey = "{KEY}"
+
+[[device]]
+id = "front-door"
+kind = "door"
+room = "hall"
+[device.ble]
+address = "{DOOR}"
+"""
+
+
+def advert(hub, address: str, data: bytes) -> dict:
+    return hub.sim.call({"op": "ble_advert", "address": address, "service_data_hex": {FCD2: data.hex()}})
+
+
+def test_encrypted_press_raises_alarm_and_replay_is_ignored(make_hub, subscribe):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES).start().wait_online()
+    press = bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=7)
+    advert(hub, BUTTON, press)
+    sub.wait_for(lambda _: events(sub, "alarm.button"))
+    (alarm,) = events(sub, "alarm.button")
+    assert alarm["source"] == {"device": "ble-button", "kind": "alarm_button", "room": "living"}
+    assert alarm["priority"] == "critical" and alarm["data"]["input"] == "ble"
+    advert(hub, BUTTON, press)  # the same advert again (a repeat, or someone replaying it)
+    old = bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=5)
+    advert(hub, BUTTON, old)  # an older counter: a replay
+    wrong_key = bthome.encode(buttons=["press"], bindkey="00" * 16, mac=BUTTON, counter=9)
+    advert(hub, BUTTON, wrong_key)
+    advert(hub, BUTTON, b"\x41\x3a")  # garbage
+    time.sleep(1.0)
+    assert len(events(sub, "alarm.button")) == 1
+    assert hub.returncode is None
+
+
+def test_door_open_and_close(make_hub, subscribe):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES).start().wait_online()
+    for pid, state in ((1, 0), (2, 1), (3, 1), (4, 0)):
+        advert(hub, DOOR, bthome.encode([(0x1A, state)], packet_id=pid))
+    sub.wait_for(lambda _: events(sub, "door.close") and events(sub, "door.open"))
+    time.sleep(0.5)
+    kinds = [e["type"] for e in events(sub) if e["type"].startswith("door.")]
+    assert kinds == ["door.open", "door.close"], "only changes, not every advert; no close for the first reading"
+    assert events(sub, "door.open")[0]["route"] == "care"
+
+
+def test_scanner_rebuilds_after_in_progress_and_reports_it(make_hub, subscribe):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES).start().wait_online()
+    # BlueZ answers org.bluez.Error.InProgress: the running scan fails, and so does the next start
+    hub.sim.call({"op": "ble_fault", "kind": "in_progress", "running": True, "times": 2})
+    sub.wait_for(lambda _: events(sub, "hub.ble_degraded"), timeout=15)
+    assert events(sub, "hub.ble_degraded")[0]["data"]["reason"] == "in_progress"
+    deadline = time.monotonic() + 15
+    while not events(sub, "hub.ble_recovered") and time.monotonic() < deadline:
+        advert(hub, DOOR, bthome.encode([(0x1A, 1)], packet_id=int(time.monotonic() * 10) % 256))
+        time.sleep(0.3)
+    assert events(sub, "hub.ble_recovered")
+    assert len(events(sub, "hub.ble_degraded")) == 1, "one degraded per outage, however many rebuilds failed"
+    status = hub.sim.call({"op": "ble_state"})
+    assert status["scanner"]["rebuilds"] >= 2
