@@ -4,6 +4,7 @@
 ``carehub check-config FILE``            0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
 ``carehub demo``                         a simulated residence and a pretend alarm central
+``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
 """
 
@@ -78,6 +79,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.config), keep_running=args.keep_running)
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from hub.scan import run_scan
+
+    return run_scan(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; one sub-command per task."""
     parser = argparse.ArgumentParser(prog="carehub", description="Device hub for municipal home care.")
@@ -96,6 +103,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default="config/examples/demo.toml")
     p.add_argument("--keep-running", action="store_true", help="leave the hub running after the scripted part")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser(
+        "scan",
+        help="list the BLE devices heard, with their BTHome and key status (for installers)",
+        description="Scan with the config's [ble] backend for N seconds and list the devices heard: "
+        "address, name, RSSI, BTHome or not, encrypted or not, whether the configured bindkey decrypts it, "
+        "the configured device, and the latest values. Exit 0; 2 if the config is invalid or unreadable "
+        "or the scan cannot start.",
+    )
+    p.add_argument("--config", "-c", required=True, help="residence config (TOML)")
+    p.add_argument("--seconds", "-s", type=float, default=10.0, help="how long to scan (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON document (a list of devices) instead of a table")
+    p.add_argument("--all", action="store_true", help="show every device heard, not only BTHome and configured ones")
+    p.add_argument(
+        "--sim-socket",
+        default=None,
+        metavar="PATH",
+        help='with [ble] backend = "sim": the sim control socket to open (default: the config\'s [sim] socket)',
+    )
+    p.set_defaults(func=_scan)
 
     sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) on a pty or a real port")
 
