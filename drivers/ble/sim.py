@@ -196,6 +196,10 @@ def register_sim_ops(ctl: SimControl, backend: SimBackend, *, scanner: BleScanne
       manufacturer_data_hex?: {company_id: hex}} -- hear an advert now;
       replies ``delivered`` (false while stopped, silent or without adapter).
       UUIDs may be short (``"fcd2"``) or full.
+    * ``ble_adverts`` {adverts: [<ble_advert fields>, ...]} -- hear a batch of
+      adverts now, in order (at most 10,000; all are checked before any is
+      delivered); replies ``count`` and ``delivered``. For load tests, where
+      one request per advert would measure the socket rather than the scanner.
     * ``ble_fault`` {kind, adapter?, times?, running?} -- ``in_progress``: the
       next ``times`` starts fail with InProgress (and, with ``running: true``,
       the running scan fails too); ``adapter_gone``: unplug the adapter;
@@ -208,6 +212,16 @@ def register_sim_ops(ctl: SimControl, backend: SimBackend, *, scanner: BleScanne
     async def ble_advert(req: dict[str, Any]) -> dict[str, Any]:
         advert = advert_from_request(req)
         return {"address": advert.address, "delivered": backend.inject(advert)}
+
+    async def ble_adverts(req: dict[str, Any]) -> dict[str, Any]:
+        items = req.get("adverts")
+        if not isinstance(items, list) or len(items) > 10_000:
+            raise SimCommandError("'adverts' must be a list of at most 10000 advert objects")
+        if not all(isinstance(a, dict) for a in items):
+            raise SimCommandError("each entry of 'adverts' must be an object")
+        adverts = [advert_from_request(a) for a in items]
+        delivered = sum(1 for a in adverts if backend.inject(a))
+        return {"count": len(adverts), "delivered": delivered}
 
     async def ble_fault(req: dict[str, Any]) -> dict[str, Any]:
         kind = req.get("kind")
@@ -238,5 +252,6 @@ def register_sim_ops(ctl: SimControl, backend: SimBackend, *, scanner: BleScanne
         return out
 
     ctl.register("ble_advert", ble_advert)
+    ctl.register("ble_adverts", ble_adverts)
     ctl.register("ble_fault", ble_fault)
     ctl.register("ble_state", ble_state)
