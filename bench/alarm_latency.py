@@ -75,6 +75,7 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
+from bench.common import iso_to_epoch, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -167,9 +168,6 @@ class Client:
             self.client.loop_stop()
 
 
-def log(msg: str, *, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- baseline
@@ -283,7 +281,7 @@ def bench_hub(
                 warnings += 1
             if not ts or "event_id" not in e:
                 continue
-            wall = _iso_to_epoch(ts)
+            wall = iso_to_epoch(ts)
             if e.get("event") == "event_committed":
                 committed[e["event_id"]] = wall
             elif e.get("event") == "event_delivered":
@@ -304,17 +302,11 @@ def bench_hub(
         sub.close()
 
 
-def _iso_to_epoch(ts: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 # --------------------------------------------------------------------------- main
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if n < 1:
         ap.error("--presses must be >= 1")
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     hubs: list[HubProcess] = []
     broker: Mosquitto | None = None

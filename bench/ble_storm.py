@@ -82,6 +82,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
+from bench.common import cpu_s, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -142,12 +143,6 @@ address = "{SENSOR2}"
 # --------------------------------------------------------------------------- helpers
 
 
-def cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        s = f.read()
-    fields = s[s.rindex(")") + 2 :].split()  # fields[0] is field 3 (state); utime = 14, stime = 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def self_cpu_s() -> float:
@@ -155,9 +150,6 @@ def self_cpu_s() -> float:
     return t.user + t.system
 
 
-def log(msg: str, *, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 class RawSim:
@@ -400,8 +392,6 @@ def idle(hub_pid: int, seconds: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pct(x: float) -> str:
@@ -422,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     presses = args.presses if args.presses is not None else max(1, int(args.seconds))
     rng = random.Random(20240611)
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     hub: HubProcess | None = None
     broker: Mosquitto | None = None

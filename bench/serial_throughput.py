@@ -98,6 +98,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
+from bench.common import cpu_s, iso_to_epoch, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -113,27 +114,13 @@ BATTERY_WARMUP = 18  # the same, told apart from the measured ones by data.batte
 BATTERY_REARM = 30  # >= ok: re-arms, no event
 TARGET_RATIO = 0.50
 QUEUE_MAX = 30_000  # raw: at most this many publishes queued in paho beyond the PUBACKs (ids are 16-bit)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def log(msg: str, *, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
-def cpu_s(pid: int | None) -> float | None:
-    """utime + stime of a process (all its threads) in seconds, or None if gone."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float | None]:
@@ -144,8 +131,6 @@ def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[st
     return {k: (round(b[k] - a[k], 2) if a.get(k) is not None and b.get(k) is not None else None) for k in a}
 
 
-def _iso_to_epoch(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def event_payload_size() -> int:
@@ -632,8 +617,8 @@ def bench_hub(
         delivered = {i: ts for i, ts in tail.delivered.items() if i not in warm_ids}
         delivered_not_rx = len(set(delivered) - measured_ids)
         committed = {i: ts for i, ts in tail.committed.items() if i not in warm_ids}
-        t_delivered = [_iso_to_epoch(ts) for ts in delivered.values()]
-        t_committed = [_iso_to_epoch(ts) for ts in committed.values()]
+        t_delivered = [iso_to_epoch(ts) for ts in delivered.values()]
+        t_committed = [iso_to_epoch(ts) for ts in committed.values()]
         last_delivered = max(t_delivered, default=t0_wall)
         elapsed = last_delivered - t0_wall
         seqs_sorted = sorted(seqs)
@@ -684,8 +669,6 @@ def bench_hub(
 # --------------------------------------------------------------------------- main
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -706,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = (args.frames + 1) // 2
     payload_size = args.payload_size or event_payload_size()
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     hubs: list[HubProcess] = []
     ptys: list[PtyLine] = []
