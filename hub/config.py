@@ -32,7 +32,7 @@ import msgspec
 from drivers.serial.bedmat import BedMatOptions
 from drivers.serial.dispenser import DispenserOptions
 from drivers.serial.espa444 import EspaOptions
-from hub.events import Route
+from hub.events import Priority, Route
 from hub.rules.config import WINDOW_HELP, WINDOW_PATTERN, RulesConfig
 from hub.tomlpos import format_path, key_positions, locate
 
@@ -145,6 +145,7 @@ class BleSection(_Section):
     silence_s: Annotated[float, msgspec.Meta(gt=0)] = 600.0
     telemetry_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 900.0
     activity_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1, le=7)] = 2
 
 
 class BleDevice(_Section):
@@ -152,6 +153,25 @@ class BleDevice(_Section):
 
     address: Annotated[str, msgspec.Meta(pattern=MAC_PATTERN)]
     bindkey: Annotated[str, msgspec.Meta(pattern=BINDKEY_PATTERN)] | None = None
+
+
+class GattNotify(_Section):
+    """``[[device.gatt.notify]]``: a characteristic whose notifications become events."""
+
+    uuid: Annotated[str, msgspec.Meta(min_length=4)]
+    event: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")]
+    priority: Priority = Priority.NORMAL
+    decode: Literal["uint8", "uint16le", "int16le", "utf8", "hex"] = "hex"
+    scale: float | None = None
+    key: Annotated[str, msgspec.Meta(min_length=1)] = "value"
+
+
+class GattSettings(_Section):
+    """``[device.gatt]``: a device the hub connects to (GATT), with its battery read and notifications."""
+
+    address: Annotated[str, msgspec.Meta(pattern=MAC_PATTERN)]
+    battery_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    notify: list[GattNotify] = []
 
 
 class SimSection(_Section):
@@ -236,6 +256,7 @@ class Device(_Section):
     gpio: GpioDevice | None = None
     serial: SerialSettings | None = None
     ble: BleDevice | None = None
+    gatt: GattSettings | None = None
 
     @property
     def routing(self) -> Route:
@@ -263,13 +284,13 @@ DRIVERS_FOR_KIND: dict[str, tuple[str, ...]] = {
     "alarm_button": ("gpio", "ble"),
     "pull_cord": ("gpio",),
     "bed_mat": ("serial",),
-    "medication_dispenser": ("serial",),
+    "medication_dispenser": ("serial", "gatt"),
     "nurse_call": ("serial",),
     "door": ("ble",),
     "motion": ("ble",),
-    "sensor": ("ble",),
+    "sensor": ("ble", "gatt"),
 }
-DRIVER_FIELDS = ("gpio", "serial", "ble")
+DRIVER_FIELDS = ("gpio", "serial", "ble", "gatt")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class Hub:
         self.serial_ports: dict[str, Any] = {}
         self.ble_devices: dict[str, Any] = {}
         self.ble_scanner: Any = None
+        self.gatt: Any = None
         self.sim: SimControl | None = None
         self._closers: list[Any] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -489,12 +490,60 @@ class Hub:
         self._closers.append(self.ble_scanner.stop)
         log.info("ble_started", backend=b.backend, devices=[d.id for d in ble_devices])
 
+    def _start_gatt(self) -> None:
+        gatt_devices = [d for d in self.cfg.devices if d.gatt is not None]
+        if not gatt_devices:
+            return
+        from drivers.ble.gatt import GattDevice, GattManager, NotifyMapping, make_client
+        from drivers.serial.base import Emit
+
+        specs = []
+        for dev in gatt_devices:
+            g = dev.gatt
+            assert g is not None
+            mappings = [
+                NotifyMapping(n.uuid, n.event, priority=n.priority, decode=n.decode, scale=n.scale, key=n.key)
+                for n in g.notify
+            ]
+            specs.append(GattDevice(dev.id, g.address, mappings, battery_interval_s=g.battery_interval_s or None))
+
+        async def emit(device_id: str, e: Emit) -> None:
+            dev = self.devices[device_id]
+            await self.emit(
+                Draft(type=e.type, priority=e.priority, source=self.device_source(dev), route=dev.routing, data=e.data)
+            )
+
+        def on_battery(device_id: str, pct: int) -> None:
+            outputs = self.rules.report(device_id, time.time(), battery=pct)
+            if outputs:
+                self.spawn(self._rules_emit(outputs), "rules")
+
+        b = self.cfg.ble
+        if b.backend == "sim":
+            from drivers.ble.gatt_sim import SimGattRegistry, register_gatt_sim_ops
+
+            registry = SimGattRegistry()
+            for spec in specs:  # simulated peripherals with the configured characteristics
+                registry.add(spec.address, {m.uuid: b"" for m in spec.mappings})
+            factory: Any = registry.client
+        else:
+            factory = lambda address: make_client("bleak", address, adapter=b.adapter)  # noqa: E731
+        self.gatt = GattManager(specs, factory, emit, on_battery=on_battery, max_connections=b.max_connections)
+        if b.backend == "sim":
+            register_gatt_sim_ops(self._sim(), registry, manager=self.gatt)
+        self.spawn(self.gatt.run(), "gatt")
+        self._closers.append(self.gatt.stop)
+        log.info("gatt_started", backend=b.backend, devices=[d.id for d in gatt_devices])
+
     def _health(self) -> dict[str, Any]:
         health = dict(self.device_health)
         for dev_id, port in self.serial_ports.items():
             health[dev_id] = {"kind": self.devices[dev_id].kind, **port.health()}
         if self.ble_scanner is not None:
             health["ble"] = self.ble_scanner.health()
+        if self.gatt is not None:
+            for dev_id, h in self.gatt.health().items():
+                health[dev_id] = {"kind": self.devices[dev_id].kind, "driver": "gatt", **h}
         return health
 
     def _sim(self) -> SimControl:
@@ -523,6 +572,7 @@ class Hub:
         await self._rules_restore()
         self._start_serial()
         self._start_ble()
+        self._start_gatt()
         if self.sim is not None:
             await self.sim.start()
         await self.emit(

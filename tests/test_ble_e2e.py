@@ -85,3 +85,45 @@ def test_scanner_rebuilds_after_in_progress_and_reports_it(make_hub, subscribe):
     assert len(events(sub, "hub.ble_degraded")) == 1, "one degraded per outage, however many rebuilds failed"
     status = hub.sim.call({"op": "ble_state"})
     assert status["scanner"]["rebuilds"] >= 2
+
+
+SCALE = "C0:FF:EE:00:00:09"
+GATT_DEVICES = f"""
+[ble]
+backend = "sim"
+
+[[device]]
+id = "scale-1"
+kind = "sensor"
+room = "bathroom"
+[device.gatt]
+address = "{SCALE}"
+battery_interval_s = 1
+[[device.gatt.notify]]
+uuid = "0000fff1-0000-1000-8000-00805f9b34fb"
+event = "weight.measured"
+decode = "uint16le"
+scale = 0.01
+key = "kg"
+"""
+
+
+def test_gatt_notification_event_and_reconnect(make_hub, subscribe):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=GATT_DEVICES).start().wait_online()
+    uuid = "0000fff1-0000-1000-8000-00805f9b34fb"
+    deadline = time.monotonic() + 10
+    while hub.sim.call({"op": "gatt_notify", "address": SCALE, "uuid": uuid, "hex": "2c1a"})["delivered"] == 0:
+        assert time.monotonic() < deadline, "never connected"
+        time.sleep(0.1)
+    sub.wait_for(lambda _: events(sub, "weight.measured"))
+    (w,) = events(sub, "weight.measured")
+    assert w["data"]["kg"] == 67.0 and w["source"]["device"] == "scale-1"
+    hub.sim.call({"op": "gatt_link", "address": SCALE, "up": False})
+    hub.sim.call({"op": "gatt_drop", "address": SCALE})
+    sub.wait_for(lambda _: events(sub, "device.offline"), timeout=10)
+    hub.sim.call({"op": "gatt_link", "address": SCALE, "up": True})
+    sub.wait_for(lambda _: events(sub, "device.online"), timeout=20)
+    assert len(events(sub, "device.offline")) == 1
+    st = hub.sim.call({"op": "gatt_state"})
+    assert st["manager"]["scale-1"]["last_battery"] == 100
