@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from drivers.ble import bthome
+from tests.support.broker import request
 from tests.support.central import BASE, events
 
 BUTTON = "A4:C1:38:00:00:01"
@@ -77,6 +78,9 @@ def test_scanner_rebuilds_after_in_progress_and_reports_it(make_hub, subscribe):
     hub.sim.call({"op": "ble_fault", "kind": "in_progress", "running": True, "times": 2})
     sub.wait_for(lambda _: events(sub, "hub.ble_degraded"), timeout=15)
     assert events(sub, "hub.ble_degraded")[0]["data"]["reason"] == "in_progress"
+    port = int(hub.config.read_text().split("port = ")[1].split()[0])
+    st = request("127.0.0.1", port, f"{BASE}/cmd/status", {})
+    assert st["devices"]["ble"]["state"] == "degraded", "the heartbeat and status show the outage"
     deadline = time.monotonic() + 15
     while not events(sub, "hub.ble_recovered") and time.monotonic() < deadline:
         advert(hub, DOOR, bthome.encode([(0x1A, 1)], packet_id=int(time.monotonic() * 10) % 256))
