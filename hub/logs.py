@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
+
+import msgspec
+import structlog.tracebacks
 
 import structlog
 
@@ -24,12 +28,26 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if use_json:
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        # msgspec renders straight to bytes: a line per event costs little even in a telemetry burst
+        processors += [
+            # tracebacks as data, without local variables (they could hold a resident's readings)
+            structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(serializer=_encode_json),
+        ]
+        factory: Any = structlog.BytesLoggerFactory(sys.stderr.buffer)
     else:
         processors += [structlog.dev.ConsoleRenderer()]
+        factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+def _encode_json(obj: Any, **_: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+_encoder = msgspec.json.Encoder(enc_hook=str)

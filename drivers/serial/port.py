@@ -32,6 +32,8 @@ EmitFn = Callable[[Emit], Awaitable[Any]]
 
 #: Reopen delays after a port vanished: quick first, capped low so a replug is seen within 2 s.
 REOPEN_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
+#: Supervision hears "this device reported" at most this often per port.
+REPORT_INTERVAL_S = 1.0
 #: Errors are logged at most once per this many seconds per port (a burst is one line).
 ERROR_LOG_INTERVAL_S = 5.0
 
@@ -66,6 +68,7 @@ class SerialDevice:
         self.frames = 0
         self.bytes_in = 0
         self.last_reading: float | None = None
+        self._last_report = float("-inf")
         self.opened_at: float | None = None
         self._ser: serial.Serial | None = None
         self._closed = asyncio.Event()
@@ -179,7 +182,8 @@ class SerialDevice:
         for reading in result.readings:
             self.frames += 1
             self.last_reading = now
-            if self.on_reading is not None:
+            if self.on_reading is not None and now - self._last_report >= REPORT_INTERVAL_S:
+                self._last_report = now  # supervision needs "heard lately", not every frame
                 self.on_reading()
             try:
                 emits = self.logic.on_reading(reading, now)
