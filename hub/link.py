@@ -165,6 +165,7 @@ class _Connection:
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
         self.sock: Any = None
+        self._writing_now = False
         self.misc_task: asyncio.Task[None] | None = None
 
     # paho callbacks (all on the loop thread once connected)
@@ -204,6 +205,8 @@ class _Connection:
         self.client.loop_write()
 
     def _register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        if self._writing_now:
+            return  # publish() writes at once; the loop only needs to watch what a full socket leaves over
         self.loop.add_writer(sock, self._writable)
 
     def _unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -265,11 +268,17 @@ class _Connection:
     def publish(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, properties: Properties | None
     ) -> asyncio.Future[ReasonCode] | None:
-        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        self._writing_now = True
+        try:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        finally:
+            self._writing_now = False
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise LinkDown(f"publish failed: {mqtt.error_string(info.rc)}")
         if self.client.want_write():
             self.client.loop_write()  # an alarm goes on the wire now, not on the next loop turn
+            if self.client.want_write() and self.sock is not None:
+                self.loop.add_writer(self.sock, self._writable)  # the socket was full: finish later
         if qos == 0:
             return None
         fut: asyncio.Future[ReasonCode] = self.loop.create_future()
