@@ -10,15 +10,23 @@ import socket
 
 
 def notify(message: str) -> bool:
-    """Send ``message`` to systemd; True when there was a socket to send it to."""
+    """Send ``message`` to systemd; True when it was sent.
+
+    Never blocks the loop: if the receiver's queue is full (or the socket is
+    gone) the message is dropped and False returned; a watchdog ping that
+    cannot be delivered now is simply sent again next interval.
+    """
     path = os.environ.get("NOTIFY_SOCKET")
     if not path:
         return False
     if path.startswith("@"):
         path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(path)
-        sock.sendall(message.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
+            sock.connect(path)
+            sock.send(message.encode())
+    except (BlockingIOError, OSError):
+        return False
     return True
 
 

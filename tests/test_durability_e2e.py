@@ -185,3 +185,18 @@ def test_after_reconnect_alarms_go_out_before_older_events(make_hub, subscribe, 
     assert {"hub.stopping", "hub.started"} <= set(order[3:])
     seqs = [e["seq"] for e in after()]
     assert seqs[:3] == sorted(seqs[:3]) and seqs[3] < seqs[0], "critical first, then by seq"
+
+
+def test_a_notify_socket_nobody_reads_never_blocks_the_hub(tmp_path, make_hub, subscribe):
+    path = str(tmp_path / "deaf.sock")
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(path)  # bound, never read: its queue fills after a few datagrams
+    try:
+        sub = subscribe([f"{BASE}/event/#"])
+        hub = make_hub(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000"}).start().wait_online()
+        time.sleep(1.0)  # ~100 watchdog pings into a full queue
+        hub.press()
+        sub.wait_for(lambda _: events(sub, "alarm.button"))
+        assert hub.stop(timeout=15) == 0
+    finally:
+        deaf.close()
