@@ -61,7 +61,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -73,9 +72,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
-from bench.common import iso_to_epoch, log, raise_interrupt
+from bench.common import BenchSubscriber, iso_to_epoch, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -107,50 +105,15 @@ def summary_ms(lat_s: Sequence[float]) -> dict[str, float]:
     }
 
 
-class Client:
-    """A paho-mqtt MQTT v5 client with its own network thread (loop_start).
-
-    ``on_message`` stamps ``time.perf_counter()`` (and ``time.time()``) first
-    thing and queues the message.
-    """
+class Client(BenchSubscriber):
+    """A subscriber whose ``on_message`` stamps ``time.perf_counter()`` (and ``time.time()``)
+    first thing and queues the message."""
 
     def __init__(self, port: int, topics: Sequence[str] = (), name: str = "bench") -> None:
         self.received: queue.Queue[tuple[float, float, mqtt.MQTTMessage]] = queue.Queue()
-        self._ready = threading.Event()
-        self._failed: str | None = None
-        self.topics = list(topics)
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{name}-{uuid.uuid4().hex[:10]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.connect(LOCALHOST, port, keepalive=60)
-        self.client.loop_start()
-        if not self._ready.wait(10):
-            self.close()
-            raise RuntimeError(f"{name}: not connected/subscribed within 10 s")
-        if self._failed:
-            self.close()
-            raise RuntimeError(f"{name}: {self._failed}")
+        super().__init__(port, topics, name)
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            self._failed = f"CONNACK {rc}"
-            self._ready.set()
-        elif self.topics:
-            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
-        else:
-            self._ready.set()
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
-        if any(rc.is_failure for rc in rcs):
-            self._failed = f"SUBACK {rcs}"
-        self._ready.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
         t = time.perf_counter()
         w = time.time()
         self.received.put((t, w, msg))
@@ -160,14 +123,6 @@ class Client:
             return self.received.get(timeout=timeout)
         except queue.Empty:
             raise TimeoutError(f"no message within {timeout} s") from None
-
-    def close(self) -> None:
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.loop_stop()
-
-
 
 
 # --------------------------------------------------------------------------- baseline
@@ -302,11 +257,7 @@ def bench_hub(
         sub.close()
 
 
-
-
 # --------------------------------------------------------------------------- main
-
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

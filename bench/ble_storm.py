@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import random
 import signal
 import socket
@@ -68,7 +67,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,10 +77,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
-from bench.common import cpu_s, log, raise_interrupt
+from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -176,7 +173,7 @@ class RawSim:
         self.sock.close()
 
 
-class Central:
+class Central(BenchSubscriber):
     """Subscriber on event/#: counts events, acknowledges every alarm at once (cmd/ack)."""
 
     def __init__(self, port: int, base: str) -> None:
@@ -184,35 +181,9 @@ class Central:
         self.types: Counter[str] = Counter()
         self.alarms: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self._ready = threading.Event()
-        self._failed: str | None = None
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"bench-central-{uuid.uuid4().hex[:10]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.connect(LOCALHOST, port, keepalive=60)
-        self.client.loop_start()
-        if not self._ready.wait(10) or self._failed:
-            self.close()
-            raise RuntimeError(f"central: {self._failed or 'not subscribed within 10 s'}")
+        super().__init__(port, [f"{base}/event/#"], "bench-central")
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            self._failed = f"CONNACK {rc}"
-            self._ready.set()
-        else:
-            client.subscribe([(f"{self.base}/event/#", SubscribeOptions(qos=1))])
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
-        if any(rc.is_failure for rc in rcs):
-            self._failed = f"SUBACK {rcs}"
-        self._ready.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
         ev = json.loads(msg.payload)
         with self.lock:
             self.types[ev["type"]] += 1
@@ -220,17 +191,11 @@ class Central:
                 self.alarms.append(ev)
         if ev["type"] == "alarm.button":
             target = ev.get("cause") if ev["data"].get("repeat") and ev.get("cause") else ev["id"]
-            client.publish(f"{self.base}/cmd/ack", json.dumps({"event_id": target, "by": "bench"}), qos=1)
+            self.client.publish(f"{self.base}/cmd/ack", json.dumps({"event_id": target, "by": "bench"}), qos=1)
 
     def n_alarms(self) -> int:
         with self.lock:
             return len(self.alarms)
-
-    def close(self) -> None:
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.loop_stop()
 
 
 # --------------------------------------------------------------------------- the radio neighbourhood

@@ -94,11 +94,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from paho.mqtt.subscribeoptions import SubscribeOptions  # noqa: E402
 
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
-from bench.common import cpu_s, iso_to_epoch, log, raise_interrupt
+from bench.common import BenchSubscriber, cpu_s, iso_to_epoch, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -119,18 +118,12 @@ QUEUE_MAX = 30_000  # raw: at most this many publishes queued in paho beyond the
 # --------------------------------------------------------------------------- helpers
 
 
-
-
-
-
 def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float | None]:
     return {name: cpu_s(pid) for name, pid in pids.items()}
 
 
 def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
     return {k: (round(b[k] - a[k], 2) if a.get(k) is not None and b.get(k) is not None else None) for k in a}
-
-
 
 
 def event_payload_size() -> int:
@@ -145,8 +138,8 @@ def event_payload_size() -> int:
     return len(Event.from_draft(draft, hub=HUB_ID, resident=RESIDENT, seq=12345).to_json())
 
 
-class Recorder:
-    """A paho-mqtt MQTT v5 subscriber (QoS 1, own loop thread) that records what arrives.
+class Recorder(BenchSubscriber):
+    """A subscriber that records what arrives.
 
     ``on_message`` only appends ``(time.time(), topic, payload)`` and counts
     the last topic level (the event type); decoding is done after the measurement.
@@ -155,36 +148,9 @@ class Recorder:
     def __init__(self, port: int, topics: Sequence[str], name: str) -> None:
         self.messages: list[tuple[float, str, bytes]] = []
         self.by_type: dict[str, int] = {}
-        self._ready = threading.Event()
-        self._failed: str | None = None
-        self.topics = list(topics)
-        self.client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{name}-{uuid.uuid4().hex[:10]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.connect(LOCALHOST, port, keepalive=60)
-        self.client.loop_start()
-        if not self._ready.wait(10) or self._failed:
-            self.close()
-            raise RuntimeError(f"{name}: {self._failed or 'not connected/subscribed within 10 s'}")
+        super().__init__(port, topics, name)
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if rc.is_failure:
-            self._failed = f"CONNACK {rc}"
-            self._ready.set()
-        else:
-            client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any) -> None:
-        if any(rc.is_failure for rc in rcs):
-            self._failed = f"SUBACK {rcs}"
-        self._ready.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
         self.messages.append((time.time(), msg.topic, msg.payload))
         last = msg.topic.rpartition("/")[2]
         self.by_type[last] = self.by_type.get(last, 0) + 1
@@ -192,12 +158,6 @@ class Recorder:
     def count(self, event_type: str) -> int:
         """Messages received so far whose last topic level is ``event_type``."""
         return self.by_type.get(event_type, 0)
-
-    def close(self) -> None:
-        try:
-            self.client.disconnect()
-        finally:
-            self.client.loop_stop()
 
 
 class LogTail:
@@ -667,8 +627,6 @@ def bench_hub(
 
 
 # --------------------------------------------------------------------------- main
-
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
