@@ -28,6 +28,7 @@ from hub.forwarder import Forwarder
 from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, TlsSettings, Will
 from hub.outbox import Outbox
 from hub.simctl import SimControl
+from hub.tasks import TaskSet
 
 log = structlog.get_logger("hub.daemon")
 
@@ -84,7 +85,7 @@ class Hub:
         self.gatt: Any = None
         self.sim: SimControl | None = None
         self._closers: list[Any] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self._stop = asyncio.Event()
 
     # --- events ---------------------------------------------------------------------
@@ -181,15 +182,7 @@ class Hub:
 
     def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
         """Run a coroutine as a task the hub keeps a reference to and whose failure is logged."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task_failed", task=task.get_name(), error=repr(task.exception()))
+        return self._tasks.spawn(coro, name)
 
     def device_source(self, dev: Device) -> Source:
         return Source(device=dev.id, kind=dev.kind, room=dev.room)
@@ -611,7 +604,7 @@ class Hub:
         offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "stopped"}).encode()
         await self.link.stop(final=(f"{self.base}/status", offline))
         self.alarms.close()
-        for task in list(self._tasks):
+        for task in self._tasks:
             if task is not link_task:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -32,6 +32,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hub.tasks import TaskSet
+
 log = structlog.get_logger("hub.link")
 
 
@@ -190,7 +192,7 @@ class _Connection:
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
-        self.link._spawn(self.link._handle_incoming(incoming))
+        self.link._tasks.spawn(self.link._handle_incoming(incoming))
 
     # socket plumbing
     def _readable(self) -> None:
@@ -330,7 +332,7 @@ class MqttLink:
         self.last_error: str | None = None
         self._conn: _Connection | None = None
         self._stopping = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self._runner: asyncio.Task[None] | None = None
         self._offline_waiters: list[asyncio.Future[None]] = []
 
@@ -340,11 +342,6 @@ class MqttLink:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def status(self) -> dict[str, Any]:
         """The link's state for heartbeats and ``status``."""
@@ -389,7 +386,7 @@ class MqttLink:
                 conn.client.subscribe(topic, qos=1)
             self.online.set()
             if self.on_connected is not None:
-                self._spawn(self._call_on_connected())
+                self._tasks.spawn(self._call_on_connected())
             reason = await conn.closed
             self.online.clear()
             self._conn = None
@@ -507,6 +504,6 @@ class MqttLink:
                     await self._runner
             except TimeoutError:
                 self._runner.cancel()
-        for task in list(self._tasks):
+        for task in self._tasks:
             task.cancel()
         self.state = LinkState.STOPPED

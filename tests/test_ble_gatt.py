@@ -272,7 +272,7 @@ async def test_stop_while_connecting_and_cancellation(rig: Rig) -> None:
     m.stop()
     assert rig.task is not None
     await asyncio.wait_for(rig.task, 2)
-    assert rig.sim.busy == 0 and m._tasks == set()
+    assert rig.sim.busy == 0 and len(m._tasks) == 0
     assert rig.health()["state"] == "stopped"
 
     # cancellation closes connections too
@@ -283,7 +283,7 @@ async def test_stop_while_connecting_and_cancellation(rig: Rig) -> None:
     rig.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await rig.task
-    assert rig.sim.busy == 0 and m._tasks == set()
+    assert rig.sim.busy == 0 and len(m._tasks) == 0
     rig.manager = None
 
 

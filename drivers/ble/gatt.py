@@ -59,6 +59,7 @@ import structlog
 from drivers.ble.backend import normalize_uuid, short_uuid
 from drivers.ble.scanner import backoff_delay
 from drivers.serial.base import Emit
+from hub.tasks import TaskSet
 from hub.events import Priority
 
 log = structlog.get_logger("drivers.ble.gatt")
@@ -282,7 +283,7 @@ class GattManager:
         self._wake: asyncio.Event | None = None
         self._sem: asyncio.Semaphore | None = None
         self._queue: asyncio.Queue[tuple[str, Emit]] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # --- status -------------------------------------------------------------------------
 
@@ -325,8 +326,8 @@ class GattManager:
         self._sem = asyncio.Semaphore(self.max_connections)
         self._queue = asyncio.Queue()
         self._states = {d.device_id: _DeviceState(d) for d in self.devices}
-        emitter = self._spawn(self._emit_loop(), "gatt-emitter")
-        workers = [self._spawn(self._device_loop(st), f"gatt-{st.dev.device_id}") for st in self._states.values()]
+        emitter = self._tasks.spawn(self._emit_loop(), "gatt-emitter")
+        workers = [self._tasks.spawn(self._device_loop(st), f"gatt-{st.dev.device_id}") for st in self._states.values()]
         cancelled = False
         try:
             await self._wake.wait()  # set by stop(); the workers then stop wherever they are
@@ -552,9 +553,3 @@ class GattManager:
             finally:
                 self._queue.task_done()
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

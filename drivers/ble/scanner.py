@@ -41,6 +41,7 @@ import structlog
 
 from drivers.ble.backend import Advert, BackendError, ScannerBackend
 from drivers.serial.base import Emit
+from hub.tasks import TaskSet
 from hub.events import Priority
 
 log = structlog.get_logger("drivers.ble")
@@ -117,7 +118,7 @@ class BleScanner:
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._queue: asyncio.Queue[Emit] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # --- configuration and status ------------------------------------------------------
 
@@ -156,7 +157,7 @@ class BleScanner:
         """Scan, watch, rebuild; until :meth:`stop` or cancellation."""
         self._wake = asyncio.Event()
         self._queue = asyncio.Queue()
-        emitter = self._spawn(self._emit_loop(), "ble-emitter")
+        emitter = self._tasks.spawn(self._emit_loop(), "ble-emitter")
         cancelled = False
         try:
             while not self._stopping:
@@ -341,9 +342,3 @@ class BleScanner:
             finally:
                 self._queue.task_done()
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task

@@ -25,6 +25,7 @@ import serial
 import structlog
 
 from drivers.serial.base import DeviceLogic, Emit, Parser
+from hub.tasks import TaskSet
 
 log = structlog.get_logger("drivers.serial")
 
@@ -76,7 +77,7 @@ class SerialDevice:
         self._reported_offline = False
         self._errors_logged: dict[str, int] = {}
         self._last_error_log = 0.0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # --- status -------------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class SerialDevice:
                 log.exception("serial_logic_failed", device=self.device_id, reading=reading.kind)
                 continue
             for e in emits:
-                self._spawn(self._emit(e))
+                self._tasks.spawn(self._emit(e))
         self._log_errors(now)
 
     def _write(self, data: bytes) -> None:
@@ -233,10 +234,6 @@ class SerialDevice:
         except Exception:
             log.exception("serial_emit_failed", device=self.device_id, type=e.type)
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _priority(event_type: str) -> Any:
