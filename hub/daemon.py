@@ -187,6 +187,14 @@ class Hub:
     def device_source(self, dev: Device) -> Source:
         return Source(device=dev.id, kind=dev.kind, room=dev.room)
 
+    async def emit_for(self, dev: Device | None, e: Any) -> Event:
+        """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub)."""
+        if dev is None:
+            return await self.emit(Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data))
+        return await self.emit(
+            Draft(type=e.type, priority=e.priority, source=self.device_source(dev), route=dev.routing, data=e.data)
+        )
+
     # --- link -----------------------------------------------------------------------
 
     def _link_settings(self) -> LinkSettings:
@@ -390,10 +398,9 @@ class Hub:
             assert s is not None
             spec = protocol(s.protocol)
             options = msgspec.structs.asdict(s.options())
-            source = self.device_source(dev)
 
-            async def emit(e: Emit, dev: Device = dev, source: Source = source) -> None:
-                await self.emit(Draft(type=e.type, priority=e.priority, source=source, route=dev.routing, data=e.data))
+            async def emit(e: Emit, dev: Device = dev) -> None:
+                await self.emit_for(dev, e)
 
             port = SerialDevice(
                 device_id=dev.id,
@@ -459,15 +466,11 @@ class Hub:
                     gestures.release(now, 0.0)
                 else:
                     gestures.hold(now)
-            source = self.device_source(dev)
             for e in result.emits:
-                self.spawn(
-                    self.emit(Draft(type=e.type, priority=e.priority, source=source, route=dev.routing, data=e.data)),
-                    e.type,
-                )
+                self.spawn(self.emit_for(dev, e), e.type)
 
         async def emit_hub(e: Emit) -> None:
-            await self.emit(Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data))
+            await self.emit_for(None, e)
 
         if b.backend == "sim":
             from drivers.ble.sim import SimBackend, register_sim_ops
@@ -501,10 +504,7 @@ class Hub:
             specs.append(GattDevice(dev.id, g.address, mappings, battery_interval_s=g.battery_interval_s or None))
 
         async def emit(device_id: str, e: Emit) -> None:
-            dev = self.devices[device_id]
-            await self.emit(
-                Draft(type=e.type, priority=e.priority, source=self.device_source(dev), route=dev.routing, data=e.data)
-            )
+            await self.emit_for(self.devices[device_id], e)
 
         def on_battery(device_id: str, pct: int) -> None:
             outputs = self.rules.report(device_id, time.time(), battery=pct)

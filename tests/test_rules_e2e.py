@@ -15,7 +15,8 @@ after_s = 4
 """
 
 
-def test_bed_not_returned_fires_after_a_crash_mid_rule(make_hub, subscribe, emulate):  # noqa: F811
+def out_of_bed(make_hub, subscribe, emulate):  # noqa: F811
+    """A hub with the night rules and a bed mat; the resident gets up (bed.exit seen by the central)."""
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
@@ -24,6 +25,11 @@ def test_bed_not_returned_fires_after_a_crash_mid_rule(make_hub, subscribe, emul
     time.sleep(0.2)
     bed.send("occupancy", state="out")
     sub.wait_for(lambda _: events(sub, "bed.exit"))
+    return bed, sub, hub
+
+
+def test_bed_not_returned_fires_after_a_crash_mid_rule(make_hub, subscribe, emulate):  # noqa: F811
+    bed, sub, hub = out_of_bed(make_hub, subscribe, emulate)
     exit_event = events(sub, "bed.exit")[0]
     t_exit = time.monotonic()
     time.sleep(1.0)
@@ -41,14 +47,7 @@ def test_bed_not_returned_fires_after_a_crash_mid_rule(make_hub, subscribe, emul
 
 
 def test_bed_return_in_time_cancels(make_hub, subscribe, emulate):  # noqa: F811
-    bed = emulate("bedmat", "bed")
-    sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
-    hub.wait_log(lambda e: e.get("event") == "serial_online")
-    bed.send("occupancy", state="in")
-    time.sleep(0.2)
-    bed.send("occupancy", state="out")
-    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    bed, sub, hub = out_of_bed(make_hub, subscribe, emulate)
     time.sleep(1.0)
     bed.send("occupancy", state="in")
     sub.wait_for(lambda _: [e for e in events(sub, "bed.return") if not e["data"].get("baseline")])
@@ -57,14 +56,7 @@ def test_bed_return_in_time_cancels(make_hub, subscribe, emulate):  # noqa: F811
 
 
 def test_resident_back_after_a_crash_stands_the_rule_down(make_hub, subscribe, emulate):  # noqa: F811
-    bed = emulate("bedmat", "bed")
-    sub = subscribe([f"{BASE}/event/#"])
-    hub = make_hub(devices=serial_devices(bed=bed), extra=RULES).start().wait_online()
-    hub.wait_log(lambda e: e.get("event") == "serial_online")
-    bed.send("occupancy", state="in")
-    time.sleep(0.2)
-    bed.send("occupancy", state="out")
-    sub.wait_for(lambda _: events(sub, "bed.exit"))
+    bed, sub, hub = out_of_bed(make_hub, subscribe, emulate)
     hub.kill()
     hub.start().wait_online()
     hub.wait_log(lambda e: e.get("event") == "serial_online")
