@@ -6,8 +6,15 @@ cancels the device's open alarm. While an alarm is already open, a new press
 is only classified on release (a repeat alarm) or on hold (a cancel), so the
 hold that cancels an alarm does not raise a second one.
 
+The pin is a gpiozero :class:`~gpiozero.DigitalInputDevice` (pull-up,
+debounce and the pin factory are gpiozero's). The hold is timed on the
+asyncio loop (``call_later``) rather than by gpiozero's ``Button``, which
+keeps a polling thread per button: on the loop there is no thread to wake
+on every press, and a hold and a release can never race each other.
+
 gpiozero calls back from its own threads on a real Pi; every callback is
-passed to the asyncio loop with ``call_soon_threadsafe``.
+passed to the asyncio loop with ``call_soon_threadsafe``. The simulated
+factory calls back on the loop thread itself, so no hop is needed there.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gpiozero import Button, Factory
+from gpiozero import DigitalInputDevice, Factory
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class ButtonHandlers:
 
 
 class AlarmButton:
-    """A gpiozero :class:`~gpiozero.Button` whose gestures reach the asyncio loop."""
+    """A GPIO input whose press, hold and release reach the asyncio loop as gestures."""
 
     def __init__(
         self,
@@ -46,37 +53,58 @@ class AlarmButton:
     ) -> None:
         self.handlers = handlers
         self.loop = loop
-        self.button = Button(
-            pin, pull_up=pull_up, bounce_time=bounce_s or None, hold_time=hold_s, pin_factory=factory
-        )
+        self.hold_s = hold_s
+        self.button = DigitalInputDevice(pin, pull_up=pull_up, bounce_time=bounce_s or None, pin_factory=factory)
         self._pressed_at = 0.0
+        self._hold_timer: asyncio.TimerHandle | None = None
         self._loop_thread = threading.get_ident()
-        self.button.when_pressed = self._pressed
-        self.button.when_held = self._held
-        self.button.when_released = self._released
+        self.button.when_activated = self._edge_pressed
+        self.button.when_deactivated = self._edge_released
 
-    def _call(self, fn: Callable[..., None], *args: float) -> None:
-        # the simulated factory calls back on the loop thread itself: no need for a hop
+    # gpiozero's side: any thread
+
+    def _edge_pressed(self) -> None:
+        self._on_loop(self._pressed, time.time())
+
+    def _edge_released(self) -> None:
+        self._on_loop(self._released, time.time())
+
+    def _on_loop(self, fn: Callable[[float], None], t: float) -> None:
         if threading.get_ident() == self._loop_thread:
-            fn(*args)
+            fn(t)
         else:
-            self.loop.call_soon_threadsafe(fn, *args)
+            self.loop.call_soon_threadsafe(fn, t)
 
-    def _pressed(self) -> None:
-        t = time.time()
+    # the loop's side
+
+    def _pressed(self, t: float) -> None:
         self._pressed_at = t
-        self._call(self.handlers.press, t)
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._hold_timer = self.loop.call_later(self.hold_s, self._held)
+        self.handlers.press(t)
 
     def _held(self) -> None:
-        self._call(self.handlers.hold, time.time())
+        self._hold_timer = None
+        self.handlers.hold(time.time())
 
-    def _released(self) -> None:
-        t = time.time()
-        self._call(self.handlers.release, t, t - self._pressed_at)
+    def _released(self, t: float) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self.handlers.release(t, t - self._pressed_at)
 
     @property
     def is_pressed(self) -> bool:
-        return bool(self.button.is_pressed)
+        return bool(self.button.is_active)
+
+    @property
+    def pin(self) -> object:
+        """The gpiozero pin (a :class:`~drivers.gpio.sim.SimPin` on the simulated factory)."""
+        return self.button.pin
 
     def close(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         self.button.close()

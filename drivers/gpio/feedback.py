@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gpiozero import LED, Buzzer, Factory
+import asyncio
+
+from gpiozero import LED, Buzzer, Factory, OutputDevice
 
 from hub.alarms import FeedbackMode
 
@@ -10,12 +12,35 @@ from hub.alarms import FeedbackMode
 FAST = (0.1, 0.1)
 SLOW = (0.5, 0.5)
 
+#: Buzzer patterns (on, off, count) for the changes a resident must hear.
+BEEP_HELP_COMING = (0.15, 0.15, 3)
+BEEP_SENT = (0.1, 0.1, 1)
+BEEP_CANCELLED = (0.6, 0.1, 1)
+
+
+async def _toggle(dev: OutputDevice, on_s: float, off_s: float, n: int | None) -> None:
+    """Switch ``dev`` on and off ``n`` times (forever when None), ending off.
+
+    A cancelled pattern stops where it is, without touching the pin again:
+    whoever cancelled it sets the next state.
+    """
+    i = 0
+    while n is None or i < n:
+        dev.on()
+        await asyncio.sleep(on_s)
+        dev.off()
+        await asyncio.sleep(off_s)
+        i += 1
+
 
 class GpioIndicator:
     """LED plus optional buzzer on GPIO pins; implements :class:`hub.alarms.Indicator`.
 
-    gpiozero runs blinking and beeping on its own background thread; ``show``
-    only switches the pattern and never blocks the loop.
+    The pins are gpiozero output devices; blinking and beeping are timed by
+    tasks on the asyncio loop rather than by gpiozero's ``blink``, which
+    starts a thread for every pattern and joins it on the next change. So a
+    change of pattern never waits for a thread, and ``show`` never blocks.
+    Blinking and beeping need a running loop; ``STEADY`` and ``OFF`` do not.
 
     >>> from gpiozero.pins.mock import MockFactory
     >>> ind = GpioIndicator(led_pin=27, factory=MockFactory())
@@ -27,28 +52,43 @@ class GpioIndicator:
         self.led = LED(led_pin, pin_factory=factory) if led_pin is not None else None
         self.buzzer = Buzzer(buzzer_pin, pin_factory=factory) if buzzer_pin is not None else None
         self.mode = FeedbackMode.OFF
+        self._blink: asyncio.Task[None] | None = None
+        self._beep: asyncio.Task[None] | None = None
 
     def show(self, mode: FeedbackMode) -> None:
         """Switch the LED pattern; the buzzer sounds on the changes a resident must hear."""
         previous, self.mode = self.mode, mode
         if self.led is not None:
+            self._blink = self._stop(self._blink)
             if mode is FeedbackMode.FAST:
-                self.led.blink(*FAST, background=True)
+                self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *FAST, None))
             elif mode is FeedbackMode.SLOW:
-                self.led.blink(*SLOW, background=True)
+                self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *SLOW, None))
             elif mode is FeedbackMode.STEADY:
                 self.led.on()
             else:
                 self.led.off()
         if self.buzzer is not None and mode is not previous:
+            beep = None
             if mode is FeedbackMode.STEADY:
-                self.buzzer.beep(0.15, 0.15, n=3, background=True)  # help is coming
+                beep = BEEP_HELP_COMING
             elif mode is FeedbackMode.SLOW:
-                self.buzzer.beep(0.1, 0.1, n=1, background=True)  # the alarm went out
+                beep = BEEP_SENT
             elif mode is FeedbackMode.OFF and previous is not FeedbackMode.STEADY:
-                self.buzzer.beep(0.6, 0.1, n=1, background=True)  # cancelled
+                beep = BEEP_CANCELLED
+            if beep is not None:
+                self._beep = self._stop(self._beep)
+                self._beep = asyncio.get_running_loop().create_task(_toggle(self.buzzer, *beep))
+
+    @staticmethod
+    def _stop(task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            task.cancel()
+        return None
 
     def close(self) -> None:
+        self._blink = self._stop(self._blink)
+        self._beep = self._stop(self._beep)
         for dev in (self.led, self.buzzer):
             if dev is not None:
                 dev.close()

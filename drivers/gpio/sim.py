@@ -76,7 +76,7 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
         return buttons[name]
 
     def drive(b: SimButton, pressed: bool) -> float:
-        pin = b.button.button.pin
+        pin = b.button.pin
         t = time.time()
         if pressed == b.pull_up:
             pin.drive_low()
@@ -101,7 +101,7 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
 
     async def hold(req: dict[str, Any]) -> dict[str, Any]:
         b = lookup(req)
-        seconds = float(req.get("seconds", b.button.button.hold_time + 0.5))
+        seconds = float(req.get("seconds", b.button.hold_s + 0.5))
         t = drive(b, True)
         await asyncio.sleep(seconds)
         drive(b, False)
