@@ -93,6 +93,36 @@ class Hub:
     async def emit(self, draft: Draft) -> Event:
         """Commit an event durably, then hand it to the forwarder. Returns the numbered event."""
         event = await self.outbox.append(draft)
+        self._committed(event)
+        await self._rules_on(event)
+        return event
+
+    def emit_now(self, draft: Draft) -> asyncio.Task[Event]:
+        """Emit from a driver callback on the loop, as fast as the disk allows.
+
+        An alarm that finds the store idle is committed, published and shown
+        on the LED before this returns: no task, no loop turn in between.
+        Anything else (or a busy store) is emitted by a task. Either way the
+        returned task ends with the committed event, after the rules saw it.
+        """
+        try:
+            event = self.outbox.append_now(draft)
+        except Exception:  # refused draft: let emit() raise it in a task, where it is logged
+            event = None
+        if event is None:
+            return self.spawn(self.emit(draft), draft.type)
+        self._committed(event)
+        return self.spawn(self._rules_then(event), draft.type)
+
+    async def _rules_then(self, event: Event) -> Event:
+        await self._rules_on(event)
+        return event
+
+    def _committed(self, event: Event) -> None:
+        """A committed event: publish it first, then feedback and the log line."""
+        self.forwarder.submit(event)
+        if event.type in ALARM_TYPES:
+            self.alarms.opened(event)
         log.info(
             "event_committed",
             event_id=event.id,
@@ -101,11 +131,6 @@ class Hub:
             priority=event.priority.value,
             device=event.source.device,
         )
-        self.forwarder.submit(event)
-        if event.type in ALARM_TYPES:
-            self.alarms.opened(event)
-        await self._rules_on(event)
-        return event
 
     # --- rules ------------------------------------------------------------------------
 

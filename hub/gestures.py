@@ -56,7 +56,7 @@ class ButtonGestures:
         open_alarm = self.hub.alarms.active(self.device.id)
         if open_alarm is None or open_alarm.state is AlarmState.ACKNOWLEDGED:
             self._deferred = False
-            self._pressing = self.hub.spawn(self.hub.emit(self._alarm(t, gesture="press")), "alarm.button")
+            self._pressing = self.hub.emit_now(self._alarm(t, gesture="press"))
         else:
             self._deferred = True
             log.info("press_while_alarm_open", device=self.device.id, alarm_id=open_alarm.event.id)
@@ -74,5 +74,5 @@ class ButtonGestures:
         if self._deferred and not self._held:
             open_alarm = self.hub.alarms.active(self.device.id)
             cause = open_alarm.event.id if open_alarm is not None else None
-            self.hub.spawn(self.hub.emit(self._alarm(t, gesture="press", repeat=True, cause=cause)), "alarm.button")
+            self.hub.emit_now(self._alarm(t, gesture="press", repeat=True, cause=cause))
         self._deferred = False

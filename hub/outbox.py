@@ -152,27 +152,40 @@ class Outbox:
 
     # --- append (group commit) ---------------------------------------------------------
 
+    def append_now(self, draft: Draft) -> Event | None:
+        """Commit a critical draft right here, on the caller's thread, if the store is idle.
+
+        Returns the committed event, or None when the draft is not critical or
+        the store is busy (then use :meth:`append`). One fsync, no thread hop
+        and no loop turn: an alarm is the most urgent work the hub has, and a
+        driver callback can commit and publish it before it returns. Raises
+        if the draft itself is refused (a duplicate id, a type not in the contract).
+        """
+        if (
+            draft.priority is not Priority.CRITICAL
+            or self._append_task is not None
+            or self._db is None
+            or not self._db_lock.acquire(blocking=False)
+        ):
+            return None
+        try:
+            (result,) = self._append_sync([draft])
+        finally:
+            self._db_lock.release()
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     async def append(self, draft: Draft) -> Event:
         """Store a draft durably and return it as a numbered :class:`Event`.
 
         Returns only after the transaction holding it is committed to disk.
-        A critical event that finds the store idle is committed right here on
-        the loop (one fsync, no thread hop): an alarm is the most urgent work
-        the hub has. Everything else goes through the group commit.
+        A critical event that finds the store idle is committed at once
+        (:meth:`append_now`); everything else goes through the group commit.
         """
-        if (
-            draft.priority is Priority.CRITICAL
-            and self._append_task is None
-            and self._db is not None
-            and self._db_lock.acquire(blocking=False)
-        ):
-            try:
-                (result,) = self._append_sync([draft])
-            finally:
-                self._db_lock.release()
-            if isinstance(result, Exception):
-                raise result
-            return result
+        event = self.append_now(draft)
+        if event is not None:
+            return event
         fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._appends.append((draft, fut))
         if self._append_task is None:
