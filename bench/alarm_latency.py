@@ -38,12 +38,18 @@ counted, then N are measured.
 
 The ratios compare ``hub`` against ``raw``. Target: p99 ratio <= 3.0.
 
-Breakdown: the hub logs ``event_committed`` (after the outbox commit) with a
-wall-clock timestamp; matching it by event id against ``time.time()`` taken in
-this process just before ``press`` and at receipt splits each hub latency
-into "edge -> committed" (sim socket, loop hop, SQLite commit) and
-"committed -> subscriber" (forwarder, broker, subscriber). Wall clock, same
-host, so it is good to a few microseconds.
+A second baseline, the *floor*: the same raw paho exchange, but each message
+is first committed to a SQLite WAL store with the hub's schema
+(``synchronous=FULL``, one fsync), as any hub must before it publishes an
+alarm. ``floor/raw`` says how much of the 3x budget one durable commit takes
+on this disk; ``hub/floor`` is what the hub adds beyond it.
+
+Breakdown: the hub logs ``event_committed`` (after the outbox commit and the
+publish) with a wall-clock timestamp; matching it by event id against
+``time.time()`` taken in this process just before ``press`` and at receipt
+splits each hub latency into "press -> published" (sim socket, gesture,
+SQLite commit, publish) and "published -> subscriber" (broker, subscriber).
+Wall clock, same host, so it is good to a few microseconds.
 
 All processes (broker, hub, paho loop threads) are stopped at the end, also on
 Ctrl-C or SIGTERM.
@@ -58,6 +64,7 @@ import os
 import shutil
 import queue
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -128,17 +135,44 @@ class Client(BenchSubscriber):
 # --------------------------------------------------------------------------- baseline
 
 
-def bench_raw(port: int, n: int, warmup: int, payload_size: int, quiet: bool) -> list[float]:
-    """Raw paho publish -> subscriber on_message, one at a time, QoS 1."""
+def _durable_store(path: Path) -> sqlite3.Connection:
+    """The hub's own outbox schema, WAL, synchronous=FULL: what the floor commits to."""
+    from hub.outbox import _SCHEMA
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def bench_raw(
+    port: int, n: int, warmup: int, payload_size: int, quiet: bool, *, commit_to: Path | None = None
+) -> list[float]:
+    """Raw paho publish -> subscriber on_message, one at a time, QoS 1.
+
+    With ``commit_to``, each message is first committed (one row, one
+    synchronous=FULL transaction) to a SQLite WAL store there: the floor any
+    hub pays that puts an alarm on disk before publishing it.
+    """
     topic = f"bench/raw/{uuid.uuid4().hex[:8]}"
     sub = Client(port, [topic], name="bench-raw-sub")
     pub = Client(port, [], name="bench-raw-pub")
+    db = _durable_store(commit_to) if commit_to is not None else None
+    name = "raw+commit" if db is not None else "raw"
     try:
         lat: list[float] = []
         for i in range(warmup + n):
             body = json.dumps({"i": i}).encode()
             body += b" " * max(0, payload_size - len(body))  # the size of a hub event
             t0 = time.perf_counter()
+            if db is not None:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)",
+                    (i + 1, uuid.uuid4().hex, "alarm.button", 0, 1, body, time.time()),
+                )
+                db.execute("COMMIT")
             info = pub.client.publish(topic, body, qos=1)
             t1, _, msg = sub.get()
             if json.loads(msg.payload)["i"] != i:
@@ -147,9 +181,11 @@ def bench_raw(port: int, n: int, warmup: int, payload_size: int, quiet: bool) ->
             if i >= warmup:
                 lat.append(t1 - t0)
             if not quiet and (i + 1) % 250 == 0:
-                log(f"  raw {i + 1}/{warmup + n}", quiet=quiet)
+                log(f"  {name} {i + 1}/{warmup + n}", quiet=quiet)
         return lat
     finally:
+        if db is not None:
+            db.close()
         pub.close()
         sub.close()
 
@@ -287,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"raw paho baseline: {args.warmup} warm-up + {n} messages", quiet=quiet)
         raw = bench_raw(broker.port, n, args.warmup, args.payload_size, quiet)
 
+        log(f"raw paho with a durable commit before each publish: {args.warmup} warm-up + {n} messages", quiet=quiet)
+        floor = bench_raw(broker.port, n, args.warmup, args.payload_size, quiet, commit_to=workdir / "floor.db")
+
         log(f"hub: 1 opening press + {args.warmup} warm-up + {n} presses", quiet=quiet)
         hub = bench_hub(broker.port, workdir, n, args.warmup, args.gap_ms / 1000, quiet, hubs)
     except KeyboardInterrupt:
@@ -306,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp.cleanup()
 
     r = summary_ms(raw)
+    f = summary_ms(floor)
     h = summary_ms(hub["from_press"])
     ratio50 = h["p50"] / r["p50"]
     ratio99 = h["p99"] / r["p99"]
@@ -316,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "warmup": args.warmup,
         "gap_ms": args.gap_ms,
         "raw_ms": r,
+        "raw_commit_ms": f,
         "hub_ms": h,
         "hub_edge": "press (fresh alarm each time: the previous one was acknowledged)",
         "hub_first_press_ms": round(hub["first_press"] * 1000, 3),
@@ -325,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "ratio_p50": round(ratio50, 3),
         "ratio_p99": round(ratio99, 3),
+        "floor_ratio_p99": round(f["p99"] / r["p99"], 3),
+        "ratio_p99_to_floor": round(h["p99"] / f["p99"], 3),
         "target_p99_ratio": TARGET_P99_RATIO,
         "pass": ok,
         "extra_messages": hub["extra_messages"],
@@ -338,14 +381,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"{'latency (ms)':<28} {'N':>6} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}")
         print(row("raw paho publish->receive", r))
+        print(row("raw + durable commit (floor)", f))
         print(row("hub press edge->receive", h))
         bd = result["hub_breakdown_ms"]
         if bd["press_to_committed"]:
-            print(row("  press->committed (log)", bd["press_to_committed"]))
-            print(row("  committed->subscriber", bd["committed_to_subscriber"]))
+            print(row("  press->published (hub log)", bd["press_to_committed"]))
+            print(row("  published->subscriber", bd["committed_to_subscriber"]))
         print(f"hub first press after start: {result['hub_first_press_ms']:.3f} ms")
         print(f"ratio p50 hub/raw: {ratio50:.2f}")
         print(f"ratio p99 hub/raw: {ratio99:.2f}")
+        print(f"ratio p99 floor/raw: {f['p99'] / r['p99']:.2f} (what one fsync'd commit alone costs)")
+        print(f"ratio p99 hub/floor: {h['p99'] / f['p99']:.2f} (what the hub adds beyond that commit)")
         print(f"target: p99 ratio <= {TARGET_P99_RATIO}")
         print("PASS" if ok else "MISS")
     print(json.dumps(result, separators=(",", ":")))
