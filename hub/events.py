@@ -14,8 +14,6 @@ from __future__ import annotations
 import enum
 import os
 import time
-import uuid
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import msgspec
@@ -36,6 +34,17 @@ class Priority(str, enum.Enum):
     def rank(self) -> int:
         """0 for critical up to 3 for low: the order pending events go out in."""
         return _RANK[self]
+
+    @property
+    def audited(self) -> bool:
+        """Critical and high events get an info log line at each step (committed, delivered).
+
+        Normal and low ones (telemetry: readings, battery, bed and door
+        changes) only at debug: two JSON lines per reading would cost the
+        hub more than forwarding the reading, and wear the SD card. Their
+        counts are in the heartbeat and ``status``.
+        """
+        return _RANK[self] <= 1
 
 
 _RANK = {Priority.CRITICAL: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
@@ -233,10 +242,14 @@ EVENT_TYPES.update(RULE_EVENT_TYPES)
 
 def rfc3339(t: float | None = None) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
-    if t is None:
-        t = time.time()
-    dt = datetime.fromtimestamp(t, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    us = round((time.time() if t is None else t) * 1_000_000)
+    sec, frac = divmod(us, 1_000_000)
+    if sec != _second[0]:  # one strftime per second, not per event
+        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+    return f"{_second[1]}{frac // 1000:03d}Z"
+
+
+_second: list[Any] = [None, ""]
 
 
 _last_v7 = [0, 0]
@@ -250,6 +263,7 @@ def uuid7(t: float | None = None) -> str:
     arrives with Python 3.14.)
     """
     ms = int((time.time() if t is None else t) * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")  # one read: 16 bits for the counter's start, 64 for rand_b
     if ms <= _last_v7[0]:
         ms = _last_v7[0]
         counter = _last_v7[1] + 1
@@ -257,8 +271,8 @@ def uuid7(t: float | None = None) -> str:
             ms += 1
             counter = 0
     else:
-        counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        counter = (rand >> 64) & 0x3FF
     _last_v7[0], _last_v7[1] = ms, counter
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
-    return str(uuid.UUID(int=value))
+    rand_b = rand & ((1 << 62) - 1)
+    h = f"{(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

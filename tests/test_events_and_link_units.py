@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import random
 import re
+import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hub import commands
 from hub.events import rfc3339, uuid7
@@ -19,8 +23,6 @@ def test_uuid7_is_version_7_and_sorts_by_creation():
     assert ids == sorted(ids), "ids made in the same millisecond keep their order"
     assert len(set(ids)) == len(ids)
     ms = int(ids[0].replace("-", "")[:12], 16)
-    import time
-
     assert abs(ms / 1000 - time.time()) < 5
 
 
@@ -28,6 +30,20 @@ def test_rfc3339_utc_milliseconds():
     assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
     assert rfc3339(1795642238.3449) == "2026-11-25T21:30:38.344Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rfc3339())
+
+
+@given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # up to 2100
+def test_rfc3339_agrees_with_datetime_for_any_instant(t: float) -> None:
+    dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    assert rfc3339(t) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def test_uuid7_for_a_given_instant_carries_its_milliseconds():
+    t = time.time() + 3600.3449  # later than anything made so far in this process
+    i = uuid7(t)
+    assert uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122
+    assert int(i.replace("-", "")[:12], 16) == int(t * 1000)
+    assert str(uuid.UUID(i)) == i  # canonical lower-case 8-4-4-4-12
 
 
 def test_backoff_grows_with_jitter_and_is_capped():
