@@ -186,8 +186,22 @@ class Outbox:
         event = self.append_now(draft)
         if event is not None:
             return event
-        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._appends.append((draft, fut))
+        (result,) = await self.append_many([draft])
+        if isinstance(result, Exception):  # this draft alone was rejected
+            raise result
+        return result
+
+    async def append_many(self, drafts: list[Draft]) -> list[Event | Exception]:
+        """Store several drafts in one go (a burst from one driver), in their order.
+
+        Like :meth:`append`, but one future for the lot, and a refused draft
+        comes back as its exception in its place instead of being raised. A
+        failure of the store itself (disk full, I/O error) is raised.
+        """
+        if not drafts:
+            return []
+        fut: asyncio.Future[list[Event | Exception]] = asyncio.get_running_loop().create_future()
+        self._appends.append((drafts, fut))
         if self._append_task is None:
             self._append_task = asyncio.create_task(self._append_loop())
         return await fut
@@ -196,21 +210,20 @@ class Outbox:
         try:
             while self._appends:
                 batch, self._appends = self._appends, []
+                drafts = [d for group, _ in batch for d in group]
                 try:
-                    events = await self._run(self._append_sync, [d for d, _ in batch])
+                    results = await self._run(self._append_sync, drafts)
                 except Exception as exc:  # disk full, I/O error: every caller hears it
-                    log.error("outbox_append_failed", error=str(exc), events=len(batch))
+                    log.error("outbox_append_failed", error=str(exc), events=len(drafts))
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for (_, fut), event in zip(batch, events):
-                    if fut.done():
-                        continue
-                    if isinstance(event, Exception):  # this draft alone was rejected
-                        fut.set_exception(event)
-                    else:
-                        fut.set_result(event)
+                i = 0
+                for group, fut in batch:
+                    if not fut.done():
+                        fut.set_result(results[i : i + len(group)])
+                    i += len(group)
         finally:
             self._append_task = None
 
@@ -222,14 +235,9 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
-            rows = []
-            ids: set[str] = set()
+            stored = 0
             for draft in drafts:
                 event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=seq + 1)
-                if draft.id in ids or db.execute("SELECT 1 FROM events WHERE id=?", (draft.id,)).fetchone():
-                    events.append(ValueError(f"event id {draft.id} is already stored"))
-                    continue
-                ids.add(draft.id)
                 try:
                     # Store only what pending() can read back: one bad draft (type not in the
                     # contract, unencodable data) must neither poison the store nor fail the
@@ -239,24 +247,20 @@ class Outbox:
                 except Exception as exc:
                     events.append(exc)
                     continue
-                seq += 1
-                events.append(event)
-                rows.append(
-                    (
-                        seq,
-                        event.id,
-                        event.type,
-                        event.priority.rank,
-                        int(is_alarm(event.type, event.priority)),
-                        body,
-                        now,
+                try:  # the UNIQUE id refuses a duplicate; only this statement is undone
+                    db.execute(
+                        "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)",
+                        (seq + 1, event.id, event.type, event.priority.rank,
+                         int(is_alarm(event.type, event.priority)), body, now),
                     )
-                )
-            db.executemany(
-                "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)", rows
-            )
+                except sqlite3.IntegrityError:
+                    events.append(ValueError(f"event id {draft.id} is already stored"))
+                    continue
+                seq += 1
+                stored += 1
+                events.append(event)
             db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
-            self._count += len(rows)
+            self._count += stored
             if self._count > self.max_events:
                 self._evict_sync(db, self._count - self.max_events)
             db.execute("COMMIT")
