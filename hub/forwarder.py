@@ -1,16 +1,27 @@
 """The forwarder: moves events from the durable outbox to the broker.
 
 While the link is online it keeps up to ``max_inflight`` QoS 1 publishes in
-flight. A fresh event goes out at once when nothing is waiting before it;
-otherwise the pending events are read back from the outbox, critical first,
-then by seq. An event is marked delivered only when the broker's PUBACK for
-it arrives; one whose publish is lost with the connection stays pending and
-goes out again, with the same id and seq, after the reconnect.
+flight, critical first, then by seq. An event is marked delivered only when
+the broker's PUBACK for it arrives; one whose publish is lost with the
+connection stays pending and goes out again, with the same id and seq, after
+the reconnect.
+
+Two ways to the wire:
+
+* *Caught up* (the usual case): everything pending on disk is in flight or
+  in a bounded in-memory queue of committed events. A fresh event goes out
+  at once when the window has room, else it joins the queue, and every
+  PUBACK sends the next one from the queue, with no read of the disk.
+* *Backlog* (after a reconnect or a restart, when the queue overflowed, or
+  when a refused event is due again): the queue is dropped and pending
+  events are read back from the outbox in batches until a read comes back
+  short, which means the forwarder is caught up again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +49,7 @@ class Forwarder:
         topic: Callable[[Event], str],
         max_inflight: int = 50,
         refused_retry_s: float = 30.0,
+        max_queued: int = 10_000,
     ) -> None:
         self.outbox = outbox
         self.link = link
@@ -51,19 +63,47 @@ class Forwarder:
         # acked lately: a drain read that started before the PUBACK must not send it again
         self._recent: deque[int] = deque(maxlen=1024)
         self._recent_set: set[int] = set()
+        self.max_queued = max_queued
         self._wake = asyncio.Event()
+        # True while every pending event is in flight, refused (waiting to retry) or in _queue
         self._backlog_clear = False
+        self._queue: list[tuple[int, int, Event]] = []  # heap of (rank, seq, event)
+        self._queue_lost = False  # the queue was dropped since the current disk read began
 
     def submit(self, event: Event) -> None:
-        """A newly committed event: publish now if nothing waits before it, else wake the drain."""
-        if self._backlog_clear and self.link.online.is_set() and len(self._inflight) < self.max_inflight:
-            self._send(event)
+        """A newly committed event: publish now when caught up and the window has room.
+
+        Otherwise it waits in the in-memory queue. In backlog mode the queue
+        only holds what was committed while a disk read was running, so that
+        nothing committed meanwhile is missed when that read comes back short.
+        """
+        heapq.heappush(self._queue, (event.priority.rank, event.seq, event))
+        if len(self._queue) > self.max_queued:  # too far behind: the disk holds them all anyway
+            self._to_backlog()
+        elif self._backlog_clear:
+            self._pump()
         else:
             self._wake.set()
 
+    def _pump(self) -> None:
+        """Fill the window from the in-memory queue, best rank then seq first."""
+        while self._queue and len(self._inflight) < self.max_inflight and self._backlog_clear:
+            if not self.link.online.is_set():
+                self._to_backlog()
+                return
+            _, _, event = heapq.heappop(self._queue)
+            self._send(event)
+
+    def _to_backlog(self) -> None:
+        """Forget the queue: what it held is pending on disk and is read back from there."""
+        self._backlog_clear = False
+        self._queue.clear()
+        self._queue_lost = True
+        self._wake.set()
+
     def link_lost(self) -> None:
         """Called when the connection drops: the backlog must be read back from disk."""
-        self._backlog_clear = False
+        self._to_backlog()
 
     def _send(self, event: Event) -> None:
         if event.seq in self._inflight or event.seq in self._recent_set:
@@ -71,7 +111,7 @@ class Forwarder:
         try:
             puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
         except LinkError as exc:
-            self._backlog_clear = False
+            self._to_backlog()
             log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
             return
         self._inflight[event.seq] = event
@@ -81,7 +121,8 @@ class Forwarder:
     def _puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
         """The broker answered (or the link dropped) for one in-flight event."""
         self._inflight.pop(event.seq, None)
-        self._wake.set()
+        if not self._backlog_clear:
+            self._wake.set()  # the drain refills the window from disk
         exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
         if exc is None:
             rc = fut.result()
@@ -92,7 +133,7 @@ class Forwarder:
             log.error("event_refused_by_broker", event_id=event.id, seq=event.seq, reason=str(exc.reason))
             return
         if exc is not None:
-            self._backlog_clear = False
+            self._to_backlog()
             log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
             return
         if len(self._recent) == self._recent.maxlen:
@@ -101,19 +142,31 @@ class Forwarder:
         self._recent_set.add(event.seq)
         self.delivered_total += 1
         self.outbox.mark_delivered(event.seq)
-        log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
+        (log.info if event.priority.audited else log.debug)(
+            "event_delivered", event_id=event.id, seq=event.seq, type=event.type
+        )
         for hook in self.on_delivered:
             try:
                 hook(event)
             except Exception:
                 log.exception("delivered_hook_failed", event_id=event.id)
+        self._pump()
 
     async def run(self) -> None:
         """The drain loop; runs for the daemon's lifetime."""
         while True:
             if not self.link.online.is_set():
-                self._backlog_clear = False
+                self._to_backlog()
                 await self.link.online.wait()
+            if self._backlog_clear:
+                self._pump()
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(self._refused_due()):
+                        await self._wake.wait()
+                except TimeoutError:  # a refused event is due again: it is only on disk
+                    self._to_backlog()
+                continue
             room = self.max_inflight - len(self._inflight)
             # refill in batches: one read of the outbox for several free slots, not one per PUBACK
             if room <= 0 or (self._inflight and room < max(1, self.max_inflight // 4)):
@@ -123,6 +176,9 @@ class Forwarder:
             now = time.monotonic()
             self._refused = {s: t for s, t in self._refused.items() if t > now}
             skip = set(self._inflight) | set(self._refused)
+            # what is committed from here on may miss this read: the queue keeps it
+            self._queue.clear()
+            self._queue_lost = False
             try:
                 batch = await self.outbox.pending(limit=room, exclude=skip)
             except Exception:
@@ -132,16 +188,24 @@ class Forwarder:
             for event in batch:
                 if self.link.online.is_set():
                     self._send(event)
-            if len(batch) < room:
+            if len(batch) < room and self.link.online.is_set() and not self._queue_lost:
+                # caught up: everything pending is in flight, or was committed during the read and
+                # is in the queue (sending one of those twice is skipped: it is in flight or acked)
                 self._backlog_clear = True
-                self._wake.clear()
-                try:
-                    async with asyncio.timeout(self.refused_retry_s if self._refused else None):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+                self._pump()
             else:
                 await asyncio.sleep(0)
 
+    def _refused_due(self) -> float | None:
+        """Seconds until the first refused event may be tried again (None: nothing refused)."""
+        if not self._refused:
+            return None
+        return max(0.0, min(self._refused.values()) - time.monotonic())
+
     def status(self) -> dict[str, Any]:
-        return {"inflight": len(self._inflight), "delivered": self.delivered_total, "refused": len(self._refused)}
+        return {
+            "inflight": len(self._inflight),
+            "queued": len(self._queue),
+            "delivered": self.delivered_total,
+            "refused": len(self._refused),
+        }

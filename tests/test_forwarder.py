@@ -1,0 +1,185 @@
+"""The forwarder's bookkeeping, in process: window, in-memory queue, backlog reads, no event stranded.
+
+The link and the outbox here are small stand-ins with the same methods, so a
+test can hold a disk read open or withhold a PUBACK at the exact moment that
+matters. The end-to-end tests run the same forwarder against a real broker
+and a real outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from hub.events import Event, Priority, Route, Source
+from hub.forwarder import Forwarder
+from hub.link import LinkDown
+
+
+def ev(seq: int, priority: Priority = Priority.NORMAL) -> Event:
+    return Event(
+        v=1,
+        id=f"0190a000-0000-7000-8000-{seq:012d}",
+        hub="h",
+        seq=seq,
+        ts="2026-11-25T00:00:00.000Z",
+        type="device.battery_low" if priority is not Priority.CRITICAL else "alarm.button",
+        priority=priority,
+        source=Source(device="d", kind="bed_mat", room="r"),
+        resident="r",
+        route=Route.ANY,
+    )
+
+
+class Link:
+    """Records publishes; the test answers each with :meth:`ack`."""
+
+    def __init__(self) -> None:
+        self.online = asyncio.Event()
+        self.online.set()
+        self.sent: list[int] = []
+        self.pubacks: dict[int, asyncio.Future[object]] = {}
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1) -> asyncio.Future[object]:
+        if not self.online.is_set():
+            raise LinkDown("offline")
+        seq = int(topic.rsplit("/", 1)[1])
+        self.sent.append(seq)
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.pubacks[seq] = fut
+        return fut
+
+    def ack(self, seqs: Iterable[int] | None = None) -> None:
+        for seq in list(self.pubacks if seqs is None else seqs):
+            self.pubacks.pop(seq).set_result(0)
+
+    def drop(self) -> None:
+        self.online.clear()
+        for fut in self.pubacks.values():
+            fut.set_exception(LinkDown("gone"))
+        self.pubacks.clear()
+
+
+class Store:
+    """The outbox as the forwarder sees it: pending() in sending order, mark_delivered()."""
+
+    def __init__(self) -> None:
+        self.events: dict[int, Event] = {}
+        self.delivered: set[int] = set()
+        self.reads = 0
+        self.gate: asyncio.Event | None = None  # when set, a read waits here after taking its snapshot
+        self.reading = asyncio.Event()
+
+    def commit(self, event: Event) -> Event:
+        self.events[event.seq] = event
+        return event
+
+    async def pending(self, *, limit: int = 100, exclude: Iterable[int] = ()) -> list[Event]:
+        self.reads += 1
+        skip = set(exclude) | self.delivered
+        rows = sorted((e for s, e in self.events.items() if s not in skip), key=lambda e: (e.priority.rank, e.seq))
+        snapshot = rows[:limit]
+        if self.gate is not None:
+            self.reading.set()
+            await self.gate.wait()
+        return snapshot
+
+    def mark_delivered(self, seq: int) -> None:
+        self.delivered.add(seq)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def started(store: Store, link: Link, **kw: object) -> tuple[Forwarder, asyncio.Task[None]]:
+    fwd = Forwarder(store, link, topic=lambda e: f"t/{e.seq}", **kw)  # type: ignore[arg-type]
+    task = asyncio.create_task(fwd.run())
+    await settle()
+    return fwd, task
+
+
+async def test_caught_up_events_go_out_at_once_and_each_puback_sends_the_next_without_a_disk_read() -> None:
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=2)
+    reads = store.reads
+    for seq in range(1, 7):
+        fwd.submit(store.commit(ev(seq)))
+    assert link.sent == [1, 2]  # the window
+    for expected in ([3, 4], [5, 6]):
+        link.ack()
+        await settle()
+        assert link.sent[-2:] == expected
+    link.ack()
+    await settle()
+    assert store.delivered == set(range(1, 7))
+    assert store.reads == reads, "caught up: no read of the disk"
+    task.cancel()
+
+
+async def test_a_critical_event_overtakes_the_queue() -> None:
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=1)
+    for seq in range(1, 4):
+        fwd.submit(store.commit(ev(seq)))
+    fwd.submit(store.commit(ev(4, Priority.CRITICAL)))
+    link.ack([1])
+    await settle()
+    assert link.sent == [1, 4]
+    link.ack([4])
+    await settle()
+    assert link.sent == [1, 4, 2]
+    task.cancel()
+
+
+async def test_an_event_committed_while_a_backlog_read_runs_is_not_stranded() -> None:
+    """The read's snapshot misses it, the read comes back short: it must still go out."""
+    store, link = Store(), Link()
+    for seq in (1, 2):
+        store.commit(ev(seq))
+    store.gate = asyncio.Event()
+    fwd, task = await started(store, link, max_inflight=10)
+    await asyncio.wait_for(store.reading.wait(), 2)  # the first read (after start) holds its snapshot
+    fwd.submit(store.commit(ev(3)))  # committed now: not in that snapshot
+    store.gate.set()
+    await settle()
+    assert sorted(link.sent) == [1, 2, 3]
+    task.cancel()
+
+
+async def test_queue_overflow_falls_back_to_the_disk_and_sends_each_event_once() -> None:
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=3, max_queued=5)
+    for seq in range(1, 31):
+        fwd.submit(store.commit(ev(seq)))
+    for _ in range(40):
+        link.ack()
+        await settle()
+    assert sorted(link.sent) == list(range(1, 31)), "each event exactly once"
+    assert store.delivered == set(range(1, 31))
+    assert fwd.status()["queued"] == 0
+    task.cancel()
+
+
+async def test_after_the_link_drops_what_was_queued_or_in_flight_goes_out_from_disk() -> None:
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=2)
+    for seq in range(1, 6):
+        fwd.submit(store.commit(ev(seq)))
+    link.ack([1])
+    await settle()
+    link.drop()  # 2 and 3 in flight lose their PUBACK; 4 and 5 were queued
+    await settle()
+    assert fwd.status()["queued"] == 0, "nothing kept in memory while offline"
+    fwd.submit(store.commit(ev(6, Priority.CRITICAL)))  # pressed while offline
+    link.online.set()
+    sent_before = len(link.sent)
+    for _ in range(10):
+        await settle()
+        link.ack()
+    resent = link.sent[sent_before:]
+    assert resent[0] == 6, "the alarm first after the reconnect"
+    assert sorted(resent) == [2, 3, 4, 5, 6]
+    assert store.delivered == set(range(1, 7))
+    task.cancel()
