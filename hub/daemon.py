@@ -97,6 +97,25 @@ class Hub:
         await self._rules_on(event)
         return event
 
+    async def emit_many(self, drafts: list[Draft]) -> list[Event | Exception]:
+        """Emit a burst (one read of a serial port) with one future, not one task per event.
+
+        Each result is the committed event, or the exception that refused its
+        draft (logged here); the others are committed all the same.
+        """
+        if len(drafts) == 1 and drafts[0].priority is Priority.CRITICAL:
+            return [await self.emit(drafts[0])]  # a lone alarm (a nurse call) takes the inline commit
+        results = await self.outbox.append_many(drafts)
+        for draft, result in zip(drafts, results):
+            if isinstance(result, Exception):
+                log.error("event_refused", type=draft.type, device=draft.source.device, error=str(result))
+            else:
+                self._committed(result)
+        for result in results:
+            if not isinstance(result, Exception):
+                await self._rules_on(result)
+        return results
+
     def emit_now(self, draft: Draft) -> asyncio.Task[Event]:
         """Emit from a driver callback on the loop, as fast as the disk allows.
 
@@ -123,7 +142,7 @@ class Hub:
         self.forwarder.submit(event)
         if event.type in ALARM_TYPES:
             self.alarms.opened(event)
-        log.info(
+        (log.info if event.priority.audited else log.debug)(
             "event_committed",
             event_id=event.id,
             seq=event.seq,
@@ -214,11 +233,16 @@ class Hub:
 
     async def emit_for(self, dev: Device | None, e: Any) -> Event:
         """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub)."""
+        return await self.emit(self._draft_for(dev, e))
+
+    async def emit_many_for(self, dev: Device, emits: list[Any]) -> None:
+        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``."""
+        await self.emit_many([self._draft_for(dev, e) for e in emits])
+
+    def _draft_for(self, dev: Device | None, e: Any) -> Draft:
         if dev is None:
-            return await self.emit(Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data))
-        return await self.emit(
-            Draft(type=e.type, priority=e.priority, source=self.device_source(dev), route=dev.routing, data=e.data)
-        )
+            return Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data)
+        return Draft(type=e.type, priority=e.priority, source=self.device_source(dev), route=dev.routing, data=e.data)
 
     # --- link -----------------------------------------------------------------------
 
@@ -427,12 +451,16 @@ class Hub:
             async def emit(e: Emit, dev: Device = dev) -> None:
                 await self.emit_for(dev, e)
 
+            async def emit_many(es: list[Emit], dev: Device = dev) -> None:
+                await self.emit_many_for(dev, es)
+
             port = SerialDevice(
                 device_id=dev.id,
                 port=str(self.loaded.resolve(s.port)),
                 parser=spec.load("parser")(**options),
                 logic=spec.load("logic")(**options),
                 emit=emit,
+                emit_many=emit_many,
                 on_reading=lambda dev_id=dev.id: self.device_report(dev_id),
                 baudrate=s.baud,
                 bytesize=s.bytesize,

@@ -668,6 +668,22 @@ async def test_invalid_draft_fails_alone_and_does_not_poison_the_store(make_outb
     assert (await ob.stats()).stored == 4
 
 
+async def test_append_many_commits_a_burst_in_order_beside_single_appends(make_outbox: OpenFn) -> None:
+    """A serial read's burst is one call; a bad draft in it comes back in its place, the rest are stored."""
+    ob = await make_outbox()
+    burst_a = [telemetry(data={"i": i}) for i in range(5)]
+    burst_b = [telemetry(data={"j": 0}), draft("Not A Type", Priority.LOW), telemetry(data={"j": 1})]
+    single, a, b = await asyncio.gather(ob.append(telemetry()), ob.append_many(burst_a), ob.append_many(burst_b))
+    assert all(isinstance(e, Event) for e in a)
+    assert [e.data for e in a] == [{"i": i} for i in range(5)]
+    assert [e.seq for e in a] == list(range(a[0].seq, a[0].seq + 5)), "a burst keeps its order, without gaps"
+    assert isinstance(b[1], ValueError) and isinstance(b[0], Event) and isinstance(b[2], Event)
+    seqs = sorted([single.seq] + [e.seq for e in a] + [b[0].seq, b[2].seq])
+    assert seqs == list(range(1, 9)), "8 stored, the refused draft took no seq"
+    assert [e.id for e in await ob.range(1, 8)] == [e.id for e in sorted([single, *a, b[0], b[2]], key=lambda e: e.seq)]
+    assert await ob.append_many([]) == []
+
+
 # --- hypothesis: random operation sequences -----------------------------------------------------------
 
 KINDS: list[tuple[str, Priority]] = [

@@ -127,3 +127,46 @@ def test_random_bytes_never_break_the_reader(tmp_path: Path, noise) -> None:
     for parser in (BedMatParser(), DispenserParser()):
         logic, dev, _ = asyncio.run(_pump(parser, noise, 0, tmp_path))
         assert dev.online
+
+
+class EveryReading(DeviceLogic):
+    """Logic that turns every occupancy reading into one event carrying its seq."""
+
+    def on_reading(self, reading: Reading, now: float) -> list[Emit]:
+        return [Emit("bed.exit", "normal", {"seq": reading.fields["seq"]})]  # type: ignore[arg-type]
+
+
+async def test_a_burst_read_at_once_is_emitted_in_order_as_one_batch(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave, termios.TCSANOW)
+    tty.setraw(master, termios.TCSANOW)
+    link = tmp_path / "tty-burst"
+    link.symlink_to(os.ttyname(slave))
+    batches: list[list[Emit]] = []
+    singles: list[Emit] = []
+
+    async def emit(e: Emit) -> None:
+        singles.append(e)
+
+    async def emit_many(es: list[Emit]) -> None:
+        batches.append(es)
+
+    dev = SerialDevice(device_id="d", port=str(link), parser=BedMatParser(), logic=EveryReading(), emit=emit, emit_many=emit_many)
+    task = asyncio.create_task(dev.run())
+    try:
+        for _ in range(200):
+            if dev.online:
+                break
+            await asyncio.sleep(0.005)
+        os.write(master, b"".join(encode(i, "IN", 500, 90) for i in range(50)))
+        deadline = time.monotonic() + 3
+        while sum(map(len, batches)) < 50 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert [e.data["seq"] for b in batches for e in b] == list(range(50)), "all of them, in order"
+        assert len(batches) < 50, "a read of many frames is one batch, not one task per event"
+        assert singles == []
+    finally:
+        dev.stop()
+        await asyncio.wait_for(task, 5)
+        os.close(master)
+        os.close(slave)

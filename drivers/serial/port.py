@@ -30,6 +30,7 @@ from hub.tasks import TaskSet
 log = structlog.get_logger("drivers.serial")
 
 EmitFn = Callable[[Emit], Awaitable[Any]]
+EmitManyFn = Callable[[list[Emit]], Awaitable[Any]]
 
 #: Reopen delays after a port vanished: quick first, capped low so a replug is seen within 2 s.
 REOPEN_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
@@ -50,6 +51,7 @@ class SerialDevice:
         parser: Parser,
         logic: DeviceLogic,
         emit: EmitFn,
+        emit_many: EmitManyFn | None = None,
         on_reading: Callable[[], None] | None = None,
         baudrate: int = 9600,
         bytesize: int = 8,
@@ -62,6 +64,7 @@ class SerialDevice:
         self.parser = parser
         self.logic = logic
         self.emit = emit
+        self.emit_many = emit_many
         self.on_reading = on_reading
         self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "stopbits": stopbits}
         self.tick_s = tick_s
@@ -180,6 +183,7 @@ class SerialDevice:
         result = self.parser.feed(data, now)
         for reply in result.replies:
             self._write(reply)
+        burst: list[Emit] = []
         for reading in result.readings:
             self.frames += 1
             self.last_reading = now
@@ -191,7 +195,11 @@ class SerialDevice:
             except Exception:  # a logic bug must not stop the port
                 log.exception("serial_logic_failed", device=self.device_id, reading=reading.kind)
                 continue
-            for e in emits:
+            burst.extend(emits)
+        if burst and self.emit_many is not None:
+            self._tasks.spawn(self._emit_many(burst))  # one read, one commit group, one task
+        else:
+            for e in burst:
                 self._tasks.spawn(self._emit(e))
         self._log_errors(now)
 
@@ -227,6 +235,13 @@ class SerialDevice:
             for e in emits:
                 await self._emit(e)
             self._log_errors(now)
+
+    async def _emit_many(self, burst: list[Emit]) -> None:
+        assert self.emit_many is not None
+        try:
+            await self.emit_many(burst)
+        except Exception:
+            log.exception("serial_emit_failed", device=self.device_id, types=sorted({e.type for e in burst}))
 
     async def _emit(self, e: Emit) -> None:
         try:
