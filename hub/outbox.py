@@ -26,6 +26,7 @@ a connection and thread of their own, never inside an alarm's commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -92,12 +93,14 @@ class Outbox:
         resident: str,
         max_events: int = 200_000,
         keep_delivered_s: float = 7 * 24 * 3600.0,
+        delivered_batch_s: float = 0.02,
     ) -> None:
         self.path = path
         self.hub = hub
         self.resident = resident
         self.max_events = max_events
         self.keep_delivered_s = keep_delivered_s
+        self.delivered_batch_s = delivered_batch_s
         self.evicted = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db_lock = threading.Lock()
@@ -108,6 +111,7 @@ class Outbox:
         self._delivered: list[int] = []
         self._unflushed: set[int] = set()  # acked by the broker, delivered mark not yet committed
         self._delivered_task: asyncio.Task[None] | None = None
+        self._flush_now = asyncio.Event()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class Outbox:
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
+        self._flush_now.set()
         for task in (self._append_task, self._delivered_task):
             if task is not None:
                 await asyncio.shield(task)
@@ -376,16 +381,31 @@ class Outbox:
     # --- delivery ----------------------------------------------------------------------
 
     def mark_delivered(self, seq: int) -> None:
-        """Record the broker's PUBACK for ``seq``. Batched: many acks, one transaction, written soon after."""
+        """Record the broker's PUBACK for ``seq``.
+
+        Batched: the acks of the next ``delivered_batch_s`` go into one
+        transaction. A mark lost in a crash only means that event is sent
+        again, with the same id: a duplicate the central drops, never a loss.
+        """
         self._delivered.append(seq)
         self._unflushed.add(seq)
         if self._delivered_task is None:
             self._delivered_task = asyncio.create_task(self._delivered_loop())
 
+    async def flush_delivered(self) -> None:
+        """Write the delivered marks recorded so far now, without waiting for the batch window."""
+        self._flush_now.set()
+        task = self._delivered_task
+        if task is not None:
+            await asyncio.shield(task)
+
     async def _delivered_loop(self) -> None:
         try:
             while self._delivered:
+                with contextlib.suppress(TimeoutError):  # the batch window, unless a flush is asked for
+                    await asyncio.wait_for(self._flush_now.wait(), self.delivered_batch_s)
                 await self._flush_delivered()
+            self._flush_now.clear()
         finally:
             self._delivered_task = None
 

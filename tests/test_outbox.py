@@ -86,7 +86,8 @@ async def stored_seqs(ob: Outbox) -> list[int]:
 
 
 async def wait_delivered(ob: Outbox, seqs: set[int], timeout: float = 5.0) -> None:
-    """mark_delivered is batched and asynchronous: wait until none of ``seqs`` is pending."""
+    """mark_delivered is batched and asynchronous: write the marks, then check none of ``seqs`` is pending."""
+    await ob.flush_delivered()
     deadline = time.monotonic() + timeout
     while True:
         left = {e.seq for e in await all_pending(ob)} & seqs
