@@ -215,3 +215,76 @@ def test_dispenser_resends_until_acked_and_hub_drops_duplicates(make_hub, subscr
     assert disp.state()["emulator"]["unacked"] == []
     time.sleep(1.5)
     assert [e["data"]["dose_id"] for e in events(sub, "medication.due")] == [42], "re-sent copies are not new doses"
+
+
+class NullModem:
+    """Two pty pairs joined master to master: a null-modem cable between two serial ports.
+
+    ``a`` and ``b`` are ordinary tty device paths, as /dev/ttyUSB0 on each end would be.
+    """
+
+    def __init__(self) -> None:
+        import os
+        import termios
+        import threading
+        import tty
+
+        self._os = os
+        (self.ma, self.sa), (self.mb, self.sb) = os.openpty(), os.openpty()
+        for fd in (self.ma, self.sa, self.mb, self.sb):
+            tty.setraw(fd, termios.TCSANOW)
+        self.a, self.b = os.ttyname(self.sa), os.ttyname(self.sb)
+        self.carried = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._carry, daemon=True)
+        self._thread.start()
+
+    def _carry(self) -> None:
+        import select
+
+        peer = {self.ma: self.mb, self.mb: self.ma}
+        while not self._stop.is_set():
+            ready, _, _ = select.select(list(peer), [], [], 0.05)
+            for fd in ready:
+                try:
+                    data = self._os.read(fd, 4096)
+                except OSError:  # the far end is not open right now: the bytes fall on the floor
+                    continue
+                self._os.write(peer[fd], data)
+                self.carried += len(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        for fd in (self.ma, self.sa, self.mb, self.sb):
+            self._os.close(fd)
+
+
+def test_emulator_on_a_real_port_talks_to_the_hub_through_a_cable(tmp_path, make_hub, subscribe):
+    """The installer's wiring test: ``emulator dispenser --port /dev/ttyUSB0`` wired to the hub's port.
+
+    Both ends are plain tty paths joined by a null-modem cable, so the emulator
+    opens a real port with pyserial (not a pty of its own) and the hub's ACKs
+    travel back over the same cable.
+    """
+    cable = NullModem()
+    disp = EmulatedDevice("dispenser", tmp_path, "disp-real", port=cable.a).start()
+    try:
+
+        class HubEnd:
+            link = cable.b
+
+        sub = subscribe([f"{BASE}/event/#"])
+        hub = make_hub(devices=serial_devices(disp=HubEnd)).start().wait_online()
+        hub.wait_log(lambda e: e.get("event") == "serial_online")
+        disp.send("dose_due", dose_id=11)
+        sub.wait_for(lambda _: events(sub, "medication.due"))
+        assert events(sub, "medication.due")[0]["data"]["dose_id"] == 11
+        deadline = time.monotonic() + 5
+        while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert disp.state()["emulator"]["unacked"] == [], "the hub's ACK came back over the cable"
+        assert cable.carried > 0
+    finally:
+        disp.stop()
+        cable.close()

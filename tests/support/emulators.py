@@ -14,11 +14,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class EmulatedDevice:
-    """``python -m drivers.serial.emulator PROTOCOL --link LINK --control SOCK`` and a client for it."""
+    """``python -m drivers.serial.emulator PROTOCOL --link LINK --control SOCK`` and a client for it.
 
-    def __init__(self, protocol: str, dir: Path, name: str) -> None:  # noqa: A002
+    With ``port``, the emulator plays the device on that existing serial port
+    (``--port``, as an installer does on a USB-serial adapter) instead of a pty of its own.
+    """
+
+    def __init__(self, protocol: str, dir: Path, name: str, *, port: str | None = None) -> None:  # noqa: A002
         self.protocol = protocol
-        self.link = dir / f"tty-{name}"
+        self.port = port
+        self.link = Path(port) if port else dir / f"tty-{name}"
         self.control = dir / f"{name}.ctl"
         self.log = dir / f"{name}.emulator.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -27,14 +32,18 @@ class EmulatedDevice:
     def start(self) -> EmulatedDevice:
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "drivers.serial.emulator", self.protocol, "--link", str(self.link), "--control", str(self.control)],
+            [
+                sys.executable, "-m", "drivers.serial.emulator", self.protocol,
+                *(["--port", self.port] if self.port else ["--link", str(self.link)]),
+                "--control", str(self.control),
+            ],
             stdout=self._logf,
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if self.control.exists() and self.link.is_symlink():
+            if self.control.exists() and (self.port is not None or self.link.is_symlink()):
                 return self
             if self.proc.poll() is not None:
                 break
