@@ -69,14 +69,19 @@ class Forwarder:
         self._backlog_clear = False
         self._queue: list[tuple[int, int, Event]] = []  # heap of (rank, seq, event)
         self._queue_lost = False  # the queue was dropped since the current disk read began
+        self._reading = False  # a backlog read of the disk is running
 
     def submit(self, event: Event) -> None:
         """A newly committed event: publish now when caught up and the window has room.
 
         Otherwise it waits in the in-memory queue. In backlog mode the queue
         only holds what was committed while a disk read was running, so that
-        nothing committed meanwhile is missed when that read comes back short.
+        nothing committed meanwhile is missed when that read comes back short;
+        the rest of the time (offline, say) the event is only on disk.
         """
+        if not (self._backlog_clear or self._reading):
+            self._wake.set()
+            return
         heapq.heappush(self._queue, (event.priority.rank, event.seq, event))
         if len(self._queue) > self.max_queued:  # too far behind: the disk holds them all anyway
             self._to_backlog()
@@ -179,12 +184,15 @@ class Forwarder:
             # what is committed from here on may miss this read: the queue keeps it
             self._queue.clear()
             self._queue_lost = False
+            self._reading = True
             try:
                 batch = await self.outbox.pending(limit=room, exclude=skip)
             except Exception:
                 log.exception("outbox_read_failed")
                 await asyncio.sleep(1.0)
                 continue
+            finally:
+                self._reading = False
             for event in batch:
                 if self.link.online.is_set():
                     self._send(event)

@@ -173,13 +173,16 @@ async def test_after_the_link_drops_what_was_queued_or_in_flight_goes_out_from_d
     await settle()
     assert fwd.status()["queued"] == 0, "nothing kept in memory while offline"
     fwd.submit(store.commit(ev(6, Priority.CRITICAL)))  # pressed while offline
+    for seq in range(7, 107):
+        fwd.submit(store.commit(ev(seq)))  # telemetry while offline: on disk only
+    assert fwd.status()["queued"] == 0, "memory does not grow while offline"
     link.online.set()
     sent_before = len(link.sent)
-    for _ in range(10):
+    for _ in range(80):
         await settle()
         link.ack()
     resent = link.sent[sent_before:]
     assert resent[0] == 6, "the alarm first after the reconnect"
-    assert sorted(resent) == [2, 3, 4, 5, 6]
-    assert store.delivered == set(range(1, 7))
+    assert sorted(resent) == [2, 3, 4, 5, 6, *range(7, 107)], "each once"
+    assert store.delivered == set(range(1, 107))
     task.cancel()
