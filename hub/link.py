@@ -17,6 +17,7 @@ line; nothing a peer sends can make the link reconnect in a loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import random
@@ -257,6 +258,9 @@ class _Connection:
         self.sock = self.client.socket()
         if self.sock is None:
             raise LinkDown("no socket after connect")
+        # paho leaves Nagle on: an alarm must not wait up to 40 ms for the ACK of the previous packet
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.on_socket_register_write = self._register_write
         self.client.on_socket_unregister_write = self._unregister_write
         self.client.on_socket_close = self._socket_close

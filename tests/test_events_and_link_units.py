@@ -68,3 +68,22 @@ def test_backoff_grows_with_jitter_and_is_capped():
 def test_bad_command_payloads_are_refused_with_a_reason(name, payload, fragment):
     with pytest.raises(commands.CommandError, match=re.escape(fragment)):
         commands.parse(name, payload)
+
+
+async def test_the_link_turns_nagle_off_so_an_alarm_never_waits_for_the_previous_ack(broker) -> None:
+    """paho leaves Nagle's algorithm on: a small publish right after another one can wait
+    up to 40 ms for the broker's delayed ACK. The hub's socket must have TCP_NODELAY."""
+    import asyncio
+    import socket
+
+    from hub.link import Endpoint, LinkSettings, MqttLink, Will
+
+    settings = LinkSettings(
+        brokers=(Endpoint(host="127.0.0.1", port=broker.port),),
+        client_id="nagle-test",
+        will=Will(topic="t/status", payload=b'{"state":"offline"}'),
+    )
+    async with MqttLink(settings) as link:
+        await asyncio.wait_for(link.online.wait(), 10)
+        sock = link._conn.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
