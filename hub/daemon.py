@@ -30,6 +30,10 @@ from hub.outbox import Outbox
 from hub.simctl import SimControl
 from hub.tasks import TaskSet
 
+#: Checkpoint the outbox's WAL after this many write transactions (a few pages each: SQLite's own
+#: default is 1000 pages), or every 10 s when there was any.
+CHECKPOINT_AFTER_WRITES = 200
+
 log = structlog.get_logger("hub.daemon")
 
 HUB_SOURCE = Source(device="hub", kind="hub")
@@ -371,11 +375,15 @@ class Hub:
     async def _housekeeping(self) -> None:
         rounds = 0
         while True:
-            await asyncio.sleep(10)
+            await asyncio.sleep(1)
             rounds += 1
             try:
-                await self.outbox.checkpoint()
-                if rounds % 60 == 0:
+                # a WAL that is checkpointed early is rewritten in place: an alarm's fsync then
+                # does not also have to grow the file (and journal its new size)
+                writes = self.outbox.writes_since_checkpoint
+                if writes >= CHECKPOINT_AFTER_WRITES or (writes and rounds % 10 == 0):
+                    await self.outbox.checkpoint()
+                if rounds % 600 == 0:
                     pruned = await self.outbox.prune()
                     if pruned:
                         log.info("outbox_pruned", events=pruned)

@@ -101,6 +101,8 @@ class Outbox:
         self.max_events = max_events
         self.keep_delivered_s = keep_delivered_s
         self.delivered_batch_s = delivered_batch_s
+        #: write transactions since the last checkpoint (each adds a few pages to the WAL)
+        self.writes_since_checkpoint = 0
         self.evicted = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db_lock = threading.Lock()
@@ -269,6 +271,7 @@ class Outbox:
             if self._count > self.max_events:
                 self._evict_sync(db, self._count - self.max_events)
             db.execute("COMMIT")
+            self.writes_since_checkpoint += 1
         except BaseException:
             db.execute("ROLLBACK")
             self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -428,6 +431,7 @@ class Outbox:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL", [(now, s) for s in seqs])
             db.execute("COMMIT")
+            self.writes_since_checkpoint += 1
         finally:
             db.execute("PRAGMA synchronous=FULL")
 
@@ -437,6 +441,7 @@ class Outbox:
         Appends keep committing meanwhile (WAL mode), so an alarm never waits
         behind a checkpoint's fsyncs. Returns the WAL pages checkpointed.
         """
+        self.writes_since_checkpoint = 0
         return await asyncio.to_thread(self._checkpoint_sync)
 
     def _checkpoint_sync(self) -> int:
@@ -456,6 +461,7 @@ class Outbox:
     def _save_state_sync(self, key: str, value: bytes) -> None:
         assert self._db is not None
         self._db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+        self.writes_since_checkpoint += 1
 
     async def load_state(self, key: str) -> bytes | None:
         """A blob saved with :meth:`save_state`, or None."""

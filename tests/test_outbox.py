@@ -685,6 +685,23 @@ async def test_append_many_commits_a_burst_in_order_beside_single_appends(make_o
     assert await ob.append_many([]) == []
 
 
+async def test_a_checkpointed_wal_is_rewritten_in_place_not_grown(make_outbox: OpenFn) -> None:
+    """The daemon checkpoints after CHECKPOINT_AFTER_WRITES writes: the WAL then stays the size it
+    reached, so an alarm's fsync never has to grow the file as well."""
+    ob = await make_outbox()
+    wal = ob.path.with_name(ob.path.name + "-wal")
+    for _ in range(100):
+        await ob.append(telemetry())
+    assert ob.writes_since_checkpoint == 100
+    size = wal.stat().st_size
+    assert await ob.checkpoint() > 0
+    assert ob.writes_since_checkpoint == 0
+    for _ in range(100):
+        await ob.append(telemetry())
+    assert wal.stat().st_size == size, "the same writes again fit in the WAL already on disk"
+    assert len(await all_pending(ob)) == 200
+
+
 # --- hypothesis: random operation sequences -----------------------------------------------------------
 
 KINDS: list[tuple[str, Priority]] = [
