@@ -164,8 +164,10 @@ class Forwarder:
                 self._to_backlog()
                 await self.link.online.wait()
             if self._backlog_clear:
+                self._wake.clear()  # before the pump: a fall to backlog inside it must wake us again
                 self._pump()
-                self._wake.clear()
+                if not self._backlog_clear:
+                    continue
                 try:
                     async with asyncio.timeout(self._refused_due()):
                         await self._wake.wait()
