@@ -132,6 +132,8 @@ class Outbox:
         db.executescript(_SCHEMA)
         self._db = db
         self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+        row = db.execute("SELECT value FROM meta WHERE key='evicted'").fetchone()
+        self.evicted = int(row[0]) if row else 0
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
@@ -295,7 +297,9 @@ class Outbox:
         )
         self._count -= cur.rowcount
         self.evicted += cur.rowcount
-        if cur.rowcount:
+        if cur.rowcount:  # the count survives restarts: the central may ask what was lost, ever
+            db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted,))
             log.warning("outbox_evicted", events=cur.rowcount, evicted_total=self.evicted)
         if cur.rowcount < excess:
             log.warning("outbox_over_capacity", stored=self._count, max_events=self.max_events, reason="alarms are never evicted")

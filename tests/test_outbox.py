@@ -461,6 +461,8 @@ async def test_bound_evicts_oldest_low_then_normal_then_high_never_alarms(make_o
     stats = await ob.stats()
     assert stats.evicted == 24 - 10
     assert stats.stored == 10
+    ob = await reopen(ob, make_outbox)
+    assert (await ob.stats()).evicted == 24 - 10, "what was lost is still counted after a restart"
 
 
 async def test_bound_with_realistic_load(make_outbox: OpenFn) -> None:
