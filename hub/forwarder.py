@@ -9,7 +9,8 @@ the reconnect.
 Two ways to the wire:
 
 * *Caught up* (the usual case): everything pending on disk is in flight or
-  in a bounded in-memory queue of committed events. A fresh event goes out
+  in a bounded in-memory queue of committed events (``max_queued``, 10,000
+  by default: about 6 MB of events at most). A fresh event goes out
   at once when the window has room, else it joins the queue, and every
   PUBACK sends the next one from the queue, with no read of the disk.
 * *Backlog* (after a reconnect or a restart, when the queue overflowed, or
