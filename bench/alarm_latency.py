@@ -44,12 +44,13 @@ is first committed to a SQLite WAL store with the hub's schema
 alarm. ``floor/raw`` says how much of the 3x budget one durable commit takes
 on this disk; ``hub/floor`` is what the hub adds beyond it.
 
-Breakdown: the hub logs ``event_committed`` (after the outbox commit and the
-publish) with a wall-clock timestamp; matching it by event id against
-``time.time()`` taken in this process just before ``press`` and at receipt
-splits each hub latency into "press -> published" (sim socket, gesture,
-SQLite commit, publish) and "published -> subscriber" (broker, subscriber).
-Wall clock, same host, so it is good to a few microseconds.
+Breakdown: the hub logs ``event_committed`` with a wall-clock timestamp
+after the outbox commit, the publish and the LED change; matching it by
+event id against ``time.time()`` taken in this process just before ``press``
+and at receipt splits each hub latency into "press -> logged" (sim socket,
+gesture, SQLite commit, publish, LED, log line) and "logged -> subscriber".
+The broker and the subscriber work while the hub still logs, so the second
+part is small and can be negative. Wall clock, same host.
 
 All processes (broker, hub, paho loop threads) are stopped at the end, also on
 Ctrl-C or SIGTERM.
@@ -385,8 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(row("hub press edge->receive", h))
         bd = result["hub_breakdown_ms"]
         if bd["press_to_committed"]:
-            print(row("  press->published (hub log)", bd["press_to_committed"]))
-            print(row("  published->subscriber", bd["committed_to_subscriber"]))
+            print(row("  press->logged (hub)", bd["press_to_committed"]))
+            print(row("  logged->subscriber", bd["committed_to_subscriber"]))
         print(f"hub first press after start: {result['hub_first_press_ms']:.3f} ms")
         print(f"ratio p50 hub/raw: {ratio50:.2f}")
         print(f"ratio p99 hub/raw: {ratio99:.2f}")
