@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from hub.battery import battery_step
 from hub.events import Priority
 
 #: The error counters every parser keeps (more may be added per protocol).
@@ -71,12 +72,8 @@ class BatteryWatch:
     def seen(self, pct: int) -> list[Emit]:
         """A battery reading; returns the warning when this reading crosses below the threshold."""
         self.level = pct
-        if self.low:
-            if pct >= self.ok_pct:
-                self.low = False
-            return []
-        if pct < self.low_pct:
-            self.low = True
+        self.low, warn = battery_step(self.low, pct, self.low_pct, self.ok_pct)
+        if warn:
             return [Emit("device.battery_low", Priority.NORMAL, {"battery_pct": pct, "threshold_pct": self.low_pct})]
         return []
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hub.battery import battery_step
 from hub.events import Event, Priority, Route
 from hub.rules.base import Rule, RuleOutput, _opt_float, iso
 
@@ -126,12 +127,8 @@ class Supervision(Rule):
 
     def _battery_seen(self, device: str, dev: _Device, pct: float) -> list[RuleOutput]:
         dev.battery = pct
-        if dev.battery_low:
-            if pct >= self.battery_ok_pct:
-                dev.battery_low = False
-            return []
-        if pct < self.battery_low_pct:
-            dev.battery_low = True
+        dev.battery_low, warn = battery_step(dev.battery_low, pct, self.battery_low_pct, self.battery_ok_pct)
+        if warn:
             return [self._out("device.battery_low", device, {"battery_pct": pct, "threshold_pct": self.battery_low_pct})]
         return []
 
