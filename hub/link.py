@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import enum
 import json
-import random
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hub.backoff import backoff_delays
 from hub.tasks import TaskSet
 
 log = structlog.get_logger("hub.link")
@@ -122,16 +122,6 @@ class Incoming:
 
 OnConnected = Callable[[], Awaitable[None]]
 OnMessage = Callable[[Incoming], Awaitable[None]]
-
-
-def backoff_delays(initial: float, cap: float, *, rng: random.Random | None = None):  # type: ignore[no-untyped-def]
-    """Jittered exponential backoff ("full jitter"), capped: an endless iterator of delays."""
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        ceiling = min(cap, initial * (2**attempt))
-        yield ceiling / 2 + rng.uniform(0, ceiling / 2)
-        attempt = min(attempt + 1, 30)
 
 
 class _Connection:

@@ -23,7 +23,8 @@ from drivers.ble.backend import (
     ScannerBackend,
     make_backend,
 )
-from drivers.ble.scanner import BleScanner, backoff_delay
+from drivers.ble.scanner import BleScanner
+from hub.backoff import backoff_delay
 from drivers.ble.sim import SimBackend, register_sim_ops
 from drivers.serial.base import Emit
 from hub.events import Priority

@@ -57,7 +57,7 @@ from typing import Any, Literal
 import structlog
 
 from drivers.ble.backend import normalize_uuid, short_uuid
-from drivers.ble.scanner import backoff_delay
+from hub.backoff import backoff_delay
 from drivers.serial.base import Emit
 from hub.tasks import TaskSet
 from hub.events import Priority

@@ -41,8 +41,9 @@ import structlog
 
 from drivers.ble.backend import Advert, BackendError, ScannerBackend
 from drivers.serial.base import Emit
-from hub.tasks import TaskSet
+from hub.backoff import backoff_delay
 from hub.events import Priority
+from hub.tasks import TaskSet
 
 log = structlog.get_logger("drivers.ble")
 
@@ -50,13 +51,6 @@ EmitFn = Callable[[Emit], Awaitable[Any]]
 
 #: A failing on_advert callback is logged at most once per this many seconds.
 CALLBACK_ERROR_LOG_INTERVAL_S = 5.0
-
-
-def backoff_delay(attempt: int, initial_s: float, max_s: float, jitter: float, r: float) -> float:
-    """Delay before rebuild number ``attempt`` (0-based): ``initial_s * 2**attempt`` capped at ``max_s``,
-    then reduced by up to ``jitter`` (a fraction) times ``r`` in [0, 1), so hubs restarted together spread out."""
-    base = min(max_s, initial_s * (2 ** min(attempt, 32)))
-    return base * (1.0 - jitter * r)
 
 
 class SilenceError(BackendError):
