@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,11 @@ from drivers.ble.gatt_sim import SimGattClient, SimGattRegistry, register_gatt_s
 from drivers.serial.base import Emit
 from hub.events import Priority
 from hub.simctl import SimClient, SimCommandError, SimControl
+from tests.support.until import until
 
 A = "AA:BB:CC:DD:EE:01"
 FALL = "0000ff01-0000-1000-8000-00805f9b34fb"
 TEMP = "ff02"
-
-
-async def until(cond: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 class Rig:

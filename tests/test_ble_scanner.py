@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,12 @@ from drivers.ble.sim import SimBackend, register_sim_ops
 from drivers.serial.base import Emit
 from hub.events import Priority
 from hub.simctl import SimClient, SimCommandError, SimControl
+from tests.support.until import until
 
 A = "AA:BB:CC:DD:EE:01"
 B = "AA:BB:CC:DD:EE:02"
 STRANGER = "11:22:33:44:55:66"
 BTHOME = "0000fcd2-0000-1000-8000-00805f9b34fb"
-
-
-async def until(cond: Callable[[], bool], timeout: float = 3.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 class Rig:

@@ -23,6 +23,7 @@ from drivers.serial.base import DeviceLogic, Emit, Reading
 from drivers.serial.bedmat import BedMatParser, encode
 from drivers.serial.dispenser import DOSE_DUE, DispenserParser, encode_frame
 from drivers.serial.port import SerialDevice
+from tests.support.until import until
 
 
 class Recorder(DeviceLogic):
@@ -159,9 +160,7 @@ async def test_a_burst_read_at_once_is_emitted_in_order_as_one_batch(tmp_path: P
                 break
             await asyncio.sleep(0.005)
         os.write(master, b"".join(encode(i, "IN", 500, 90) for i in range(50)))
-        deadline = time.monotonic() + 3
-        while sum(map(len, batches)) < 50 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await until(lambda: sum(map(len, batches)) >= 50, what="50 events")
         assert [e.data["seq"] for b in batches for e in b] == list(range(50)), "all of them, in order"
         assert len(batches) < 50, "a read of many frames is one batch, not one task per event"
         assert singles == []
