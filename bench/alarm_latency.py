@@ -82,7 +82,7 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from bench.common import BenchSubscriber, iso_to_epoch, log, raise_interrupt
-from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
 HUB_ID = "bench-hub"

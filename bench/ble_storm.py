@@ -80,7 +80,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
 from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
-from tests.support.broker import LOCALHOST, Mosquitto  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
 HUB_ID = "bench-hub"

@@ -89,7 +89,6 @@ import time
 import tty
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
-from bench.common import BenchSubscriber, cpu_s, iso_to_epoch, log, raise_interrupt
+from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from hub.events import Draft, Event, Priority, Source
+from hub.events import Draft, Event, Priority
 
 log = structlog.get_logger("hub.alarms")
 

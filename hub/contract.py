@@ -16,7 +16,6 @@ from typing import Any
 
 import msgspec
 
-from hub import __version__
 from hub.commands import COMMANDS
 from hub.events import EVENT_TYPES, SCHEMA_VERSION, Event
 

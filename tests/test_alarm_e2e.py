@@ -9,7 +9,6 @@ from pathlib import Path
 
 import jsonschema
 
-from tests.support.broker import request
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "contract" / "event.schema.json").read_text())
 from tests.support.central import BASE, events

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import paho.mqtt.client as mqtt
 
-from tests.support.broker import Subscriber, request
-
+from tests.support.broker import request
 from tests.support.central import BASE, events
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import subprocess
 import sys
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from tests.support.broker import Mosquitto, Subscriber, free_port, make_tls
 
