@@ -21,9 +21,9 @@ What it does, all in one run and against one private broker:
    central receives the hub's. Rate = PUBACKs / (first ``publish()`` -> last
    PUBACK). (With the publisher in this process too, it would share the GIL
    with the subscriber and the ceiling came out about a third lower.)
-3. **Hub:** this process creates a pty pair (``os.openpty``, both ends
-   ``tty.setraw``, master non-blocking) with a symlink to the slave, like
-   ``drivers.serial.emulator`` does, and starts the real daemon
+3. **Hub:** this process creates the emulator's pty
+   (``drivers.serial.emulator.PtyDevice``: ``os.openpty``, both ends raw,
+   master non-blocking, a symlink to the slave) and starts the real daemon
    (``tests.support.hubproc``) with one ``bed_mat`` on that symlink and the
    durable outbox as always (SQLite WAL, ``synchronous=FULL``, group commit).
    After ``serial_online`` the bench writes N ``$BED`` frames
@@ -83,10 +83,8 @@ import shutil
 import signal
 import sys
 import tempfile
-import termios
 import threading
 import time
-import tty
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,6 +97,7 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
+from drivers.serial.emulator import PtyDevice  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
 from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
 from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
@@ -192,20 +191,19 @@ class LogTail:
 
 
 class PtyLine:
-    """The mat's end of the serial line: a raw pty pair, a symlink to the slave, a non-blocking master."""
+    """The mat's end of the serial line: the emulator's pty (a raw pair, a symlink to the slave,
+    a non-blocking master), written to as fast as it takes bytes."""
 
     def __init__(self, link: Path) -> None:
         self.link = link
-        master, slave = os.openpty()
-        tty.setraw(slave, termios.TCSANOW)
-        tty.setraw(master, termios.TCSANOW)
-        os.set_blocking(master, False)
-        self.master: int | None = master
-        self.slave: int | None = slave  # kept open, so the line does not hang up between opens
-        self.link.unlink(missing_ok=True)
-        self.link.symlink_to(os.ttyname(slave))
+        self.device = PtyDevice(link)
+        self.device.plug()  # the slave stays open, so the line does not hang up between opens
         self.eagain = 0
         self.writes = 0
+
+    @property
+    def master(self) -> int | None:
+        return self.device.master
 
     def write_all(self, data: bytes, *, deadline: float, alive: Any = None) -> tuple[float, float]:
         """Write every byte as fast as the pty takes it; return (wall, perf) times of the first write.
@@ -247,14 +245,7 @@ class PtyLine:
             pass
 
     def close(self) -> None:
-        self.link.unlink(missing_ok=True)
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.master = self.slave = None
+        self.device.unplug()
 
 
 class SeqFrames:
