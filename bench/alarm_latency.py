@@ -81,7 +81,7 @@ if str(REPO) not in sys.path:
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
-from bench.common import BenchSubscriber, iso_to_epoch, log, raise_interrupt
+from bench.common import BenchSubscriber, iso_to_epoch, log, raise_interrupt, stop_hub
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -334,11 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         for h in hubs:
-            try:
-                h.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"hub stop: {exc}", file=sys.stderr)
-                h.kill()
+            stop_hub(h)
         if broker is not None:
             broker.stop()
         if args.keep_log:

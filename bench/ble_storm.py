@@ -79,7 +79,7 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
-from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
+from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, stop_hub
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -443,11 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if central is not None:
             central.close()
         if hub is not None:
-            try:
-                hub.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"hub stop: {exc}", file=sys.stderr)
-                hub.kill()
+            stop_hub(hub)
         if broker is not None:
             broker.stop()
         tmp.cleanup()

@@ -27,6 +27,15 @@ def raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def stop_hub(hub: Any) -> None:
+    """Stop a benchmark's hub as systemd would (SIGTERM); if that fails, kill it, but always end it."""
+    try:
+        hub.stop()
+    except Exception as exc:  # noqa: BLE001
+        print(f"hub stop: {exc}", file=sys.stderr)
+        hub.kill()
+
+
 def iso_to_epoch(ts: str) -> float:
     """An RFC 3339 timestamp from the hub's log or events, as Unix seconds."""
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()

@@ -99,7 +99,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from drivers.serial.emulator import PtyDevice  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
-from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt
+from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, stop_hub
 from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -653,11 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         for h in hubs:
-            try:
-                h.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"hub stop: {exc}", file=sys.stderr)
-                h.kill()
+            stop_hub(h)
         for c in children:
             if c.is_alive():
                 c.terminate()
