@@ -123,10 +123,7 @@ def test_dispenser_due_taken_fault_and_acks(make_hub, subscribe, emulate):
     assert due["route"] == "nurse" and due["data"]["dose_id"] == 7
     assert events(sub, "device.fault")[0]["data"]["fault"] == "jammed"
     # the hub acked every frame: nothing left for the dispenser to re-send, no duplicate events
-    deadline = time.monotonic() + 5
-    while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert disp.state()["emulator"]["unacked"] == []
+    assert disp.unacked() == []
     time.sleep(1.5)
     assert len(events(sub, "medication.due")) == 1 and len(events(sub, "medication.taken")) == 1
 
@@ -209,10 +206,7 @@ def test_dispenser_resends_until_acked_and_hub_drops_duplicates(make_hub, subscr
     assert disp.state()["emulator"]["resends"] >= 2
     hub = make_hub(devices=serial_devices(disp=disp)).start().wait_online()
     sub.wait_for(lambda _: events(sub, "medication.due"))
-    deadline = time.monotonic() + 5
-    while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert disp.state()["emulator"]["unacked"] == []
+    assert disp.unacked() == []
     time.sleep(1.5)
     assert [e["data"]["dose_id"] for e in events(sub, "medication.due")] == [42], "re-sent copies are not new doses"
 
@@ -280,10 +274,7 @@ def test_emulator_on_a_real_port_talks_to_the_hub_through_a_cable(tmp_path, make
         disp.send("dose_due", dose_id=11)
         sub.wait_for(lambda _: events(sub, "medication.due"))
         assert events(sub, "medication.due")[0]["data"]["dose_id"] == 11
-        deadline = time.monotonic() + 5
-        while disp.state()["emulator"]["unacked"] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert disp.state()["emulator"]["unacked"] == [], "the hub's ACK came back over the cable"
+        assert disp.unacked() == [], "the hub's ACK came back over the cable"
         assert cable.carried > 0
     finally:
         disp.stop()

@@ -68,6 +68,13 @@ class EmulatedDevice:
     def state(self) -> dict[str, Any]:
         return self.client.call({"op": "state"})
 
+    def unacked(self, timeout: float = 5.0) -> list[int]:
+        """The frames the device still waits to have acked, once there are none or after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (left := self.state()["emulator"]["unacked"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
     def stop(self) -> None:
         if self._client is not None:
             self._client.close()
