@@ -137,12 +137,9 @@ class Outbox:
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
-        self._flush_now.set()
-        for task in (self._append_task, self._delivered_task):
-            if task is not None:
-                await asyncio.shield(task)
-        if self._delivered:
-            await self._flush_delivered()
+        if self._append_task is not None:
+            await asyncio.shield(self._append_task)
+        await self.flush_delivered()
         await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
 
@@ -401,10 +398,12 @@ class Outbox:
 
     async def flush_delivered(self) -> None:
         """Write the delivered marks recorded so far now, without waiting for the batch window."""
-        self._flush_now.set()
         task = self._delivered_task
         if task is not None:
+            self._flush_now.set()  # the batch loop skips its window and clears this when it ends
             await asyncio.shield(task)
+        if self._delivered:
+            await self._flush_delivered()
 
     async def _delivered_loop(self) -> None:
         try:
