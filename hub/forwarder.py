@@ -107,10 +107,6 @@ class Forwarder:
         self._queue_lost = True
         self._wake.set()
 
-    def link_lost(self) -> None:
-        """Called when the connection drops: the backlog must be read back from disk."""
-        self._to_backlog()
-
     def _send(self, event: Event) -> None:
         if event.seq in self._inflight or event.seq in self._recent_set:
             return
