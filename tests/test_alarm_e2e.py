@@ -44,6 +44,23 @@ def test_press_arrives_with_every_field_valid_against_schema(make_hub, subscribe
             assert m.topic == f"{BASE}/event/{body['type']}"
 
 
+def test_sim_press_reply_gives_the_edge_time_the_alarm_carries(make_hub, subscribe):
+    # the rig and bench/alarm_latency time edge -> central from the reply's clocks
+    sub = subscribe([f"{BASE}/event/alarm.button"])
+    hub = make_hub().start()
+    hub.wait_online()
+    before = time.monotonic_ns()
+    reply = hub.sim.call({"op": "press", "device": "button-1"})
+    after = time.monotonic_ns()
+    assert before <= reply["mono_ns"] <= after
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 1)
+    (ev,) = events(sub, "alarm.button")
+    edge_ms = int(reply["t"] * 1000) % 1000
+    assert ev["ts"].endswith(f".{edge_ms:03d}Z")  # the alarm is stamped with the edge, not a later moment
+    released = hub.sim.call({"op": "release", "device": "button-1"})
+    assert released["mono_ns"] > reply["mono_ns"]
+
+
 def test_pull_cord_routes_to_care(make_hub, subscribe):
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub().start()

@@ -65,7 +65,10 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
     """Add the GPIO operations to the sim control socket.
 
     ``press``/``release``/``click``/``hold`` drive a button's input pin the way
-    its wiring would (low when pressed with a pull-up); ``state`` reads the
+    its wiring would (low when pressed with a pull-up) and answer with the
+    edge's time: ``t`` (wall clock) and, for ``press`` and ``release``,
+    ``mono_ns`` (``CLOCK_MONOTONIC``, which every process on the host shares,
+    so a rig can time edge to subscriber); ``state`` reads the
     button, the LED and the buzzer; ``devices`` lists what can be driven.
     """
 
@@ -75,26 +78,29 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
             raise SimCommandError(f"no simulated GPIO device {name!r}; have: {', '.join(sorted(buttons))}")
         return buttons[name]
 
-    def drive(b: SimButton, pressed: bool) -> float:
+    def drive(b: SimButton, pressed: bool) -> tuple[float, int]:
+        """Drive the pin; returns when the edge happened, as wall-clock seconds and monotonic ns."""
         pin = b.button.pin
-        t = time.time()
+        t, mono = time.time(), time.monotonic_ns()
         if pressed == b.pull_up:
             pin.drive_low()
         else:
             pin.drive_high()
-        return t
+        return t, mono
 
     async def press(req: dict[str, Any]) -> dict[str, Any]:
         b = lookup(req)
-        return {"device": b.device, "t": drive(b, True)}
+        t, mono = drive(b, True)
+        return {"device": b.device, "t": t, "mono_ns": mono}
 
     async def release(req: dict[str, Any]) -> dict[str, Any]:
         b = lookup(req)
-        return {"device": b.device, "t": drive(b, False)}
+        t, mono = drive(b, False)
+        return {"device": b.device, "t": t, "mono_ns": mono}
 
     async def click(req: dict[str, Any]) -> dict[str, Any]:
         b = lookup(req)
-        t = drive(b, True)
+        t, _ = drive(b, True)
         await asyncio.sleep(float(req.get("seconds", 0.05)))
         drive(b, False)
         return {"device": b.device, "t": t}
@@ -102,7 +108,7 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
     async def hold(req: dict[str, Any]) -> dict[str, Any]:
         b = lookup(req)
         seconds = float(req.get("seconds", b.button.hold_s + 0.5))
-        t = drive(b, True)
+        t, _ = drive(b, True)
         await asyncio.sleep(seconds)
         drive(b, False)
         return {"device": b.device, "t": t, "held_s": seconds}
