@@ -107,7 +107,20 @@ class SimClient:
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request; return the reply, raising :class:`SimCommandError` on ``ok: false``."""
+        self.send(request)
+        return self.reply()
+
+    def send(self, request: dict[str, Any]) -> None:
+        """Send one request without waiting; read its answer later with :meth:`reply` (replies come in order).
+
+        A benchmark sends a press, waits for the alarm at its subscriber, and
+        only then reads the reply, so no thread of its own wakes for the reply
+        while the alarm is on its way.
+        """
         self.sock.sendall(json.dumps(request).encode() + b"\n")
+
+    def reply(self) -> dict[str, Any]:
+        """The reply to the oldest request sent and not yet answered."""
         line = self._file.readline()
         if not line:
             raise ConnectionError("sim control socket closed")

@@ -59,8 +59,12 @@ def test_sim_press_reply_gives_the_edge_time_the_alarm_carries(make_hub, subscri
     stamped = datetime.fromisoformat(ev["ts"].replace("Z", "+00:00")).timestamp()
     # the alarm is stamped at the edge the reply reports (to the ms), and no later than the reply came back
     assert int(reply["t"] * 1000) <= round(stamped * 1000) <= int(after_wall * 1000)
-    released = hub.sim.call({"op": "release", "device": "button-1"})
+    # requests can be sent ahead and their replies read later, in order
+    hub.sim.send({"op": "release", "device": "button-1"})
+    hub.sim.send({"op": "state", "device": "button-1"})
+    released, state = hub.sim.reply(), hub.sim.reply()
     assert released["mono_ns"] > reply["mono_ns"]
+    assert state["device"] == "button-1" and state["pressed"] is False
 
 
 def test_pull_cord_routes_to_care(make_hub, subscribe):
