@@ -514,6 +514,11 @@ class Hub:
             result = decoder.feed(advert.service_data, now)
             if not result.accepted:
                 return
+            if result.counter_restart is not None:  # a new battery, or a replay of an early advert: say so
+                log.warning(
+                    "ble_counter_restarted", device=dev.id, previous=result.counter_restart[0],
+                    counter=result.counter_restart[1],
+                )
             self.device_health[dev.id] = {"kind": dev.kind, "state": "ok", **decoder.health()}
             outputs = self.rules.report(dev.id, now, battery=result.battery)
             if outputs:

@@ -59,6 +59,28 @@ def test_encrypted_press_raises_alarm_and_replay_is_ignored(make_hub, subscribe)
     assert hub.returncode is None
 
 
+def test_button_with_a_new_battery_still_raises_alarms(make_hub, subscribe):
+    # a new battery starts the encryption counter from zero: the button must not go deaf
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES).start().wait_online()
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=154_553))
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 1)
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=1))
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 2)
+    hub.wait_log(lambda e: e.get("event") == "ble_counter_restarted")
+    (line,) = [e for e in hub.log_lines() if e.get("event") == "ble_counter_restarted"]
+    assert line["device"] == "ble-button" and line["previous"] == 154_553 and line["counter"] == 1
+    # an advert recorded before the battery change, replayed, is refused
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=154_000))
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=2))
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 3)
+    time.sleep(0.5)
+    assert len(events(sub, "alarm.button")) == 3
+    port = int(hub.config.read_text().split("port = ")[1].split()[0])
+    adverts = request("127.0.0.1", port, f"{BASE}/cmd/status", {})["devices"]["ble-button"]["adverts"]
+    assert adverts["counter_restart"] == 1 and adverts["replay"] == 1  # the installer sees both in status
+
+
 def test_door_open_and_close(make_hub, subscribe):
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub(devices=DEVICES).start().wait_online()

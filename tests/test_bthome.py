@@ -720,10 +720,10 @@ def test_replay_guard_counters() -> None:
     assert g.check(_sealed(5)) is Verdict.ACCEPT
     assert g.check(_sealed(5)) is Verdict.DUPLICATE  # the device repeating its advert
     assert g.check(_sealed(4)) is Verdict.REPLAY
-    assert g.check(_sealed(0)) is Verdict.REPLAY  # a counter restart stays refused...
+    assert g.check(_sealed(0)) is Verdict.REPLAY  # below the restart window's top: no restart, a replay...
     assert g.check(_sealed(6)) is Verdict.ACCEPT
     assert g.check(_sealed(1, mac=ATC)) is Verdict.ACCEPT  # per device
-    g.forget(MAC)  # ... until the operator resets the device
+    g.forget(MAC)  # ... until the device is forgotten
     assert g.check(_sealed(0)) is Verdict.ACCEPT
     assert g.counters() == {MAC: 0, ATC: 1}
 
@@ -731,15 +731,47 @@ def test_replay_guard_counters() -> None:
 def test_replay_guard_counter_wrap_vectors() -> None:
     g = ReplayGuard()
     assert g.check(decode(bytes.fromhex("41ba0db07aeef6ffffffff21fd4600"), mac=MAC, bindkey=KEY)) is Verdict.ACCEPT
-    assert g.check(decode(bytes.fromhex("41de40b50e676600000000d7cb95de"), mac=MAC, bindkey=KEY)) is Verdict.REPLAY
+    # the counter wrapped from 2**32 - 1 to 0: the device counts again from the start
+    assert g.check(decode(bytes.fromhex("41de40b50e676600000000d7cb95de"), mac=MAC, bindkey=KEY)) is Verdict.RESTART
+    strict = ReplayGuard(restart_below=0)
+    assert strict.check(decode(bytes.fromhex("41ba0db07aeef6ffffffff21fd4600"), mac=MAC, bindkey=KEY)) is Verdict.ACCEPT
+    assert strict.check(decode(bytes.fromhex("41de40b50e676600000000d7cb95de"), mac=MAC, bindkey=KEY)) is Verdict.REPLAY
+
+
+def test_replay_guard_takes_a_counter_restart_after_a_battery_change() -> None:
+    g = ReplayGuard()
+    assert g.check(_sealed(154_553)) is Verdict.ACCEPT  # months of adverts
+    # new battery: the device counts from zero again; its first advert is taken at once
+    assert g.check(_sealed(2)) is Verdict.RESTART
+    assert g.last_counter(MAC) == 2
+    assert g.check(_sealed(2)) is Verdict.DUPLICATE
+    assert g.check(_sealed(1)) is Verdict.REPLAY  # inside the new count, the usual rules
+    assert g.check(_sealed(3)) is Verdict.ACCEPT
+    # an advert recorded before the battery change, replayed: refused, it would shut the device out
+    assert g.check(_sealed(154_000)) is Verdict.REPLAY
+    assert g.check(_sealed(4)) is Verdict.ACCEPT  # the device goes on
+    assert g.check(_sealed(4 + 10_000)) is Verdict.ACCEPT  # a plausible gap (adverts missed) is fine
+    assert g.check(_sealed(154_554)) is Verdict.ACCEPT  # beyond anything seen before the restart
+    assert g.check(_sealed(50)) is Verdict.RESTART  # another restart later is taken too
+    assert g.check(_sealed(154_554)) is Verdict.REPLAY  # and the old count is refused again
+    assert g.counters() == {MAC: 50}
+
+
+def test_replay_guard_counter_restart_can_be_refused() -> None:
+    g = ReplayGuard(restart_below=0)
+    assert g.check(_sealed(154_553)) is Verdict.ACCEPT
+    assert g.check(_sealed(2)) is Verdict.REPLAY
+    assert not g.accept(_sealed(3))
+    g.forget(MAC)
+    assert g.accept(_sealed(3))
 
 
 def test_replay_guard_survives_a_restart_through_counters() -> None:
     g = ReplayGuard()
-    g.check(_sealed(100))
+    g.check(_sealed(1000))
     again = ReplayGuard(counters=g.counters())
-    assert again.check(_sealed(99)) is Verdict.REPLAY
-    assert again.check(_sealed(101)) is Verdict.ACCEPT
+    assert again.check(_sealed(999)) is Verdict.REPLAY
+    assert again.check(_sealed(1001)) is Verdict.ACCEPT
 
 
 def test_replay_guard_packet_ids() -> None:

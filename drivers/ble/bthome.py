@@ -52,6 +52,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 __all__ = [
+    "ACCEPTED",
     "BUTTON_EVENTS",
     "COMMAND_EVENTS",
     "DIMMER_EVENTS",
@@ -916,6 +917,12 @@ class Verdict(enum.Enum):
     REPLAY = "replay"
     #: plain, from a device that has sent encrypted adverts
     DOWNGRADE = "downgrade"
+    #: encrypted, with a counter that started again from zero (new battery, reflash, wrap): accepted
+    RESTART = "restart"
+
+
+#: The verdicts under which an advert is taken.
+ACCEPTED = frozenset({Verdict.ACCEPT, Verdict.RESTART})
 
 
 @dataclass(slots=True)
@@ -923,15 +930,27 @@ class _Seen:
     counter: int | None = None
     packet_id: int | None = None
     at: float | None = None
+    #: the last counter before a restart, while the new count is still below it
+    retired: int | None = None
 
 
 class ReplayGuard:
     """Per-device replay protection and de-duplication, keyed by :attr:`Advert.mac`.
 
     * encrypted adverts must bring a counter above the last accepted one
-      (equal: :attr:`Verdict.DUPLICATE`, below: :attr:`Verdict.REPLAY`). A
-      device whose counter restarted (new battery, reflash) stays refused until
-      :meth:`forget`;
+      (equal: :attr:`Verdict.DUPLICATE`, below: :attr:`Verdict.REPLAY`);
+    * except a counter restart: a device counts from zero again after a new
+      battery, a reflash or a wrap at 2**32. An advert with a counter below
+      ``restart_below`` after one at or above it is :attr:`Verdict.RESTART`,
+      and accepted, so a resident's button works again as soon as its battery
+      is changed (peer hubs stay deaf to such a device until they restart).
+      Until the new count passes the old one, a jump of more than
+      ``max_jump_after_restart`` is refused as a replay: it looks like an
+      advert recorded before the restart, and taking it would shut the device
+      out until its new count caught up. What this leaves open: a recorded
+      advert from a count's first ``restart_below`` can be replayed once per
+      restart; each restart is reported (:meth:`check` returns ``RESTART``).
+      ``restart_below=0`` refuses every restart until :meth:`forget`;
     * plain adverts with the packet id of the last accepted advert are
       :attr:`Verdict.DUPLICATE` (devices repeat each advert several times).
       With ``duplicate_window_s`` and a ``now`` passed to :meth:`check`, the
@@ -946,9 +965,16 @@ class ReplayGuard:
     """
 
     def __init__(
-        self, *, duplicate_window_s: float | None = None, counters: Mapping[str, int] | None = None
+        self,
+        *,
+        duplicate_window_s: float | None = None,
+        counters: Mapping[str, int] | None = None,
+        restart_below: int = 100,
+        max_jump_after_restart: int = 10_000,
     ) -> None:
         self.duplicate_window_s = duplicate_window_s
+        self.restart_below = restart_below
+        self.max_jump_after_restart = max_jump_after_restart
         self._seen: dict[str, _Seen] = {}
         for mac, counter in (counters or {}).items():
             self._seen[format_mac(mac)] = _Seen(counter=int(counter))
@@ -964,7 +990,15 @@ class ReplayGuard:
             if advert.counter == seen.counter:
                 return Verdict.DUPLICATE
             if advert.counter < seen.counter:
+                if advert.counter < self.restart_below <= seen.counter:
+                    return Verdict.RESTART
                 return Verdict.REPLAY
+            if (
+                seen.retired is not None
+                and advert.counter <= seen.retired
+                and advert.counter - seen.counter > self.max_jump_after_restart
+            ):
+                return Verdict.REPLAY  # from before the restart
             return Verdict.ACCEPT
         if seen.counter is not None:
             return Verdict.DOWNGRADE
@@ -982,9 +1016,13 @@ class ReplayGuard:
     def check(self, advert: Advert, *, now: float | None = None) -> Verdict:
         """The verdict on ``advert``; an accepted advert becomes the device's last one."""
         verdict = self.peek(advert, now=now)
-        if verdict is Verdict.ACCEPT:
+        if verdict in ACCEPTED:
             seen = self._seen.setdefault(advert.mac, _Seen())
             if advert.encrypted:
+                if verdict is Verdict.RESTART:
+                    seen.retired = max(seen.retired or 0, seen.counter or 0)
+                elif seen.retired is not None and advert.counter is not None and advert.counter > seen.retired:
+                    seen.retired = None  # the new count has passed the old one
                 seen.counter = advert.counter
             seen.packet_id = advert.packet_id
             seen.at = now
@@ -992,7 +1030,12 @@ class ReplayGuard:
 
     def accept(self, advert: Advert, *, now: float | None = None) -> bool:
         """:meth:`check`, as a bool."""
-        return self.check(advert, now=now) is Verdict.ACCEPT
+        return self.check(advert, now=now) in ACCEPTED
+
+    def last_counter(self, mac: bytes | str) -> int | None:
+        """The last accepted counter of a device, if it has sent encrypted adverts."""
+        seen = self._seen.get(format_mac(mac))
+        return seen.counter if seen is not None else None
 
     def forget(self, mac: bytes | str) -> None:
         """Drop what we know of a device (after its counter was reset on purpose)."""

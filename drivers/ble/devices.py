@@ -45,6 +45,8 @@ class Decoded:
     battery: int | None = None
     accepted: bool = False
     reason: str | None = None  # why it was dropped
+    #: (last counter, new counter) when the device's counter started again (new battery, reflash)
+    counter_restart: tuple[int, int] | None = None
 
 
 class BtHomeDevice:
@@ -87,12 +89,16 @@ class BtHomeDevice:
         except bthome.BTHomeError as exc:
             self._count(type(exc).__name__)
             return Decoded(reason=str(exc))
+        previous = self.guard.last_counter(advert.mac)
         verdict = self.guard.check(advert, now=now)
-        if verdict is not bthome.Verdict.ACCEPT:
+        if verdict not in bthome.ACCEPTED:
             self._count(verdict.value)
             return Decoded(reason=verdict.value)
         self._count("accepted")
         out = Decoded(accepted=True)
+        if verdict is bthome.Verdict.RESTART and previous is not None and advert.counter is not None:
+            self._count("counter_restart")
+            out.counter_restart = (previous, advert.counter)
         battery = advert.value("battery")
         if isinstance(battery, (int, float)):
             out.battery = int(battery)
