@@ -21,6 +21,7 @@ import structlog
 
 from hub import __version__, commands, logs, sdnotify
 from hub.alarms import ALARM_TYPES, AckResult, AlarmTracker
+from hub.clockstep import ClockWatch
 from hub.config import Config, Device, LoadedConfig, secret_text
 from hub.events import Draft, Event, Priority, Route, Source, rfc3339
 from hub.forwarder import Forwarder
@@ -80,6 +81,7 @@ class Hub:
         self._rules_seq = 0  # the last event the rules have seen
         self._rules_saved: bytes | None = None
         self._rules_dirty = False
+        self.clock = ClockWatch()  # tells the rules of wall-clock steps (NTP after a boot without RTC)
         self.devices: dict[str, Device] = {d.id: d for d in c.devices}
         self.device_health: dict[str, dict[str, Any]] = {}
         self.serial_ports: dict[str, Any] = {}
@@ -161,7 +163,7 @@ class Hub:
         if event.type.startswith("rule."):
             return
         try:
-            outputs = self.rules.on_event(event, time.time())
+            outputs = self.rules.on_event(event, self.rules_now())
         except Exception:  # a rule bug must not lose the event (it is committed already)
             log.exception("rules_failed", event_id=event.id, type=event.type)
             return
@@ -202,13 +204,14 @@ class Hub:
                 # catch up silently, at the time each event happened: they were handled before the crash
                 self.rules.on_event(event, _epoch(event.ts))
             self._rules_seq = event.seq
+        self.clock = ClockWatch()  # steps count from here: the restored instants are in today's clock
         log.info("rules_restored", rules=[r.name for r in self.rules.rules], caught_up=len(missed))
 
     async def _rules_ticker(self) -> None:
         while True:
             await asyncio.sleep(RULES_TICK_S)
             try:
-                outputs = self.rules.tick(time.time())
+                outputs = self.rules.tick(self.rules_now())
             except Exception:
                 log.exception("rules_tick_failed")
                 continue
@@ -217,10 +220,19 @@ class Hub:
             elif self._rules_dirty:
                 await self._rules_save()
 
+    def rules_now(self) -> float:
+        """The time for the rules: now, after moving their instants by any wall-clock step since the last look."""
+        now, step = self.clock.read()
+        if step:
+            log.warning("clock_stepped", step_s=round(step, 3))
+            self.rules.clock_stepped(step)
+            self._rules_dirty = True
+        return now
+
     def device_report(self, device_id: str) -> None:
         """A device was heard from (any reading, not only events): for supervision."""
         try:
-            outputs = self.rules.report(device_id, time.time())
+            outputs = self.rules.report(device_id, self.rules_now())
         except Exception:
             log.exception("rules_report_failed", device=device_id)
             return
@@ -510,7 +522,7 @@ class Hub:
             if entry is None:
                 return
             dev, decoder, gestures = entry
-            now = time.time()
+            now = self.rules_now()
             result = decoder.feed(advert.service_data, now)
             if not result.accepted:
                 return
@@ -572,7 +584,7 @@ class Hub:
             await self.emit_for(self.devices[device_id], e)
 
         def on_battery(device_id: str, pct: int) -> None:
-            outputs = self.rules.report(device_id, time.time(), battery=pct)
+            outputs = self.rules.report(device_id, self.rules_now(), battery=pct)
             if outputs:
                 self.spawn(self._rules_emit(outputs), "rules")
 

@@ -871,3 +871,83 @@ def test_alert_timing_does_not_depend_on_the_tick_schedule(gaps: list[float], re
     assert all(b - a >= 900 for (a, _), (b, _) in itertools.pairwise(fired))
     assert all(NIGHT.contains(t, TZ) for t, _ in fired[1:])
     assert [o.data["realert"] for _, o in fired] == list(range(len(fired)))
+
+
+# =========================================================================== wall-clock steps
+
+
+def _night_with_a_clock_step(step: float, *, step_at_min: float | None, compensate: bool = True) -> list[tuple[float, str, str | None, str | None]]:
+    """A night of events on a real timeline; the wall clock is set by ``step`` at ``step_at_min``.
+
+    Returns every output as (real seconds since the start, type, cause, device),
+    so runs with and without a step can be compared.
+    """
+    rules = build_rules(_config(), tz=TZ, devices=DEVICES)
+    start = at(2026, 1, 15, 22, 50)
+    plan = {  # real minutes after the start -> what happens
+        10: ("bed.exit", "bedmat", {}),
+        15: ("door.open", "door-front", {}),
+        16: ("door.close", "door-front", {}),
+        17: ("medication.due", "dispenser", {"dose_id": 7}),
+    }
+    out: list[tuple[float, str, str | None, str | None]] = []
+    offset = 0.0
+    ids: dict[str, str] = {}
+    for tick in range(0, 6 * 360):  # six hours, every 10 s
+        real = tick * 10.0
+        if step_at_min is not None and real == step_at_min * 60:
+            offset = step
+            if compensate:
+                rules.clock_stepped(step)
+        now = start + real + offset
+        outs = rules.tick(now)
+        if real % 300 == 0:  # every device reports every 5 minutes, except the bed mat after the exit
+            for device in DEVICES:
+                if device != "bedmat" or real < 600:
+                    outs += rules.report(device, now)
+        if real % 60 == 0 and real // 60 in plan:
+            type_, device, data = plan[int(real // 60)]
+            e = event(type_, device, now, **data)
+            ids[e.id] = type_
+            outs += rules.on_event(e, now)
+        out += [(real, o.type, ids.get(o.cause or "", o.cause), o.device) for o in outs]
+    return out
+
+
+@pytest.mark.parametrize("step", [86_400.0, -86_400.0, 7 * 86_400.0])
+@pytest.mark.parametrize("step_at_min", [5, 12, 18, 40])
+def test_a_wall_clock_step_changes_no_rule_output(step: float, step_at_min: float) -> None:
+    # A step of whole days keeps the local time of day, so the night window is the same either way:
+    # every alert must come after the same real time as on a night without a step.
+    plain = _night_with_a_clock_step(0.0, step_at_min=None)
+    assert {t for _, t, _, _ in plain} >= {"rule.bed_not_returned", "rule.medication_missed", "device.offline"}
+    assert _night_with_a_clock_step(step, step_at_min=step_at_min) == plain
+
+
+def test_ntp_setting_the_clock_after_boot_is_not_silence() -> None:
+    # a Pi without RTC boots with yesterday's shutdown time; NTP sets it two hours forward
+    stepped = _night_with_a_clock_step(2 * H, step_at_min=3)
+    early = [(t, type_, d) for t, type_, _, d in stepped if type_ == "device.offline" and t < 30 * MIN]
+    assert early == []  # no device "silent for two hours" a few minutes after the hub started
+    assert not [d for _, type_, _, d in stepped if type_ == "device.offline" and d == "bedmat-2"]  # it never was
+    # without moving the rules' instants, the bed mats (expected every hour) would be called offline at the step
+    naive = _night_with_a_clock_step(2 * H, step_at_min=3, compensate=False)
+    assert {d for t, type_, _, d in naive if type_ == "device.offline" and t == 3 * MIN} == {"bedmat", "bedmat-2"}
+
+
+@pytest.mark.parametrize("step", [86_400.0, -86_400.0])
+@pytest.mark.parametrize("step_at", [(10, 0), (13, 10)])  # quiet and not yet alerting; between re-alerts
+def test_inactivity_counts_real_quiet_time_across_a_clock_step(step: float, step_at: tuple[int, int]) -> None:
+    s = sim(inactivity(), start=at(2026, 1, 15, 9, 0))
+    last = s.send("motion.activity", "motion-hall")
+    s.run_until(at(2026, 1, 15, *step_at), step=10)
+    before = len(s.log)
+    s.rules.clock_stepped(step)
+    s.clock.set(s.now + step)
+    s.run_until(at(2026, 1, 15, 14, 0) + step, step=10)
+    # the same alerts, at the same real times, as on a day without a step
+    real = [t if i < before else t - step for i, (t, _) in enumerate(s.log)]
+    assert [o.type for _, o in s.log] == ["rule.inactivity"] * 5
+    assert real == [at(2026, 1, 15, 13, m) for m in (0, 15, 30, 45)] + [at(2026, 1, 15, 14, 0)]
+    assert {o.cause for _, o in s.log} == {last.id}
+    assert s.log[0][1].data["quiet_s"] == 4 * H

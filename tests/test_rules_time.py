@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hub.clockstep import ClockWatch
 from hub.rules.clock import Clock, FakeClock, SystemClock, Window, local_instant, parse_window
 
 TZ = ZoneInfo("Europe/Oslo")
@@ -196,3 +197,48 @@ def test_contains_agrees_with_the_wall_clock_minute_by_minute(day: tuple[int, in
             continue
         expected = local.hour >= 22 or local.hour < 7
         assert NIGHT.contains(t, TZ) is expected, wall(t)
+
+
+# --------------------------------------------------------------------------- wall-clock steps
+
+
+def test_clock_watch_tells_a_step_from_time_passing() -> None:
+    wall, mono = [1_700_000_000.0], [50.0]
+
+    def move(w: float, m: float) -> None:
+        wall[0] += w
+        mono[0] += m
+
+    watch = ClockWatch(wall=lambda: wall[0], mono=lambda: mono[0])
+    move(10, 10)
+    assert watch.read()[1] == 0.0  # time passing
+    move(10.5, 10)
+    assert watch.read()[1] == 0.0  # drift and NTP slewing stay under the threshold
+    move(7200 + 10, 10)
+    assert watch.read()[1] == 7200.0  # NTP set the clock two hours forward
+    move(5, 5)
+    assert watch.read()[1] == 0.0  # once: the watch looks from the new time on
+    move(-3600 + 1, 1)
+    assert watch.read()[1] == -3600.0  # set back
+    assert ClockWatch().read()[1] == 0.0  # the real clocks, a moment apart
+
+
+def test_the_hub_moves_the_rules_instants_by_a_step_before_they_see_the_time() -> None:
+    from hub.daemon import Hub
+    from hub.rules import RulesConfig, build_rules
+
+    wall, mono = [time.time()], [100.0]
+    hub = Hub.__new__(Hub)  # just the clock and the rules: rules_now() is all this test calls
+    hub.clock = ClockWatch(wall=lambda: wall[0], mono=lambda: mono[0])
+    hub.rules = build_rules(RulesConfig(), tz=ZoneInfo("Europe/Oslo"), devices={"mat": ("bed_mat", 60.0)})
+    hub._rules_dirty = False
+    supervision = hub.rules.get("supervision")
+    assert supervision is not None
+    hub.rules.report("mat", wall[0])
+    seen = supervision.status("mat")["last_seen"]
+    wall[0] += 7200.0  # NTP: two hours forward, no time passed
+    now = hub.rules_now()
+    assert now == wall[0]
+    assert supervision.status("mat")["last_seen"] != seen  # moved with the clock
+    assert hub.rules.tick(now) == []  # so the mat is not "silent for two hours"
+    assert hub._rules_dirty  # and the moved state is saved

@@ -29,7 +29,7 @@ from typing import Any
 
 from hub.events import Draft, Event, Priority, Route, Source, rfc3339
 
-__all__ = ["Alerting", "RuleOutput", "Rule", "Rules", "STATE_VERSION", "iso"]
+__all__ = ["Alerting", "RuleOutput", "Rule", "Rules", "STATE_VERSION", "iso", "shifted"]
 
 #: Version of the saved state layout; a state of another version is not restored.
 STATE_VERSION = 1
@@ -84,6 +84,11 @@ class Alerting:
         """A re-alert is due: alerted before, re-alerts on, and ``realert_s`` since the last one."""
         return self.count > 0 and realert_s > 0 and self.last_at is not None and now - self.last_at >= realert_s
 
+    def shift(self, step: float) -> None:
+        """The wall clock was set by ``step`` seconds: move the instants with it."""
+        self.first_at = shifted(self.first_at, step)
+        self.last_at = shifted(self.last_at, step)
+
     def mark(self, now: float) -> int:
         """Record an alert sent at ``now``; returns how many re-alerts this one is (0 for the first)."""
         if self.first_at is None:
@@ -103,6 +108,11 @@ class Alerting:
             last_at=_opt_float(d.get("last_at")),
             count=int(d.get("count", 0)),
         )
+
+
+def shifted(t: float | None, step: float) -> float | None:
+    """An instant moved by a wall-clock step (None stays None)."""
+    return None if t is None else t + step
 
 
 def _opt_float(v: Any) -> float | None:
@@ -152,6 +162,13 @@ class Rule(abc.ABC):
     @abc.abstractmethod
     def state(self) -> dict[str, Any]:
         """What must survive a restart, JSON-serialisable."""
+
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock was set by ``step`` seconds (NTP after a boot without a real-time clock).
+
+        Move every instant the rule keeps by ``step``, so that its durations
+        stay real elapsed time. A rule that keeps no instants has nothing to do.
+        """
 
     @abc.abstractmethod
     def restore(self, state: dict[str, Any], now: float) -> None:
@@ -221,6 +238,11 @@ class Rules:
             if report is not None:
                 out += report(device, now, battery=battery)
         return out
+
+    def clock_stepped(self, step: float) -> None:
+        """The wall clock was set by ``step`` seconds: every rule moves its instants with it."""
+        for rule in self.rules:
+            rule.clock_stepped(step)
 
     def state(self) -> dict[str, Any]:
         """Every rule's state, keyed by rule name, JSON-serialisable."""

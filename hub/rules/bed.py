@@ -80,6 +80,11 @@ class BedNotReturned(Rule):
     def state(self) -> dict[str, Any]:
         return {"out": {d: {"exit_at": t, **al.dump()} for d, (t, al) in self._out.items()}}
 
+    def clock_stepped(self, step: float) -> None:
+        for device, (t, alerting) in self._out.items():
+            alerting.shift(step)
+            self._out[device] = (t + step, alerting)
+
     def restore(self, state: dict[str, Any], now: float) -> None:
         out: dict[str, tuple[float, Alerting]] = {}
         for device, d in dict(state.get("out", {})).items():

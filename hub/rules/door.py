@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.events import Event, Priority, Route
-from hub.rules.base import Alerting, Rule, RuleOutput, _opt_float, _req_float, iso
+from hub.rules.base import Alerting, Rule, RuleOutput, _opt_float, _req_float, iso, shifted
 from hub.rules.clock import Window
 
 #: Events that show the resident is inside, when the config does not say: motion, back in bed.
@@ -138,6 +138,12 @@ class DoorNight(Rule):
 
     def state(self) -> dict[str, Any]:
         return {"doors": {d: e.dump() for d, e in self._doors.items()}}
+
+    def clock_stepped(self, step: float) -> None:
+        for episode in self._doors.values():
+            episode.opened_at += step
+            episode.closed_at = shifted(episode.closed_at, step)
+            episode.alerting.shift(step)
 
     def restore(self, state: dict[str, Any], now: float) -> None:
         self._doors = {str(d): _Episode.load(e) for d, e in dict(state.get("doors", {})).items()}

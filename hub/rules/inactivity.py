@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.events import Event, Priority, Route
-from hub.rules.base import Alerting, Rule, RuleOutput, _opt_float, _opt_str, iso
+from hub.rules.base import Alerting, Rule, RuleOutput, _opt_float, _opt_str, iso, shifted
 from hub.rules.clock import Window
 
 #: What counts as activity when the config does not say.
@@ -100,6 +100,13 @@ class Inactivity(Rule):
             "realert": n,
         }
         return [self.output(self.event_type, data, cause=self._alerting.cause)]
+
+    def clock_stepped(self, step: float) -> None:
+        if self._period is not None and self._period in (self._last, self._since):
+            self._period += step  # a quiet period counted from the last activity, not from the window's opening
+        self._since, self._last = shifted(self._since, step), shifted(self._last, step)
+        if self._alerting is not None:
+            self._alerting.shift(step)
 
     def state(self) -> dict[str, Any]:
         return {

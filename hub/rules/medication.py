@@ -95,6 +95,11 @@ class MedicationMissed(Rule):
     def state(self) -> dict[str, Any]:
         return {"open": {k: dict(v) for k, v in self._open.items()}, "closed": dict(self._closed)}
 
+    def clock_stepped(self, step: float) -> None:
+        for dose in self._open.values():
+            dose["due_at"] += step
+        self._closed = {key: t + step for key, t in self._closed.items()}
+
     def restore(self, state: dict[str, Any], now: float) -> None:
         opened: dict[str, dict[str, Any]] = {}
         for key, d in dict(state.get("open", {})).items():

@@ -34,7 +34,7 @@ from typing import Any
 
 from hub.battery import battery_step
 from hub.events import Event, Priority, Route
-from hub.rules.base import Rule, RuleOutput, _opt_float, iso
+from hub.rules.base import Rule, RuleOutput, _opt_float, iso, shifted
 
 #: Expected reporting interval (seconds) per device kind when neither the
 #: device nor ``[rules.supervision] intervals`` says. Kinds not listed (GPIO
@@ -171,6 +171,12 @@ class Supervision(Rule):
             "battery": dev.battery,
             "battery_low": dev.battery_low,
         }
+
+    def clock_stepped(self, step: float) -> None:
+        self._now = shifted(self._now, step)
+        for dev in self._devices.values():
+            dev.last_seen = shifted(dev.last_seen, step)
+            dev.offline_since = shifted(dev.offline_since, step)
 
     def state(self) -> dict[str, Any]:
         return {
