@@ -42,11 +42,25 @@ class Replay(_Command):
     to_seq: Annotated[int, msgspec.Meta(ge=1)]
 
 
+class BleForget(_Command):
+    """``cmd/ble-forget``: forget a BLE device's last encryption counter, so its next genuine advert is taken.
+
+    For a device whose counter started again at a random value (a reflash, or
+    firmware that seeds its counter at random on a new battery): the hub
+    refuses its adverts as replays until told. A restart from zero needs no
+    command; the hub takes it by itself.
+    """
+
+    device: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "central"
+
+
 COMMANDS: dict[str, type[_Command]] = {
     "ack": Ack,
     "test-alarm": TestAlarm,
     "status": Status,
     "replay": Replay,
+    "ble-forget": BleForget,
 }
 
 #: At most this many events per replay request.

@@ -334,7 +334,19 @@ class Hub:
             return {"ok": True, **await self.status()}
         if isinstance(cmd, commands.Replay):
             return await self._replay(cmd)
+        if isinstance(cmd, commands.BleForget):
+            return self._ble_forget(cmd)
         raise commands.CommandError("unsupported command")
+
+    def _ble_forget(self, cmd: commands.BleForget) -> dict[str, Any]:
+        decoder = self.ble_devices.get(cmd.device)
+        if decoder is None:
+            have = ", ".join(sorted(self.ble_devices)) or "none"
+            return {"ok": False, "error": f"no BLE device {cmd.device!r}; have: {have}"}
+        previous = decoder.guard.last_counter(decoder.address)
+        decoder.guard.forget(decoder.address)
+        log.warning("ble_counter_forgotten", device=cmd.device, previous=previous, by=cmd.by)
+        return {"ok": True, "device": cmd.device, "previous_counter": previous}
 
     async def _replay(self, cmd: commands.Replay) -> dict[str, Any]:
         if cmd.to_seq < cmd.from_seq:

@@ -81,6 +81,26 @@ def test_button_with_a_new_battery_still_raises_alarms(make_hub, subscribe):
     assert adverts["counter_restart"] == 1 and adverts["replay"] == 1  # the installer sees both in status
 
 
+def test_ble_forget_lets_a_device_with_a_random_new_counter_back_in(make_hub, subscribe):
+    # some firmware seeds its counter at random on a new battery: refused until the central says so
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES).start().wait_online()
+    port = int(hub.config.read_text().split("port = ")[1].split()[0])
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=5_000))
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 1)
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=3_000))
+    time.sleep(0.5)
+    assert len(events(sub, "alarm.button")) == 1  # below the last counter and not a restart from zero: a replay
+    refused = request("127.0.0.1", port, f"{BASE}/cmd/ble-forget", {"device": "front-door-typo"})
+    assert refused["ok"] is False and "ble-button" in refused["error"]
+    reply = request("127.0.0.1", port, f"{BASE}/cmd/ble-forget", {"device": "ble-button", "by": "installer-7"})
+    assert reply == {"ok": True, "device": "ble-button", "previous_counter": 5_000}
+    advert(hub, BUTTON, bthome.encode(buttons=["press"], bindkey=KEY, mac=BUTTON, counter=3_001))
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 2)
+    (line,) = [e for e in hub.log_lines() if e.get("event") == "ble_counter_forgotten"]
+    assert line["device"] == "ble-button" and line["previous"] == 5_000 and line["by"] == "installer-7"
+
+
 def test_door_open_and_close(make_hub, subscribe):
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub(devices=DEVICES).start().wait_online()
