@@ -757,6 +757,33 @@ def test_replay_guard_takes_a_counter_restart_after_a_battery_change() -> None:
     assert g.counters() == {MAC: 50}
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("count"), st.integers(1, 10_000)),
+            st.tuples(st.just("restart"), st.integers(0, 99)),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    first=st.integers(0, 2**20),
+)
+def test_replay_guard_never_refuses_a_genuine_device(steps: list[tuple[str, int]], first: int) -> None:
+    # a device counting up (adverts missed in between) and restarting from zero on new batteries
+    g = ReplayGuard()
+    counter = first
+    assert g.check(_sealed(counter)) is Verdict.ACCEPT
+    for what, n in steps:
+        restarted = what == "restart" and counter >= 100 and n < counter
+        counter = n if restarted else min(counter + n, 2**32 - 1)
+        verdict = g.check(_sealed(counter))
+        if counter == g.last_counter(MAC) and verdict is Verdict.DUPLICATE:
+            continue  # pinned at the top of the counter's range
+        assert verdict is (Verdict.RESTART if restarted else Verdict.ACCEPT), (what, n, counter)
+        assert g.check(_sealed(counter)) is Verdict.DUPLICATE  # the same advert again is never taken twice
+
+
 def test_replay_guard_counter_restart_can_be_refused() -> None:
     g = ReplayGuard(restart_below=0)
     assert g.check(_sealed(154_553)) is Verdict.ACCEPT
