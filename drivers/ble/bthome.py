@@ -943,7 +943,7 @@ class ReplayGuard:
       battery, a reflash or a wrap at 2**32. An advert with a counter below
       ``restart_below`` after one at or above it is :attr:`Verdict.RESTART`,
       and accepted, so a resident's button works again as soon as its battery
-      is changed (peer hubs stay deaf to such a device until they restart).
+      is changed, not only after the hub restarts.
       Until the new count passes the old one, a jump of more than
       ``max_jump_after_restart`` is refused as a replay: it looks like an
       advert recorded before the restart, and taking it would shut the device
