@@ -12,6 +12,7 @@ structs (``python -m hub.contract --write``); a test fails when it drifts.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import time
 from typing import Annotated, Any
@@ -242,8 +243,11 @@ EVENT_TYPES.update(RULE_EVENT_TYPES)
 
 def rfc3339(t: float | None = None) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
-    us = round((time.time() if t is None else t) * 1_000_000)
-    sec, frac = divmod(us, 1_000_000)
+    # as datetime does it: split off the fraction first, so that a large t times 1e6 loses no precision
+    frac_s, whole = math.modf(time.time() if t is None else t)
+    sec, frac = int(whole), round(frac_s * 1_000_000)
+    if frac >= 1_000_000:
+        sec, frac = sec + 1, frac - 1_000_000
     if sec != _second[0]:  # one strftime per second, not per event
         _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
     return f"{_second[1]}{frac // 1000:03d}Z"

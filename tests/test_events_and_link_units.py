@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hub import commands
@@ -33,6 +33,7 @@ def test_rfc3339_utc_milliseconds():
 
 
 @given(st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False))  # up to 2100
+@example(281474976.85599947)  # t * 1e6 rounds up in floating point; the fraction alone does not
 def test_rfc3339_agrees_with_datetime_for_any_instant(t: float) -> None:
     dt = datetime.fromtimestamp(t, tz=timezone.utc)
     assert rfc3339(t) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
