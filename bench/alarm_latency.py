@@ -315,7 +315,6 @@ def bench_hub(
 
         # Breakdown from the hub's own log (wall clock, microseconds).
         committed: dict[str, float] = {}
-        delivered: dict[str, float] = {}
         warnings = 0
         for e in hub.log_lines():
             ts = e.get("timestamp")
@@ -323,21 +322,16 @@ def bench_hub(
                 warnings += 1
             if not ts or "event_id" not in e:
                 continue
-            wall = iso_to_epoch(ts)
             if e.get("event") == "event_committed":
-                committed[e["event_id"]] = wall
-            elif e.get("event") == "event_delivered":
-                delivered[e["event_id"]] = wall
+                committed[e["event_id"]] = iso_to_epoch(ts)
         to_commit = [committed[s["id"]] - s["w_edge"] for s in samples if s["id"] in committed]
         commit_to_rx = [s["w_rx"] - committed[s["id"]] for s in samples if s["id"] in committed]
-        rx_to_delivered = [delivered[s["id"]] - s["w_rx"] for s in samples if s["id"] in delivered]
         return {
             "first_press": first["from_edge"],
             "from_edge": [s["from_edge"] for s in samples],
             "from_request": [s["from_request"] for s in samples],
             "to_commit": to_commit,
             "commit_to_rx": commit_to_rx,
-            "rx_to_puback_logged": rx_to_delivered,
             "extra_messages": extra,
             "hub_warnings": warnings,
         }
