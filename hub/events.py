@@ -112,8 +112,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     seq: Annotated[
         int,
         msgspec.Meta(
-            ge=1,
-            description="Per-hub sequence number: strictly increasing across restarts, without gaps, so the central can find what it missed.",
+            ge=0,
+            description=(
+                "Per-hub sequence number: strictly increasing across restarts, without gaps, so the central can "
+                "find what it missed. 0 only on an alarm the hub could not store (its disk refused the commit): "
+                "published from memory at once, and published again with the same id and its seq once stored. "
+                "Leave 0 out of gap detection."
+            ),
         ),
     ]
     ts: Timestamp

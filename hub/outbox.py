@@ -2,25 +2,37 @@
 
 SQLite in WAL mode, one file in the state directory. :meth:`Outbox.append`
 numbers a :class:`~hub.events.Draft` (the per-hub ``seq`` is allocated in the
-same transaction that stores the event) and returns only after the commit;
-the commit is ``synchronous=FULL``, so an accepted event survives kill -9 and
-a power cut. Events stay *pending* until :meth:`Outbox.mark_delivered`, which
+same transaction that stores it) and returns only after the commit; the
+commit is ``synchronous=FULL``, so an accepted event survives kill -9 and a
+power cut. Events stay *pending* until :meth:`Outbox.mark_delivered`, which
 the forwarder calls on the broker's PUBACK.
 
 Appends made while a commit is running are committed together in the next
 transaction (group commit), so a burst of telemetry costs one fsync, not one
-per event, while a lone alarm still waits for exactly one.
+per event, while a lone alarm still waits for exactly one. Alarms first: the
+critical drafts waiting are committed in a transaction of their own, ahead of
+any telemetry, and a telemetry transaction holds at most :data:`MAX_BATCH`
+drafts, so an alarm waits behind one bounded batch at most.
 
-The store is bounded by ``max_events``: when full it first drops delivered
-events, then the oldest pending event of the lowest priority that is not an
-alarm. Alarms are never evicted. Delivered events are kept for
+The store is bounded by ``max_events`` and ``max_bytes``: when full it first
+drops delivered events, then the oldest pending event of the lowest priority
+that is not an alarm. Alarms are never evicted. Delivered events are kept for
 ``keep_delivered_s`` so the central can ask for a replay.
 
-SQLite work runs on one dedicated thread, so the asyncio loop does not wait
-on the disk, with one exception: a critical event that finds the store idle
-is committed on the loop itself (one fsync, no thread hop), because an alarm
-is the most urgent work the hub has. WAL checkpoints run from housekeeping on
-a connection and thread of their own, never inside an alarm's commit.
+A full disk (another file filled the state directory): telemetry is refused
+(:class:`StoreFull`, counted) while space is short; an alarm that cannot be
+committed first gets the reserve (:class:`~hub.diskspace.Ballast`) and is
+tried again. If even that fails it is *held*: returned at once as an event
+with ``seq`` 0, published from memory by the hub, and stored (with the next
+seq, same id) as soon as the disk takes it. See the contract for what the
+central sees.
+
+SQLite work runs on one dedicated thread, so the asyncio loop does not wait on
+the disk, with one exception: a critical event that finds the store idle is
+committed on the loop itself (one fsync, no thread hop), because an alarm is
+the most urgent work the hub has. Reads (the forwarder's backlog, replays,
+status) run on a second connection and thread, so they never delay a commit.
+WAL checkpoints run from housekeeping on a connection and thread of their own.
 """
 
 from __future__ import annotations
@@ -30,14 +42,15 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
+from hub.diskspace import DEFAULT_RESERVE_BYTES, Ballast, free_bytes, is_disk_full
 from hub.events import Draft, Event, Priority
 
 log = structlog.get_logger("hub.outbox")
@@ -61,10 +74,27 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
+#: At most this many drafts in one telemetry transaction: an alarm waits behind one such batch at most.
+MAX_BATCH = 1000
+#: How often a held alarm (its commit failed) is tried again.
+HOLD_RETRY_S = 1.0
+#: Failed delivered marks are written again after this long, doubling up to the cap.
+MARK_RETRY_S = (0.2, 5.0)
+#: A store failure of the same kind is logged at most this often (a full disk fails every commit).
+FAILURE_LOG_S = 5.0
+
 
 def is_alarm(event_type: str, priority: Priority) -> bool:
     """Alarms are never evicted: every ``alarm.*`` type and everything critical."""
     return event_type.startswith("alarm.") or priority is Priority.CRITICAL
+
+
+class StoreError(Exception):
+    """The store could not take the events: SQLite's own message (disk full, I/O error, not open)."""
+
+
+class StoreFull(StoreError):
+    """Telemetry refused because the state directory is short of space (alarms still go in)."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +107,22 @@ class OutboxStats:
     last_seq: int
     oldest_pending_ts: str | None
     evicted: int
+    bytes: int = 0
+    held: int = 0
+    refused_full: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+@dataclass
+class _Group:
+    """One caller's drafts (one serial read, say), completed when every draft has its result."""
+
+    drafts: list[Draft]
+    fut: asyncio.Future[list[Event | Exception]]
+    results: list[Event | Exception | None] = field(default_factory=list)
+    left: int = 0
 
 
 class Outbox:
@@ -92,90 +135,171 @@ class Outbox:
         hub: str,
         resident: str,
         max_events: int = 200_000,
+        max_bytes: int = 256 << 20,
         keep_delivered_s: float = 7 * 24 * 3600.0,
         delivered_batch_s: float = 0.02,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         self.path = path
         self.hub = hub
         self.resident = resident
         self.max_events = max_events
+        self.max_bytes = max_bytes
         self.keep_delivered_s = keep_delivered_s
         self.delivered_batch_s = delivered_batch_s
+        self.ballast = Ballast(path.parent / "reserve", reserve_bytes)
         #: write transactions since the last checkpoint (each adds a few pages to the WAL)
         self.writes_since_checkpoint = 0
         self.evicted = 0
+        #: telemetry refused while space was short (since start)
+        self.refused_full = 0
+        #: True while the state directory is short of space: telemetry is refused, alarms use the reserve
+        self.space_short = False
+        #: the last store failure (SQLite's message), None once a commit succeeds again
+        self.last_error: str | None = None
+        #: called on the loop with each held alarm once it is stored (with its seq)
+        self.on_stored: list[Callable[[Event], None]] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read")
         self._db_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._rdb: sqlite3.Connection | None = None
         self._count = 0
-        self._appends: list[tuple[Draft, asyncio.Future[Event]]] = []
+        self._bytes = 0
+        self._appends: list[_Group] = []
+        self._critical: list[tuple[_Group, int]] = []
+        self._telemetry: list[tuple[_Group, int]] = []
         self._append_task: asyncio.Task[None] | None = None
+        self._held: dict[str, tuple[Draft, Event]] = {}
+        self._held_retry: asyncio.TimerHandle | None = None
+        self._held_due_now = False
         self._delivered: list[int] = []
         self._unflushed: set[int] = set()  # acked by the broker, delivered mark not yet committed
         self._delivered_task: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
+        self._mark_failures = 0
+        self._logged: dict[str, float] = {}
 
     # --- lifecycle -----------------------------------------------------------------
 
+    @property
+    def is_open(self) -> bool:
+        """True once the database is open (a full disk at start can keep it shut for a while)."""
+        return self._db is not None
+
     async def open(self) -> None:
-        """Open (creating if needed) the database and check its integrity."""
-        await self._run(self._open_sync)
+        """Open (creating if needed) the database; raises :class:`StoreError` if it cannot.
+
+        On a full disk the reserve is given up first, so a hub can start (and
+        take alarms) where another file took every block.
+        """
+        try:
+            await self._run(self._open_sync)
+        except (sqlite3.Error, OSError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise StoreError(self.last_error) from exc
+        self.last_error = None
 
     def _open_sync(self) -> None:
+        if self._db is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if free_bytes(self.path.parent) < self.ballast.size:
+                self.space_short = True
+                self.ballast.release()
+        new = not self.path.exists()
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=5000")
-        # checkpoints run from housekeeping on their own connection, never inside an alarm's commit
-        db.execute("PRAGMA wal_autocheckpoint=0")
-        db.executescript(_SCHEMA)
-        self._db = db
-        self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
-        row = db.execute("SELECT value FROM meta WHERE key='evicted'").fetchone()
+        try:
+            if new:  # freed pages go back to the filesystem on demand (make_room), not kept forever
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=5000")
+            # checkpoints run from housekeeping on their own connection, never inside an alarm's commit
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            db.executescript(_SCHEMA)
+            count, size = db.execute("SELECT count(*), coalesce(sum(length(body)), 0) FROM events").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key='evicted'").fetchone()
+            rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            rdb.execute("PRAGMA busy_timeout=5000")
+            rdb.execute("PRAGMA query_only=1")
+        except BaseException:
+            db.close()
+            raise
+        self._count, self._bytes = count, size
         self.evicted = int(row[0]) if row else 0
+        self._rdb = rdb
+        self._db = db
+        if not self.space_short:
+            self.ballast.ensure()
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
+        if self._held_retry is not None:
+            self._held_retry.cancel()
         if self._append_task is not None:
             await asyncio.shield(self._append_task)
-        await self.flush_delivered()
+        with contextlib.suppress(Exception):
+            await self.flush_delivered()
+        if self._held:
+            log.error("outbox_closed_with_held_alarms", held=len(self._held), ids=list(self._held))
         await self._run(self._close_sync)
         self._executor.shutdown(wait=True)
+        self._read_executor.shutdown(wait=True)
 
     def _close_sync(self) -> None:
+        if self._rdb is not None:
+            self._rdb.close()
+            self._rdb = None
         if self._db is not None:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._locked, fn, *args)
 
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._read_executor, fn, *args)
+
     def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         with self._db_lock:
             return fn(*args)
 
-    # --- append (group commit) ---------------------------------------------------------
+    def _log_failure(self, what: str, exc: BaseException, **kw: Any) -> None:
+        """One error line per kind of failure every FAILURE_LOG_S (a full disk fails every commit)."""
+        now = time.monotonic()
+        if now - self._logged.get(what, float("-inf")) >= FAILURE_LOG_S:
+            self._logged[what] = now
+            log.error(what, error=str(exc), **kw)
+
+    # --- append (group commit, alarms first) -------------------------------------------
 
     def append_now(self, draft: Draft) -> Event | None:
         """Commit a critical draft right here, on the caller's thread, if the store is idle.
 
-        Returns the committed event, or None when the draft is not critical or
-        the store is busy (then use :meth:`append`). One fsync, no thread hop
-        and no loop turn: an alarm is the most urgent work the hub has, and a
-        driver callback can commit and publish it before it returns. Raises
-        if the draft itself is refused (a duplicate id, a type not in the contract).
+        Returns the committed event (or, if the disk refused it even after the
+        reserve was given up, the held event with ``seq`` 0), or None when the
+        draft is not critical or the store is busy (then use :meth:`append`).
+        One fsync, no thread hop and no loop turn: an alarm is the most urgent
+        work the hub has, and a driver callback can commit and publish it
+        before it returns. Raises if the draft itself is refused (a duplicate
+        id, a type not in the contract).
         """
         if (
             draft.priority is not Priority.CRITICAL
             or self._append_task is not None
-            or self._db is None
+            or self._held
             or not self._db_lock.acquire(blocking=False)
         ):
             return None
         try:
-            (result,) = self._append_sync([draft])
+            try:
+                (result,) = self._store_sync([draft], True)
+            except StoreError as exc:
+                (result,) = self._hold([draft], exc)
         finally:
             self._db_lock.release()
         if isinstance(result, Exception):
@@ -185,53 +309,104 @@ class Outbox:
     async def append(self, draft: Draft) -> Event:
         """Store a draft durably and return it as a numbered :class:`Event`.
 
-        Returns only after the transaction holding it is committed to disk.
-        A critical event that finds the store idle is committed at once
-        (:meth:`append_now`); everything else goes through the group commit.
+        Returns only after the transaction holding it is committed to disk. A
+        critical draft the disk cannot take is returned held (``seq`` 0; see
+        the module docstring); any other draft then raises :class:`StoreError`.
         """
         event = self.append_now(draft)
         if event is not None:
             return event
         (result,) = await self.append_many([draft])
-        if isinstance(result, Exception):  # this draft alone was rejected
+        if isinstance(result, Exception):  # this draft alone was rejected, or the store failed
             raise result
         return result
 
     async def append_many(self, drafts: list[Draft]) -> list[Event | Exception]:
         """Store several drafts in one go (a burst from one driver), in their order.
 
-        Like :meth:`append`, but one future for the lot, and a refused draft
-        comes back as its exception in its place instead of being raised. A
-        failure of the store itself (disk full, I/O error) is raised.
+        Like :meth:`append`, but one future for the lot, and never raises: each
+        result is the committed (or held) event, or the exception that refused
+        that draft: a :class:`StoreError` when the store failed, another error
+        when the draft itself is bad. Critical drafts are committed ahead of
+        the others, in a transaction of their own.
         """
         if not drafts:
             return []
         fut: asyncio.Future[list[Event | Exception]] = asyncio.get_running_loop().create_future()
-        self._appends.append((drafts, fut))
+        self._appends.append(_Group(drafts, fut, [None] * len(drafts), len(drafts)))
+        self._kick()
+        return await fut
+
+    @property
+    def queued(self) -> int:
+        """Drafts waiting for a commit (the forwarder and the readers' back-pressure look at this)."""
+        return sum(g.left for g in self._appends) + len(self._critical) + len(self._telemetry)
+
+    def _kick(self) -> None:
         if self._append_task is None:
             self._append_task = asyncio.create_task(self._append_loop())
-        return await fut
 
     async def _append_loop(self) -> None:
         try:
-            while self._appends:
-                batch, self._appends = self._appends, []
-                drafts = [d for group, _ in batch for d in group]
-                try:
-                    results = await self._run(self._append_sync, drafts)
-                except Exception as exc:  # disk full, I/O error: every caller hears it
-                    log.error("outbox_append_failed", error=str(exc), events=len(drafts))
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
+            while self._appends or self._critical or self._telemetry or self._held_due():
+                for group in self._appends:
+                    for i, d in enumerate(group.drafts):
+                        (self._critical if d.priority is Priority.CRITICAL else self._telemetry).append((group, i))
+                self._appends = []
+                if self._held_due() and not self._critical:
+                    await self._store_held()
                     continue
-                i = 0
-                for group, fut in batch:
-                    if not fut.done():
-                        fut.set_result(results[i : i + len(group)])
-                    i += len(group)
+                if self._critical and self._held:  # held alarms are older: they go in first, together
+                    await self._store_held()
+                if self._critical:
+                    work, self._critical, critical = self._critical, [], True
+                else:
+                    work, self._telemetry = self._telemetry[:MAX_BATCH], self._telemetry[MAX_BATCH:]
+                    critical = False
+                drafts = [g.drafts[i] for g, i in work]
+                try:
+                    results = await self._run(self._store_sync, drafts, critical)
+                except StoreError as exc:
+                    results = self._hold(drafts, exc) if critical else [exc] * len(drafts)
+                except Exception as exc:  # a bug here must still answer every caller
+                    log.exception("outbox_append_failed", events=len(drafts))
+                    results = [StoreError(f"{type(exc).__name__}: {exc}")] * len(drafts)
+                for (group, i), result in zip(work, results):
+                    group.results[i] = result
+                    group.left -= 1
+                    if group.left == 0 and not group.fut.done():
+                        group.fut.set_result(group.results)  # type: ignore[arg-type]
         finally:
             self._append_task = None
+
+    def _store_sync(self, drafts: list[Draft], critical: bool) -> list[Event | Exception]:
+        """One transaction, on the store's thread. Telemetry is refused while space is short;
+        an alarm that meets a full disk gets the reserve and one more try."""
+        if self._db is None:
+            raise StoreError("the store is not open: " + (self.last_error or "not opened yet"))
+        if not critical and self.space_short:
+            self.refused_full += len(drafts)
+            raise StoreFull("state directory short of space: telemetry refused, alarms only")
+        try:
+            try:
+                results = self._append_sync(drafts)
+            except sqlite3.Error as exc:
+                if not is_disk_full(exc):
+                    raise
+                if not self.space_short:
+                    log.error("store_space_short", error=str(exc), free_bytes=_free(self.path.parent))
+                self.space_short = True
+                if not (critical and self.ballast.release()):
+                    raise
+                results = self._append_sync(drafts)  # the reserve's blocks are the alarm's now
+        except sqlite3.Error as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            if not critical and is_disk_full(exc):
+                self.refused_full += len(drafts)
+                raise StoreFull(self.last_error) from exc
+            raise StoreError(self.last_error) from exc
+        self.last_error = None
+        return results
 
     def _append_sync(self, drafts: list[Draft]) -> list[Event | Exception]:
         db = self._db
@@ -241,7 +416,7 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
-            stored = 0
+            stored = size = 0
             for draft in drafts:
                 event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=seq + 1)
                 try:
@@ -264,42 +439,179 @@ class Outbox:
                     continue
                 seq += 1
                 stored += 1
+                size += len(body)
                 events.append(event)
             db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
-            self._count += stored
-            if self._count > self.max_events:
-                self._evict_sync(db, self._count - self.max_events)
+            count, size = self._count + stored, self._bytes + size
+            evicted = 0
+            if count > self.max_events or size > self.max_bytes:
+                count, size, evicted = self._evict_sync(db, count, size)
             db.execute("COMMIT")
-            self.writes_since_checkpoint += 1
         except BaseException:
-            db.execute("ROLLBACK")
-            self._count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            # a failed COMMIT on a full disk has rolled back already: do not hide SQLite's error
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
+        self._count, self._bytes = count, size
+        if evicted:
+            self.evicted += evicted
+            log.warning("outbox_evicted", events=evicted, evicted_total=self.evicted)
+        self.writes_since_checkpoint += 1
         return events
 
-    def _evict_sync(self, db: sqlite3.Connection, excess: int) -> None:
-        """Make room: delivered events first, then the oldest lowest-priority telemetry."""
-        cur = db.execute(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered IS NOT NULL ORDER BY seq LIMIT ?)",
-            (excess,),
-        )
-        excess -= cur.rowcount
-        self._count -= cur.rowcount
-        if excess <= 0:
-            return
-        cur = db.execute(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered IS NULL AND alarm = 0 "
-            "ORDER BY rank DESC, seq LIMIT ?)",
-            (excess,),
-        )
-        self._count -= cur.rowcount
-        self.evicted += cur.rowcount
-        if cur.rowcount:  # the count survives restarts: the central may ask what was lost, ever
+    def _evict_sync(self, db: sqlite3.Connection, count: int, size: int) -> tuple[int, int, int]:
+        """Make room (rows and bytes): delivered events first, then the oldest lowest-priority telemetry.
+
+        Returns the new count and size, and how many pending events were evicted.
+        """
+        evicted = 0
+        for where, order, lost in (
+            ("delivered IS NOT NULL", "seq", False),
+            ("delivered IS NULL AND alarm = 0", "rank DESC, seq", True),
+        ):
+            while count > self.max_events or size > self.max_bytes:
+                # rows over the count, or enough rows to cover the bytes over (at 200 bytes an event, a guess)
+                want = max(count - self.max_events, (size - self.max_bytes) // 200 + 1, 1)
+                rows = db.execute(
+                    f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} ORDER BY {order} LIMIT ?) "
+                    "RETURNING length(body)",
+                    (min(want, 10_000),),
+                ).fetchall()
+                if not rows:
+                    break
+                count -= len(rows)
+                size -= sum(r[0] for r in rows)
+                if lost:
+                    evicted += len(rows)
+        if evicted:  # the count survives restarts: the central may ask what was lost, ever
             db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted,))
-            log.warning("outbox_evicted", events=cur.rowcount, evicted_total=self.evicted)
-        if cur.rowcount < excess:
-            log.warning("outbox_over_capacity", stored=self._count, max_events=self.max_events, reason="alarms are never evicted")
+                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted + evicted,))
+        if count > self.max_events or size > self.max_bytes:
+            log.warning("outbox_over_capacity", stored=count, bytes=size, max_events=self.max_events,
+                        max_bytes=self.max_bytes, reason="alarms are never evicted")
+        return count, size, evicted
+
+    # --- held alarms (their commit failed) --------------------------------------------------
+
+    def _hold(self, drafts: list[Draft], exc: StoreError) -> list[Event | Exception]:
+        """Keep critical drafts the disk refused in memory; return them as events with seq 0."""
+        out: list[Event | Exception] = []
+        for draft in drafts:
+            held = self._held.get(draft.id)
+            if held is None:
+                event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=0)
+                try:
+                    Event.from_json(event.to_json())
+                except Exception as bad:  # a bad draft is refused, whatever the disk does
+                    out.append(bad)
+                    continue
+                self._held[draft.id] = (draft, event)
+                held = (draft, event)
+                log.error("alarm_held_in_memory", event_id=draft.id, type=draft.type, error=str(exc),
+                          held=len(self._held))
+            out.append(held[1])
+        self._schedule_held_retry()
+        return out
+
+    @property
+    def held(self) -> list[Event]:
+        """Alarms not stored yet (seq 0), oldest first."""
+        return [event for _, event in self._held.values()]
+
+    def _schedule_held_retry(self) -> None:
+        if self._held and self._held_retry is None:
+            loop = asyncio.get_running_loop()
+            self._held_retry = loop.call_later(HOLD_RETRY_S, self._held_retry_due)
+
+    def _held_retry_due(self) -> None:
+        self._held_retry = None
+        self._held_due_now = True
+        self._kick()
+
+    def _held_due(self) -> bool:
+        return bool(self._held) and self._held_due_now
+
+    def retry_held(self) -> None:
+        """Try the held alarms again now (space came back)."""
+        if self._held:
+            self._held_due_now = True
+            self._kick()
+
+    async def _store_held(self) -> None:
+        self._held_due_now = False
+        drafts = [draft for draft, _ in self._held.values()]
+        try:
+            results = await self._run(self._store_sync, drafts, True)
+        except StoreError as exc:
+            self._log_failure("alarm_hold_retry_failed", exc, held=len(self._held))
+            self._schedule_held_retry()
+            return
+        for draft, result in zip(drafts, results):
+            self._held.pop(draft.id, None)
+            if isinstance(result, Exception):  # already stored (a duplicate id): nothing to publish
+                log.warning("alarm_held_dropped", event_id=draft.id, error=str(result))
+                continue
+            log.warning("alarm_held_stored", event_id=result.id, seq=result.seq, type=result.type)
+            for hook in self.on_stored:
+                try:
+                    hook(result)
+                except Exception:
+                    log.exception("stored_hook_failed", event_id=result.id)
+
+    # --- space ------------------------------------------------------------------------------
+
+    async def check_space(self) -> bool:
+        """Housekeeping: notice a filling disk before a commit fails, and space coming back.
+
+        Returns :attr:`space_short`. Entering it, delivered events are dropped
+        and their pages given back to the filesystem (the central has them);
+        leaving it needs the reserve back in place and as much again free.
+        Held alarms are tried again once space is back.
+        """
+        was = self.space_short
+        short = await self._run(self._check_space_sync)
+        if short and not was:
+            log.error("store_space_short", free_bytes=_free(self.path.parent), reserve=self.ballast.held)
+        if was and not short:
+            log.warning("store_space_recovered", free_bytes=_free(self.path.parent))
+            self.retry_held()
+        return short
+
+    def _check_space_sync(self) -> bool:
+        try:
+            free = free_bytes(self.path.parent)
+        except OSError:
+            return self.space_short
+        if not self.space_short:
+            if free < self.ballast.size // 2 or not (self.ballast.held or self.ballast.ensure()):
+                self.space_short = True
+                self._make_room_sync()
+        elif self.ballast.ensure() and free_bytes(self.path.parent) >= self.ballast.size:
+            self.space_short = False
+        return self.space_short
+
+    def _make_room_sync(self) -> None:
+        """Drop delivered events (already at the central) and give their pages back to the filesystem."""
+        db = self._db
+        if db is None:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute("DELETE FROM events WHERE delivered IS NOT NULL RETURNING length(body)").fetchall()
+            db.execute("COMMIT")
+            self._count -= len(rows)
+            self._bytes -= sum(r[0] for r in rows)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if rows:
+                log.warning("outbox_made_room", dropped_delivered=len(rows), free_bytes=_free(self.path.parent))
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            self._log_failure("outbox_make_room_failed", exc)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -310,7 +622,7 @@ class Outbox:
         left out too, so a drain never re-sends what the broker already has.
         """
         skip = set(exclude) | self._unflushed
-        rows = await self._run(self._pending_sync, limit + len(skip))
+        rows = await self._read(self._pending_sync, limit + len(skip))
         out: list[Event] = []
         for seq, body in rows:
             if seq in skip:
@@ -321,51 +633,58 @@ class Outbox:
         return out
 
     def _pending_sync(self, limit: int) -> list[tuple[int, bytes]]:
-        assert self._db is not None
-        return self._db.execute(
+        if self._rdb is None:
+            return []
+        return self._rdb.execute(
             "SELECT seq, body FROM events WHERE delivered IS NULL ORDER BY rank, seq LIMIT ?", (limit,)
         ).fetchall()
 
     async def range(self, from_seq: int, to_seq: int, *, limit: int = 10_000) -> list[Event]:
         """Stored events (pending or delivered) with ``from_seq <= seq <= to_seq``, by seq."""
-        rows = await self._run(self._range_sync, from_seq, to_seq, limit)
+        rows = await self._read(self._range_sync, from_seq, to_seq, limit)
         return [Event.from_json(body) for (body,) in rows]
 
     def _range_sync(self, a: int, b: int, limit: int) -> list[tuple[bytes]]:
-        assert self._db is not None
-        return self._db.execute(
+        if self._rdb is None:
+            return []
+        return self._rdb.execute(
             "SELECT body FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?", (a, b, limit)
         ).fetchall()
 
     async def get(self, event_id: str) -> Event | None:
         """One stored event by id."""
-        row = await self._run(self._get_sync, event_id)
+        row = await self._read(self._get_sync, event_id)
         return Event.from_json(row[0]) if row else None
 
     def _get_sync(self, event_id: str) -> tuple[bytes] | None:
-        assert self._db is not None
-        return self._db.execute("SELECT body FROM events WHERE id=?", (event_id,)).fetchone()
+        if self._rdb is None:
+            return None
+        return self._rdb.execute("SELECT body FROM events WHERE id=?", (event_id,)).fetchone()
 
     async def recent(self, types: Iterable[str], *, since_s: float) -> list[tuple[Event, bool]]:
         """Stored events of these types from the last ``since_s`` seconds, by seq, each with whether it was delivered."""
-        rows = await self._run(self._recent_sync, list(types), time.time() - since_s)
+        rows = await self._read(self._recent_sync, list(types), time.time() - since_s)
         return [(Event.from_json(body), delivered is not None) for body, delivered in rows]
 
     def _recent_sync(self, types: list[str], since: float) -> list[tuple[bytes, float | None]]:
-        assert self._db is not None
+        if self._rdb is None:
+            return []
         marks = ",".join("?" * len(types))
-        return self._db.execute(
+        return self._rdb.execute(
             f"SELECT body, delivered FROM events WHERE created >= ? AND type IN ({marks}) ORDER BY seq",
             (since, *types),
         ).fetchall()
 
     async def stats(self) -> OutboxStats:
         """Counts for the heartbeat."""
-        return await self._run(self._stats_sync)
+        return await self._read(self._stats_sync)
 
     def _stats_sync(self) -> OutboxStats:
-        db = self._db
-        assert db is not None
+        db = self._rdb
+        if db is None:  # not open (a full disk at start): what memory knows
+            return OutboxStats(pending=len(self._held), pending_alarms=len(self._held), stored=0, last_seq=0,
+                               oldest_pending_ts=None, evicted=self.evicted, held=len(self._held),
+                               refused_full=self.refused_full)
         pending, alarms = db.execute(
             "SELECT count(*), coalesce(sum(alarm), 0) FROM events WHERE delivered IS NULL"
         ).fetchone()
@@ -373,13 +692,17 @@ class Outbox:
         oldest = db.execute(
             "SELECT body FROM events WHERE delivered IS NULL ORDER BY seq LIMIT 1"
         ).fetchone()
+        held = len(self._held)
         return OutboxStats(
-            pending=pending,
-            pending_alarms=alarms,
+            pending=pending + held,
+            pending_alarms=alarms + held,
             stored=self._count,
             last_seq=last_seq,
             oldest_pending_ts=Event.from_json(oldest[0]).ts if oldest else None,
             evicted=self.evicted,
+            bytes=self._bytes,
+            held=held,
+            refused_full=self.refused_full,
         )
 
     # --- delivery ----------------------------------------------------------------------
@@ -410,23 +733,33 @@ class Outbox:
             while self._delivered:
                 with contextlib.suppress(TimeoutError):  # the batch window, unless a flush is asked for
                     await asyncio.wait_for(self._flush_now.wait(), self.delivered_batch_s)
-                await self._flush_delivered()
+                if not await self._flush_delivered():
+                    # kept, and kept out of pending(): no re-send while the disk refuses the marks
+                    first, cap = MARK_RETRY_S
+                    await asyncio.sleep(min(cap, first * 2 ** min(self._mark_failures, 10)))
             self._flush_now.clear()
         finally:
             self._delivered_task = None
 
-    async def _flush_delivered(self) -> None:
+    async def _flush_delivered(self) -> bool:
+        """Write the marks recorded so far; False (and the marks kept for the next try) if the disk refused."""
         batch, self._delivered = self._delivered, []
         try:
             await self._run(self._delivered_sync, batch)
-        except Exception as exc:  # the event stays pending and is re-sent: a duplicate, never a loss
-            log.error("outbox_mark_delivered_failed", error=str(exc), events=len(batch))
-        finally:
-            self._unflushed.difference_update(batch)
+        except Exception as exc:
+            self._delivered = batch + self._delivered
+            self._mark_failures += 1
+            self._log_failure("outbox_mark_delivered_failed", exc, events=len(self._delivered),
+                              failures=self._mark_failures)
+            return False
+        self._mark_failures = 0
+        self._unflushed.difference_update(batch)
+        return True
 
     def _delivered_sync(self, seqs: list[int]) -> None:
         db = self._db
-        assert db is not None
+        if db is None:
+            raise StoreError("the store is not open")
         now = time.time()
         # A lost delivered mark only means a re-send with the same id: no fsync needed for it.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -435,6 +768,11 @@ class Outbox:
             db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL", [(now, s) for s in seqs])
             db.execute("COMMIT")
             self.writes_since_checkpoint += 1
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
         finally:
             db.execute("PRAGMA synchronous=FULL")
 
@@ -448,6 +786,8 @@ class Outbox:
         return await asyncio.to_thread(self._checkpoint_sync)
 
     def _checkpoint_sync(self) -> int:
+        if self._db is None:
+            return 0
         db = sqlite3.connect(self.path, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=5000")
@@ -462,28 +802,39 @@ class Outbox:
         await self._run(self._save_state_sync, key, value)
 
     def _save_state_sync(self, key: str, value: bytes) -> None:
-        assert self._db is not None
+        if self._db is None:
+            raise StoreError("the store is not open")
         self._db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
         self.writes_since_checkpoint += 1
 
     async def load_state(self, key: str) -> bytes | None:
         """A blob saved with :meth:`save_state`, or None."""
-        row = await self._run(self._load_state_sync, key)
+        row = await self._read(self._load_state_sync, key)
         return bytes(row[0]) if row else None
 
     def _load_state_sync(self, key: str) -> tuple[bytes] | None:
-        assert self._db is not None
-        return self._db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        if self._rdb is None:
+            return None
+        return self._rdb.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
 
     async def prune(self) -> int:
         """Drop delivered events older than the replay window; returns how many."""
         return await self._run(self._prune_sync)
 
     def _prune_sync(self) -> int:
-        assert self._db is not None
-        cur = self._db.execute(
-            "DELETE FROM events WHERE delivered IS NOT NULL AND delivered < ?",
+        if self._db is None:
+            return 0
+        rows = self._db.execute(
+            "DELETE FROM events WHERE delivered IS NOT NULL AND delivered < ? RETURNING length(body)",
             (time.time() - self.keep_delivered_s,),
-        )
-        self._count -= cur.rowcount
-        return cur.rowcount
+        ).fetchall()
+        self._count -= len(rows)
+        self._bytes -= sum(r[0] for r in rows)
+        return len(rows)
+
+
+def _free(path: Path) -> int | None:
+    try:
+        return free_bytes(path)
+    except OSError:
+        return None
