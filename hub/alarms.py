@@ -122,7 +122,10 @@ class AlarmTracker:
         """An alarm by its id or by the id of one of its alarm.unacknowledged events."""
         return self._alarms.get(self._by_unack.get(event_id, event_id))
 
-    def opened(self, event: Event) -> None:
+    def stored(self, event: Event) -> None:
+        """A held alarm (its commit had failed) is on disk now. (Provisional: the episode work replaces this.)"""
+
+    def opened(self, event: Event, *, held: bool = False) -> None:
         """An alarm event was committed to the outbox: show FAST and start the ack clock."""
         if event.type not in ALARM_TYPES:
             return

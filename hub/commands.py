@@ -13,6 +13,21 @@ from typing import Annotated, Any
 import msgspec
 
 
+#: A seq as stored: SQLite's INTEGER, a signed 64-bit number.
+MAX_SEQ = 2**63 - 1
+
+#: Who did it (an operator's id, "central"): printable, no control characters.
+Who = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: An event id as the hub makes them (UUIDv7, lower case).
+EventIdField = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", max_length=36)
+]
+#: A device id from the config.
+DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: A seq in a request: 1 up to the largest a hub can store.
+Seq = Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
+
+
 class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     pass
 
@@ -20,14 +35,14 @@ class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
 class Ack(_Command):
     """``cmd/ack``: the central acknowledges an alarm (or one of its reminders)."""
 
-    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    by: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "central"
+    event_id: EventIdField
+    by: Who = "central"
 
 
 class TestAlarm(_Command):
     """``cmd/test-alarm``: raise an ``alarm.test`` end to end (optionally on a device's feedback)."""
 
-    device: str | None = None
+    device: DeviceId | None = None
     note: Annotated[str, msgspec.Meta(max_length=256)] | None = None
 
 
@@ -38,8 +53,8 @@ class Status(_Command):
 class Replay(_Command):
     """``cmd/replay``: publish stored events ``from_seq..to_seq`` again, same ids and seqs."""
 
-    from_seq: Annotated[int, msgspec.Meta(ge=1)]
-    to_seq: Annotated[int, msgspec.Meta(ge=1)]
+    from_seq: Seq
+    to_seq: Seq
 
 
 class BleForget(_Command):
@@ -51,8 +66,8 @@ class BleForget(_Command):
     command; the hub takes it by itself.
     """
 
-    device: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    by: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "central"
+    device: DeviceId
+    by: Who = "central"
 
 
 COMMANDS: dict[str, type[_Command]] = {
@@ -75,7 +90,7 @@ def parse(name: str, payload: bytes) -> _Command:
     """Decode a command payload (empty means ``{}``)."""
     cls = COMMANDS.get(name)
     if cls is None:
-        raise CommandError(f"unknown command {name!r}; expected one of {', '.join(COMMANDS)}")
+        raise CommandError(f"unknown command {name[:64]!r}; expected one of {', '.join(COMMANDS)}")
     try:
         return msgspec.json.decode(payload or b"{}", type=cls)
     except msgspec.DecodeError as exc:

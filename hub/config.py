@@ -116,7 +116,11 @@ class StoreSection(_Section):
 
     dir: str
     max_events: Annotated[int, msgspec.Meta(ge=100)] = 200_000
+    #: The store's bound in bytes of events (MiB), beside max_events: delivered first, then telemetry go.
+    max_mb: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 256
     keep_delivered_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600.0
+    #: Space kept for alarms (KiB): a reserve file given up when the disk is full. 0 turns it off.
+    reserve_kb: Annotated[int, msgspec.Meta(ge=0, le=1 << 20)] = 1024
 
 
 class LogSection(_Section):
@@ -645,11 +649,34 @@ def _check_semantics(config: Config, data: dict[str, Any], base: Path, check_fil
             continue
         if not stat.S_ISREG(st.st_mode):
             report(path, f"expected a regular file, found {name!r}")
+        elif not os.access(p, os.R_OK):
+            report(path, f"expected a file the hub's user ({_user()}) can read, found {name!r} it cannot read")
         elif secret and st.st_mode & 0o077:
             report(
                 path,
                 f"expected a file only its owner can read (chmod 600), found {name!r} with mode {stat.S_IMODE(st.st_mode):04o}",
             )
+        elif secret and st.st_uid != os.geteuid() and os.geteuid() != 0:
+            report(path, f"expected a file owned by the hub's user ({_user()}), found {name!r} owned by uid {st.st_uid}")
+    if mqtt.tls is not None:
+        from hub.tlsfiles import check_tls
+
+        def where(name: str | None) -> Path | None:
+            return None if name is None else (Path(name) if os.path.isabs(name) else base / name)
+
+        ca = where(mqtt.tls.ca)
+        assert ca is not None
+        for key, message in check_tls(ca, where(mqtt.tls.cert), where(mqtt.tls.key)):
+            report(("mqtt", "tls", key), message)
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return f"uid {os.geteuid()}"
 
 
 def _normalise_pin(pin: int | str) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,12 +23,16 @@ import structlog
 from hub import __version__, commands, logs, sdnotify
 from hub.alarms import ALARM_TYPES, AckResult, AlarmTracker
 from hub.clockstep import ClockWatch
+from hub.commandgate import CommandGate
 from hub.config import Config, Device, LoadedConfig, secret_text
 from hub.events import Draft, Event, Priority, Route, Source, rfc3339
 from hub.forwarder import Forwarder
-from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, TlsSettings, Will
-from hub.outbox import Outbox
+from hub.flood import FloodGuard
+from hub.health import HealthBoard
+from hub.link import Endpoint, LinkError, LinkSettings, MqttLink, TlsSettings, Will
+from hub.outbox import Outbox, StoreError
 from hub.simctl import SimControl
+from hub.supervisor import Supervisor
 from hub.tasks import TaskSet
 
 #: Checkpoint the outbox's WAL after this many write transactions (a few pages each: SQLite's own
@@ -41,6 +46,12 @@ HUB_SOURCE = Source(device="hub", kind="hub")
 RESTORE_ALARMS_S = 24 * 3600.0
 #: How often the rules look at the clock.
 RULES_TICK_S = 1.0
+#: Exit code when a task could not be kept running (systemd restarts the hub).
+EXIT_GAVE_UP = 70
+#: The link counts as degraded after this long without a broker (TLS and credential errors at once).
+LINK_DEGRADED_AFTER_S = 60.0
+#: A commit running for longer than this stops the watchdog (a disk that hangs).
+STORE_STUCK_S = 60.0
 
 
 class Hub:
@@ -58,15 +69,25 @@ class Hub:
             hub=c.hub.id,
             resident=c.hub.resident,
             max_events=c.store.max_events,
+            max_bytes=c.store.max_mb << 20,
             keep_delivered_s=c.store.keep_delivered_s,
+            reserve_bytes=c.store.reserve_kb << 10,
         )
+        self.outbox.on_stored.append(self._held_stored)
+        self.health = HealthBoard(self._health_changed)
+        self.supervisor = Supervisor(on_change=lambda comp, ok, why: self.health.set(comp, ok, why))
+        self.exit_code = 0
+        self.flood = FloodGuard()
         self.alarms = AlarmTracker(
             self.emit,
             ack_timeout_s=c.alarm.ack_timeout_s,
             unack_repeat_s=c.alarm.unack_repeat_s,
             steady_s=c.alarm.steady_s,
         )
-        self.link = MqttLink(self._link_settings(), on_connected=self._on_connected, on_message=self._on_message)
+        self.commands = CommandGate(
+            f"{self.base}/cmd/", self._run_command, reply=self._reply, reply_nowait=self._reply_nowait
+        )
+        self.link = MqttLink(self._link_settings(), on_connected=self._on_connected, on_message=self.commands.offer)
         self.forwarder = Forwarder(
             self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
         )
@@ -90,8 +111,14 @@ class Hub:
         self.gatt: Any = None
         self.sim: SimControl | None = None
         self._closers: list[Any] = []
+        #: (name, run) of each driver's task: supervised like the hub's own
+        self._drivers: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
         self._tasks = TaskSet()
         self._stop = asyncio.Event()
+        self._offline_since: float | None = None
+        self._housekeeping_at = time.monotonic()
+        self._rules_at = time.monotonic()
+        self._open_failures = 0
 
     # --- events ---------------------------------------------------------------------
 
@@ -143,18 +170,40 @@ class Hub:
         return event
 
     def _committed(self, event: Event) -> None:
-        """A committed event: publish it first, then feedback and the log line."""
-        self.forwarder.submit(event)
+        """A committed (or held) event: publish it first, then feedback and the log line.
+
+        Nothing here may raise into the emit that called it: the event is
+        accepted already, and the caller's other events must still be handed on.
+        """
+        try:
+            self.forwarder.submit(event)
+        except Exception:
+            log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
         if event.type in ALARM_TYPES:
-            self.alarms.opened(event)
+            try:
+                self.alarms.opened(event, held=event.seq == 0)
+            except Exception:
+                log.exception("alarm_open_failed", event_id=event.id)
         (log.info if event.priority.audited else log.debug)(
-            "event_committed",
+            "event_committed" if event.seq else "event_held",
             event_id=event.id,
             seq=event.seq,
             type=event.type,
             priority=event.priority.value,
             device=event.source.device,
         )
+
+    def _held_stored(self, event: Event) -> None:
+        """A held alarm is on disk now, with its seq: it goes out again that way (same id)."""
+        self.forwarder.forget_held(event.id)
+        try:
+            self.forwarder.submit(event)
+        except Exception:
+            log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
+        if event.type in ALARM_TYPES:
+            self.alarms.stored(event)
+        log.info("event_committed", event_id=event.id, seq=event.seq, type=event.type,
+                 priority=event.priority.value, device=event.source.device, was_held=True)
 
     # --- rules ------------------------------------------------------------------------
 
@@ -210,6 +259,10 @@ class Hub:
     async def _rules_ticker(self) -> None:
         while True:
             await asyncio.sleep(RULES_TICK_S)
+            self._rules_at = time.monotonic()
+            for device, data in self.flood.tick():
+                if device in self.devices:
+                    self._flooding(self.devices[device], data)
             try:
                 outputs = self.rules.tick(self.rules_now())
             except Exception:
@@ -246,13 +299,41 @@ class Hub:
     def device_source(self, dev: Device) -> Source:
         return Source(device=dev.id, kind=dev.kind, room=dev.room)
 
-    async def emit_for(self, dev: Device | None, e: Any) -> Event:
-        """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub)."""
+    async def emit_for(self, dev: Device | None, e: Any) -> Event | None:
+        """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub).
+
+        Telemetry over the device's limit is dropped here (None; see :mod:`hub.flood`).
+        """
+        if dev is not None and not self._admit(dev, e):
+            return None
         return await self.emit(self._draft_for(dev, e))
 
-    async def emit_many_for(self, dev: Device, emits: list[Any]) -> None:
-        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``."""
-        await self.emit_many([self._draft_for(dev, e) for e in emits])
+    async def emit_many_for(self, dev: Device, emits: list[Any]) -> bool:
+        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``.
+
+        True when every event was taken: committed, held as an alarm, or
+        dropped by the device's flood limit (sending it again would not help);
+        False when the store refused any (the driver withholds its ack then).
+        """
+        drafts = [self._draft_for(dev, e) for e in emits if self._admit(dev, e)]
+        if not drafts:
+            return True
+        results = await self.emit_many(drafts)
+        return not any(isinstance(r, StoreError) for r in results)
+
+    def _admit(self, dev: Device, e: Any) -> bool:
+        if e.priority is Priority.CRITICAL:
+            return True
+        ok, flooding = self.flood.admit(dev.id)
+        if flooding is not None:
+            self._flooding(dev, flooding)
+        return ok
+
+    def _flooding(self, dev: Device, data: dict[str, Any]) -> None:
+        (log.warning if data["state"] == "started" else log.info)("device_flooding", device=dev.id, **data)
+        draft = Draft(type="device.flooding", priority=Priority.HIGH, source=self.device_source(dev),
+                      route=dev.routing, data=data)
+        self.spawn(self._emit_logged(draft), "device.flooding")
 
     def _draft_for(self, dev: Device | None, e: Any) -> Draft:
         if dev is None:
@@ -301,19 +382,11 @@ class Hub:
         await self.link.publish(f"{self.base}/status", json.dumps(self.birth()).encode(), qos=1, retain=True)
         log.info("birth_published", topic=f"{self.base}/status")
 
-    async def _on_message(self, msg: Incoming) -> None:
-        prefix = f"{self.base}/cmd/"
-        if not msg.topic.startswith(prefix):
-            return
-        name = msg.topic[len(prefix):]
-        try:
-            cmd = commands.parse(name, msg.payload)
-            reply = await self._run_command(cmd)
-        except commands.CommandError as exc:
-            log.warning("command_refused", command=name, error=str(exc))
-            reply = {"ok": False, "error": str(exc)}
-        log.info("command_handled", command=name, ok=reply.get("ok"))
-        await self.link.reply(msg, reply)
+    async def _reply(self, msg: Any, body: dict[str, Any]) -> None:
+        await self.link.reply(msg, body)
+
+    def _reply_nowait(self, msg: Any, body: dict[str, Any]) -> bool:
+        return self.link.reply_nowait(msg, body)
 
     async def _run_command(self, cmd: Any) -> dict[str, Any]:
         if isinstance(cmd, commands.Ack):
@@ -326,9 +399,12 @@ class Hub:
                 return {"ok": False, "error": f"unknown device {cmd.device!r}"}
             source = self.device_source(self.devices[cmd.device]) if cmd.device else HUB_SOURCE
             route = self.devices[cmd.device].routing if cmd.device else Route.ANY
-            event = await self.emit(
-                Draft(type="alarm.test", priority=Priority.HIGH, source=source, route=route, data={"note": cmd.note})
-            )
+            try:
+                event = await self.emit(
+                    Draft(type="alarm.test", priority=Priority.HIGH, source=source, route=route, data={"note": cmd.note})
+                )
+            except StoreError as exc:
+                return {"ok": False, "error": f"the hub cannot store the test alarm: {exc}"}
             return {"ok": True, "event_id": event.id, "seq": event.seq}
         if isinstance(cmd, commands.Status):
             return {"ok": True, **await self.status()}
@@ -353,6 +429,9 @@ class Hub:
             return {"ok": False, "error": "to_seq is before from_seq"}
         if cmd.to_seq - cmd.from_seq + 1 > commands.MAX_REPLAY:
             return {"ok": False, "error": f"at most {commands.MAX_REPLAY} events per replay"}
+        last = (await self.outbox.stats()).last_seq
+        if cmd.from_seq > last:
+            return {"ok": False, "error": f"from_seq {cmd.from_seq} is after the last seq {last}", "last_seq": last}
         events = await self.outbox.range(cmd.from_seq, cmd.to_seq)
         sent = 0
         for event in events:
@@ -382,6 +461,9 @@ class Hub:
             "forwarder": self.forwarder.status(),
             "devices": self._health(),
             "open_alarms": self.alarms.status(),
+            "health": self.health.status(),
+            "tasks": self.supervisor.status(),
+            "commands": self.commands.status(),
         }
 
     async def _heartbeat(self) -> None:
@@ -400,11 +482,16 @@ class Hub:
         while True:
             await asyncio.sleep(1)
             rounds += 1
+            self._housekeeping_at = time.monotonic()
             try:
+                if not self.outbox.is_open:
+                    await self._open_store()
+                    continue
+                short = await self.outbox.check_space() if rounds % 2 == 0 or self.outbox.space_short else False
                 # a WAL that is checkpointed early is rewritten in place: an alarm's fsync then
-                # does not also have to grow the file (and journal its new size)
+                # does not also have to grow the file (and journal its new size); short of space, at once
                 writes = self.outbox.writes_since_checkpoint
-                if writes >= CHECKPOINT_AFTER_WRITES or (writes and rounds % 10 == 0):
+                if writes >= CHECKPOINT_AFTER_WRITES or (writes and (short or rounds % 10 == 0)):
                     await self.outbox.checkpoint()
                 if rounds % 600 == 0:
                     pruned = await self.outbox.prune()
@@ -412,10 +499,84 @@ class Hub:
                         log.info("outbox_pruned", events=pruned)
             except Exception as exc:  # disk trouble is logged; the next round tries again
                 log.error("housekeeping_failed", error=str(exc))
+            finally:
+                self._check_health()
+
+    def _check_health(self) -> None:
+        """Store and link health from what they know now (tasks report themselves)."""
+        ob = self.outbox
+        problem = None
+        if not ob.is_open:
+            problem = f"cannot open the store: {ob.last_error}"
+        elif ob.held:
+            problem = f"{len(ob.held)} alarm(s) held in memory: the disk refuses commits ({ob.last_error})"
+        elif ob.space_short:
+            problem = "state directory short of space: telemetry refused, alarms use the reserve"
+        elif ob.last_error:
+            problem = f"commit failed: {ob.last_error}"
+        self.health.set("store", problem is None, problem)
+        link = self.link
+        if link.online.is_set():
+            self._offline_since = None
+            self.health.set("link", True)
+        else:
+            now = time.monotonic()
+            if self._offline_since is None:
+                self._offline_since = now
+            bad_setup = link.error_kind in ("tls", "auth")
+            if bad_setup or now - self._offline_since >= LINK_DEGRADED_AFTER_S:
+                self.health.set("link", False, f"{link.error_kind or 'offline'}: {link.last_error or 'no broker'}")
+
+    async def _open_store(self) -> None:
+        """Open the outbox late (it could not be opened at start: a full disk); then what start skipped."""
+        try:
+            await self.outbox.open()
+        except StoreError as exc:
+            if self._open_failures % 30 == 0:
+                log.error("store_open_failed", error=str(exc), attempts=self._open_failures + 1)
+            self._open_failures += 1
+            return
+        log.warning("store_opened_late", attempts=self._open_failures + 1)
+        self.outbox.retry_held()
+
+    def _health_changed(self, component: str, ok: bool, data: dict[str, Any]) -> None:
+        draft = Draft(
+            type="hub.recovered" if ok else "hub.degraded",
+            priority=Priority.NORMAL if ok else Priority.CRITICAL,
+            source=HUB_SOURCE,
+            data=data,
+        )
+        self.spawn(self._emit_logged(draft), draft.type)
+
+    async def _emit_logged(self, draft: Draft) -> Event | None:
+        try:
+            return await self.emit(draft)
+        except Exception as exc:
+            log.error("event_not_stored", type=draft.type, error=str(exc))
+            return None
+
+    def healthy(self) -> tuple[bool, list[str]]:
+        """What the watchdog is petted on: tasks running and progressing, the store not stuck."""
+        ok, problems = self.supervisor.healthy()
+        busy = self.outbox.busy_for()
+        if busy is not None and busy > STORE_STUCK_S:
+            ok = False
+            problems.append(f"store: one transaction has run for {busy:.0f}s")
+        return ok, problems
 
     async def _watchdog(self, interval: float) -> None:
+        withheld = 0
         while True:
-            sdnotify.notify("WATCHDOG=1")
+            ok, problems = self.healthy()
+            if ok:
+                sdnotify.notify("WATCHDOG=1")
+                if withheld:
+                    log.warning("watchdog_resumed", after_s=round(withheld * interval, 1))
+                withheld = 0
+            else:
+                if withheld % 10 == 0:
+                    log.error("watchdog_withheld", problems=problems)
+                withheld += 1
             await asyncio.sleep(interval)
 
     # --- devices ------------------------------------------------------------------------
@@ -482,8 +643,8 @@ class Hub:
             async def emit(e: Emit, dev: Device = dev) -> None:
                 await self.emit_for(dev, e)
 
-            async def emit_many(es: list[Emit], dev: Device = dev) -> None:
-                await self.emit_many_for(dev, es)
+            async def emit_many(es: list[Emit], dev: Device = dev) -> bool:
+                return await self.emit_many_for(dev, es)
 
             port = SerialDevice(
                 device_id=dev.id,
@@ -499,7 +660,7 @@ class Hub:
                 stopbits=s.stopbits,
             )
             self.serial_ports[dev.id] = port
-            self.spawn(port.run(), f"serial:{dev.id}")
+            self._drivers.append((f"serial:{dev.id}", port.run))
             self._closers.append(port.stop)
         log.info("serial_started", devices=[d.id for d in serial_devices])
 
@@ -556,7 +717,8 @@ class Hub:
                 else:
                     gestures.hold(now)
             for e in result.emits:
-                self.spawn(self.emit_for(dev, e), e.type)
+                if self._admit(dev, e):  # over the device's limit: dropped here, before any task
+                    self.spawn(self._emit_logged(self._draft_for(dev, e)), e.type)
 
         async def emit_hub(e: Emit) -> None:
             await self.emit_for(None, e)
@@ -571,7 +733,7 @@ class Hub:
         self.ble_scanner = BleScanner(factory, list(by_address), on_advert, emit=emit_hub, silence_s=b.silence_s)
         if b.backend == "sim":
             register_sim_ops(self._sim(), sim_backend, scanner=self.ble_scanner)
-        self.spawn(self.ble_scanner.run(), "ble")
+        self._drivers.append(("ble", self.ble_scanner.run))
         self._closers.append(self.ble_scanner.stop)
         log.info("ble_started", backend=b.backend, devices=[d.id for d in ble_devices])
 
@@ -613,7 +775,7 @@ class Hub:
         self.gatt = GattManager(specs, factory, emit, on_battery=on_battery, max_connections=b.max_connections)
         if b.backend == "sim":
             register_gatt_sim_ops(self._sim(), registry, manager=self.gatt)
-        self.spawn(self.gatt.run(), "gatt")
+        self._drivers.append(("gatt", self.gatt.run))
         self._closers.append(self.gatt.stop)
         log.info("gatt_started", backend=b.backend, devices=[d.id for d in gatt_devices])
 
@@ -621,6 +783,10 @@ class Hub:
         health = dict(self.device_health)
         for dev_id, port in self.serial_ports.items():
             health[dev_id] = {"kind": self.devices[dev_id].kind, **port.health()}
+        for dev_id in self.devices:
+            flood = self.flood.status(dev_id)
+            if flood is not None and dev_id in health:
+                health[dev_id] = {**health[dev_id], "telemetry": flood}
         if self.ble_scanner is not None:
             health["ble"] = self.ble_scanner.health()
         if self.gatt is not None:
@@ -639,72 +805,119 @@ class Hub:
         self._stop.set()
 
     async def run(self) -> None:
-        """Run until :meth:`request_stop` (SIGTERM/SIGINT)."""
+        """Run until :meth:`request_stop` (SIGTERM/SIGINT), or until a task cannot be kept running."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        await self.outbox.open()
-        stats = await self.outbox.stats()
-        log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, pending=stats.pending, last_seq=stats.last_seq)
+        pending_at_start = 0
+        try:
+            await self.outbox.open()
+        except StoreError as exc:  # a full disk: start all the same, alarms are held in memory until it opens
+            log.error("store_open_failed", error=str(exc), attempts=1)
+            self._open_failures = 1
+        self._check_health()
+        if self.outbox.is_open:
+            stats = await self.outbox.stats()
+            pending_at_start = stats.pending
+            log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, pending=stats.pending,
+                     last_seq=stats.last_seq)
+        else:
+            log.info("hub_starting", hub=self.cfg.hub.id, version=__version__, store="not open")
         self._start_gpio()
-        history = await self.outbox.recent(
-            ALARM_TYPES | {"alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"}, since_s=RESTORE_ALARMS_S
-        )
-        self.alarms.restore(history)
-        await self._rules_restore()
+        if self.outbox.is_open:
+            history = await self.outbox.recent(
+                ALARM_TYPES | {"alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"}, since_s=RESTORE_ALARMS_S
+            )
+            self.alarms.restore(history)
+            await self._rules_restore()
+        else:
+            log.error("rules_state_not_restored", reason="store not open")
         self._start_serial()
         self._start_ble()
         self._start_gatt()
         if self.sim is not None:
+            self.sim.register("crash", self._sim_crash)
             await self.sim.start()
-        await self.emit(
+        await self._emit_logged(
             Draft(
                 type="hub.started",
                 priority=Priority.NORMAL,
                 source=HUB_SOURCE,
-                data={"version": __version__, "config_sha256": self.loaded.sha256, "pending_at_start": stats.pending},
+                data={"version": __version__, "config_sha256": self.loaded.sha256, "pending_at_start": pending_at_start},
             )
         )
-        link_task = self.spawn(self.link.run(), "link")
-        self.spawn(self.forwarder.run(), "forwarder")
-        self.spawn(self._heartbeat(), "heartbeat")
-        self.spawn(self._housekeeping(), "housekeeping")
-        self.spawn(self._rules_ticker(), "rules")
+        sup = self.supervisor
+        sup.start("link", self.link.run, progress=lambda: self.link.last_progress,
+                  stall_s=self.cfg.mqtt.backoff_max_s + 3 * self.cfg.mqtt.connect_timeout_s + 30)
+        sup.start("forwarder", self.forwarder.run, progress=self.forwarder.progress, stall_s=90.0)
+        sup.start("commands", self.commands.serve)
+        sup.start("heartbeat", self._heartbeat)
+        sup.start("housekeeping", self._housekeeping, progress=lambda: self._housekeeping_at, stall_s=30.0)
+        sup.start("rules", self._rules_ticker, progress=lambda: self._rules_at, stall_s=30.0)
+        for name, factory in self._drivers:
+            sup.start(name, factory)
         wd = sdnotify.watchdog_interval()
         if wd:
             self.spawn(self._watchdog(wd), "watchdog")
         sdnotify.notify("READY=1")
         log.info("hub_ready", sim_socket=str(self.sim.path) if self.sim else None)
-        await self._stop.wait()
-        await self.shutdown(link_task)
+        stop = asyncio.ensure_future(self._stop.wait())
+        gave_up = asyncio.ensure_future(sup.gave_up.wait())
+        await asyncio.wait([stop, gave_up], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        gave_up.cancel()
+        if sup.gave_up.is_set():
+            self.exit_code = EXIT_GAVE_UP
+            log.critical("hub_exiting", reason=sup.gave_up_reason, exit_code=EXIT_GAVE_UP)
+        await self.shutdown()
 
-    async def shutdown(self, link_task: asyncio.Task[Any], flush_timeout: float = 5.0) -> None:
+    async def _sim_crash(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Sim op ``crash {task, times?}``: fail a supervised task (the rig's fault injection)."""
+        name = req.get("task")
+        times = req.get("times", 1)
+        if not isinstance(name, str) or name not in self.supervisor.children:
+            from hub.simctl import SimCommandError
+
+            raise SimCommandError(f"unknown task {name!r}; have: {', '.join(sorted(self.supervisor.children))}")
+        if not isinstance(times, int) or not 1 <= times <= 1000:
+            from hub.simctl import SimCommandError
+
+            raise SimCommandError("times must be an integer from 1 to 1000")
+        log.warning("task_crash_injected", task=name, times=times)
+        self.supervisor.crash(name, times)
+        return {"task": name, "times": times}
+
+    async def shutdown(self, flush_timeout: float = 5.0) -> None:
         """Clean stop: say hub.stopping, flush what the link allows, publish offline, close."""
         sdnotify.notify("STOPPING=1")
         log.info("hub_stopping")
         with contextlib.suppress(Exception):
             await self.emit(Draft(type="hub.stopping", priority=Priority.NORMAL, source=HUB_SOURCE))
         deadline = time.monotonic() + flush_timeout
-        while self.link.online.is_set() and time.monotonic() < deadline:
+        while self.link.online.is_set() and time.monotonic() < deadline and self.outbox.is_open:
             stats = await self.outbox.stats()
             if stats.pending == 0:
                 break
             await asyncio.sleep(0.05)
         offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "stopped"}).encode()
+        self.supervisor.stopping()  # what ends from here on is the stop, not a failure
         await self.link.stop(final=(f"{self.base}/status", offline))
         self.alarms.close()
+        await self.supervisor.stop()
         for task in self._tasks:
-            if task is not link_task:
-                task.cancel()
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.sim is not None:
             await self.sim.close()
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 close()
-        stats = await self.outbox.stats()
+        last = None
+        if self.outbox.is_open:
+            with contextlib.suppress(Exception):
+                last = await self.outbox.stats()
         await self.outbox.close()
-        log.info("hub_stopped", pending=stats.pending, last_seq=stats.last_seq)
+        log.info("hub_stopped", pending=last.pending if last else None, last_seq=last.last_seq if last else None)
 
 
 def _epoch(ts: str) -> float:
@@ -717,12 +930,13 @@ def run_daemon(loaded: LoadedConfig) -> int:
     """Run the hub on a fresh event loop; the process exit code."""
     logs.configure(loaded.config.log.level, loaded.config.log.format)
 
-    async def main() -> None:
-        await Hub(loaded).run()
+    async def main() -> int:
+        hub = Hub(loaded)
+        await hub.run()
+        return hub.exit_code
 
     try:
-        asyncio.run(main())
-    except OSError as exc:
-        log.error("hub_failed", error=str(exc))
+        return asyncio.run(main())
+    except Exception as exc:  # systemd restarts the hub; the cause is in the journal
+        log.critical("hub_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         return 1
-    return 0

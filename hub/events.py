@@ -207,6 +207,17 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     ),
     "hub.ble_recovered": (Priority.NORMAL, "Adverts flow again after hub.ble_degraded (data.outage_s, adapter)."),
     "hub.stopping": (Priority.NORMAL, "The hub daemon is stopping cleanly."),
+    "hub.degraded": (
+        Priority.CRITICAL,
+        "A part of the hub is unhealthy (data.component: store, link, task:<name>; data.reason): it may not get "
+        "every event through. Sent when it turns unhealthy or its reason changes (at most once a minute).",
+    ),
+    "hub.recovered": (Priority.NORMAL, "The component in data.component is well again (data.outage_s, data.was)."),
+    "device.flooding": (
+        Priority.HIGH,
+        "A device sends telemetry faster than its limit: the excess is dropped and counted (data.state started, "
+        "limit_per_s), until it keeps within it for a while (data.state ended, data.dropped). Alarms are never limited.",
+    ),
 }
 
 

@@ -17,6 +17,13 @@ Two ways to the wire:
   when a refused event is due again): the queue is dropped and pending
   events are read back from the outbox in batches until a read comes back
   short, which means the forwarder is caught up again.
+
+Alarms first, whatever the mode: a critical event goes on the wire the
+moment it is committed while the link is up, even when the window is full or
+a backlog read is running; it never waits for the disk. An alarm the disk
+refused (held, ``seq`` 0) is published from memory, again after every
+reconnect until the broker has it, and is never marked delivered: once the
+outbox stores it, it comes back with its seq and goes out again, same id.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any
 
 import structlog
 
-from hub.events import Event
+from hub.events import Event, Priority
 from hub.link import LinkDown, LinkError, MqttLink, PublishRefused
 from hub.outbox import Outbox
 
@@ -71,6 +78,10 @@ class Forwarder:
         self._queue: list[tuple[int, int, Event]] = []  # heap of (rank, seq, event)
         self._queue_lost = False  # the queue was dropped since the current disk read began
         self._reading = False  # a backlog read of the disk is running
+        self._held: dict[str, Event] = {}  # alarms the disk refused (seq 0), published from memory
+        self._held_inflight: set[str] = set()
+        self.send_errors = 0
+        self._last_ack = time.monotonic()
 
     def submit(self, event: Event) -> None:
         """A newly committed event: publish now when caught up and the window has room.
@@ -79,7 +90,16 @@ class Forwarder:
         only holds what was committed while a disk read was running, so that
         nothing committed meanwhile is missed when that read comes back short;
         the rest of the time (offline, say) the event is only on disk.
+        A critical event is sent at once whatever the mode, if the link is up.
         """
+        if event.seq == 0:
+            self._held[event.id] = event
+            self._send_held(event)
+            return
+        if event.priority is Priority.CRITICAL and self.link.online.is_set():
+            self._send(event)  # never behind the window, the queue or a disk read
+            if event.seq in self._inflight:
+                return
         if not (self._backlog_clear or self._reading):
             self._wake.set()
             return
@@ -107,15 +127,48 @@ class Forwarder:
         self._queue_lost = True
         self._wake.set()
 
+    def forget_held(self, event_id: str) -> None:
+        """A held alarm is stored now: it goes out with its seq through the usual way."""
+        self._held.pop(event_id, None)
+
+    def _send_held(self, event: Event) -> None:
+        if event.id in self._held_inflight or not self.link.online.is_set():
+            return
+        try:
+            puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
+        except Exception as exc:  # any failure of the send path is a link failure: never an emit's
+            self.send_errors += 1
+            log.warning("held_publish_interrupted", event_id=event.id, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._held_inflight.add(event.id)
+        if puback is not None:
+            puback.add_done_callback(lambda fut, event=event: self._held_puback(event, fut))
+
+    def _held_puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
+        self._held_inflight.discard(event.id)
+        exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
+        if exc is None and not getattr(fut.result(), "is_failure", False):
+            if self._held.pop(event.id, None) is not None:
+                log.warning("held_alarm_delivered", event_id=event.id, type=event.type)
+                self._run_hooks(event)
+            return
+        log.info("held_publish_interrupted", event_id=event.id, error=str(exc or fut.result()))
+        self._wake.set()  # sent again after the reconnect
+
     def _send(self, event: Event) -> None:
         if event.seq in self._inflight or event.seq in self._recent_set:
             return
         try:
             puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
-        except LinkError as exc:
+        except Exception as exc:  # any failure of the send path is a link failure: never an emit's
+            if not isinstance(exc, LinkError):
+                self.send_errors += 1
+                log.error("event_publish_failed", event_id=event.id, seq=event.seq, error=f"{type(exc).__name__}: {exc}")
             self._to_backlog()
             log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
             return
+        if not self._inflight:
+            self._last_ack = time.monotonic()  # the stall clock starts with the first event in flight
         self._inflight[event.seq] = event
         if puback is not None:
             puback.add_done_callback(lambda fut, event=event: self._puback(event, fut))
@@ -123,6 +176,7 @@ class Forwarder:
     def _puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
         """The broker answered (or the link dropped) for one in-flight event."""
         self._inflight.pop(event.seq, None)
+        self._last_ack = time.monotonic()
         if not self._backlog_clear:
             self._wake.set()  # the drain refills the window from disk
         exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
@@ -147,12 +201,15 @@ class Forwarder:
         (log.info if event.priority.audited else log.debug)(
             "event_delivered", event_id=event.id, seq=event.seq, type=event.type
         )
+        self._run_hooks(event)
+        self._pump()
+
+    def _run_hooks(self, event: Event) -> None:
         for hook in self.on_delivered:
             try:
                 hook(event)
             except Exception:
                 log.exception("delivered_hook_failed", event_id=event.id)
-        self._pump()
 
     async def run(self) -> None:
         """The drain loop; runs for the daemon's lifetime."""
@@ -160,6 +217,8 @@ class Forwarder:
             if not self.link.online.is_set():
                 self._to_backlog()
                 await self.link.online.wait()
+            for event in list(self._held.values()):  # from memory, after every reconnect
+                self._send_held(event)
             if self._backlog_clear:
                 self._wake.clear()  # before the pump: a fall to backlog inside it must wake us again
                 self._pump()
@@ -203,6 +262,13 @@ class Forwarder:
             else:
                 await asyncio.sleep(0)
 
+    def progress(self) -> float:
+        """Monotonic time of the last sign of progress, for the supervisor: now while there is nothing
+        in flight or no link (waiting is not stalling), else the last PUBACK."""
+        if not self._inflight or not self.link.online.is_set():
+            return time.monotonic()
+        return self._last_ack
+
     def _refused_due(self) -> float | None:
         """Seconds until the first refused event may be tried again (None: nothing refused)."""
         if not self._refused:
@@ -215,4 +281,6 @@ class Forwarder:
             "queued": len(self._queue),
             "delivered": self.delivered_total,
             "refused": len(self._refused),
+            "held": len(self._held),
+            "send_errors": self.send_errors,
         }

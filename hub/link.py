@@ -10,8 +10,16 @@ to the brokers in failover order with jittered exponential backoff, sets the
 retained last will, calls ``on_connected`` after every CONNACK (the daemon
 publishes its birth there, so a broker restart always gets a fresh one),
 subscribes to the command topics, and resolves each QoS 1 publish's future
-on its PUBACK. A command that cannot be parsed gets an error reply and a log
-line; nothing a peer sends can make the link reconnect in a loop.
+on its PUBACK. Incoming messages go to ``on_message``, a plain callback on
+the loop: the daemon's command gate decides what to run, queue or refuse, so
+a flood cannot make the link spawn a task per message. Nothing a peer sends
+can make the link reconnect in a loop, and nothing paho raises in the send
+path escapes as anything but :class:`LinkDown`.
+
+A failure to connect of any kind (refused, unreachable, a CA file that is not
+a certificate, wrong credentials) is logged, kept in :attr:`MqttLink.last_error`
+with its kind (:attr:`MqttLink.error_kind`) and tried again with backoff: the
+link task never dies of it.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import enum
 import json
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +130,32 @@ class Incoming:
 
 
 OnConnected = Callable[[], Awaitable[None]]
-OnMessage = Callable[[Incoming], Awaitable[None]]
+OnMessage = Callable[[Incoming], None]
+
+#: QoS 1 publishes paho may have in flight beyond the forwarder's window: alarms sent past a
+#: full window, command replies, the birth and heartbeats never queue inside paho behind telemetry.
+INFLIGHT_HEADROOM = 64
+
+
+def classify_error(exc: BaseException) -> str:
+    """What kind of connect failure this is, for status and ``hub.degraded``: tls, auth, network, protocol."""
+    if isinstance(exc, ssl.SSLError) or "certificate" in str(exc).lower():
+        return "tls"
+    if isinstance(exc, ConnectRefused):
+        rc = exc.reason
+        value = getattr(rc, "value", rc)
+        return "auth" if value in (0x86, 0x87, 4, 5) else "protocol"
+    if isinstance(exc, (OSError, TimeoutError, LinkDown)):
+        return "network"
+    return "protocol"
+
+
+class ConnectRefused(LinkError):
+    """The broker answered CONNECT with a failure (bad credentials, not authorised, ...)."""
+
+    def __init__(self, reason: ReasonCode | int):
+        self.reason = reason
+        super().__init__(f"CONNACK refused: {reason}")
 
 
 class _Connection:
@@ -140,7 +174,7 @@ class _Connection:
         )
         self.client.suppress_exceptions = True
         self.client.connect_timeout = s.connect_timeout_s
-        self.client.max_inflight_messages_set(s.max_inflight)
+        self.client.max_inflight_messages_set(s.max_inflight + INFLIGHT_HEADROOM)
         self.client.max_queued_messages_set(0)
         self.client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
         if s.username is not None:
@@ -183,7 +217,7 @@ class _Connection:
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
-        self.link._tasks.spawn(self.link._handle_incoming(incoming))
+        self.link._deliver(incoming)
 
     # socket plumbing
     def _readable(self) -> None:
@@ -212,6 +246,7 @@ class _Connection:
     async def _misc(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.link.last_progress = time.monotonic()
             if self.client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
                 self._teardown("keepalive or socket error")
                 return
@@ -264,17 +299,25 @@ class _Connection:
     def publish(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, properties: Properties | None
     ) -> asyncio.Future[ReasonCode] | None:
+        if self.closed.done():
+            raise LinkDown(f"connection closed: {self.closed.result()}")
+        check_topic(topic)  # before paho: its ValueError must not be taken for a dead socket
         self._writing_now = True
         try:
             info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise LinkDown(f"publish failed: {mqtt.error_string(info.rc)}")
+            if self.client.want_write():
+                self.client.loop_write()  # an alarm goes on the wire now, not on the next loop turn
+                if self.client.want_write() and self.sock is not None:
+                    self.loop.add_writer(self.sock, self._writable)  # the socket was full: finish later
+        except LinkDown:
+            raise
+        except Exception as exc:  # a socket gone under paho (fd -1), a closed SSL object: the link is down
+            self._teardown(f"publish failed: {type(exc).__name__}: {exc}")
+            raise LinkDown(f"publish failed: {type(exc).__name__}: {exc}") from exc
         finally:
             self._writing_now = False
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise LinkDown(f"publish failed: {mqtt.error_string(info.rc)}")
-        if self.client.want_write():
-            self.client.loop_write()  # an alarm goes on the wire now, not on the next loop turn
-            if self.client.want_write() and self.sock is not None:
-                self.loop.add_writer(self.sock, self._writable)  # the socket was full: finish later
         if qos == 0:
             return None
         fut: asyncio.Future[ReasonCode] = self.loop.create_future()
@@ -302,6 +345,22 @@ class _Connection:
         self._teardown("closed by hub")
 
 
+class BadTopic(LinkError):
+    """A topic the hub cannot publish to (empty, wildcards, NUL, too long); the connection is fine."""
+
+
+def check_topic(topic: str) -> None:
+    """Raise :class:`BadTopic` unless ``topic`` is a valid MQTT topic name to publish to."""
+    if not topic or "+" in topic or "#" in topic or "\0" in topic or len(topic.encode()) > 65535:
+        raise BadTopic(f"not a topic name to publish to: {topic[:80]!r}")
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Done callback for a future nobody awaits: take its exception, so asyncio does not print it."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class MqttLink:
     """The hub's one MQTT connection, kept up for the daemon's lifetime.
 
@@ -324,6 +383,12 @@ class MqttLink:
         self.online = asyncio.Event()
         self.connects = 0
         self.last_error: str | None = None
+        #: tls, auth, network or protocol while connecting fails; None once connected
+        self.error_kind: str | None = None
+        #: connect attempts failed in a row
+        self.failures = 0
+        #: monotonic time of the link loop's last step (the supervisor's sign of progress)
+        self.last_progress = 0.0
         self._conn: _Connection | None = None
         self._stopping = False
         self._tasks = TaskSet()
@@ -344,26 +409,49 @@ class MqttLink:
             "broker": f"{self.broker.host}:{self.broker.port}" if self.broker else None,
             "connects": self.connects,
             "last_error": self.last_error,
+            "error_kind": self.error_kind,
+            "failures": self.failures,
         }
 
     async def run(self) -> None:
-        """Connect, stay connected, reconnect with backoff and failover, until :meth:`stop`."""
+        """Connect, stay connected, reconnect with backoff and failover, until :meth:`stop`.
+
+        If this task dies (cancelled, or a bug), the connection it held is
+        dropped with it, so a supervisor can simply call :meth:`run` again.
+        """
+        try:
+            await self._run()
+        finally:
+            conn, self._conn = self._conn, None
+            self.online.clear()
+            if conn is not None:
+                conn.close()
+            if not self._stopping:
+                self.state = LinkState.BACKOFF
+
+    async def _run(self) -> None:
         s = self.settings
         delays = backoff_delays(s.backoff_initial_s, s.backoff_max_s)
         index, failures_here = 0, 0
         while not self._stopping:
+            self.last_progress = time.monotonic()
             endpoint = s.brokers[index]
             self.state = LinkState.CONNECTING
-            conn = _Connection(self, endpoint)
+            conn: _Connection | None = None
             try:
+                conn = _Connection(self, endpoint)  # a bad CA or key fails here: retried like any failure
                 rc = await conn.open()
                 if rc.is_failure:
-                    raise LinkError(f"CONNACK refused: {rc}")
-            except (OSError, LinkError, TimeoutError, ssl.SSLError, ValueError) as exc:
-                conn.close()
+                    raise ConnectRefused(rc)
+            except Exception as exc:
+                if conn is not None:
+                    conn.close()
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.error_kind = classify_error(exc)
+                self.failures += 1
                 failures_here += 1
-                log.warning("mqtt_connect_failed", broker=f"{endpoint.host}:{endpoint.port}", error=self.last_error)
+                log.warning("mqtt_connect_failed", broker=f"{endpoint.host}:{endpoint.port}", error=self.last_error,
+                            kind=self.error_kind, failures=self.failures)
                 if failures_here >= s.attempts_per_broker and len(s.brokers) > 1:
                     index, failures_here = (index + 1) % len(s.brokers), 0
                     log.info("mqtt_failover", next_broker=f"{s.brokers[index].host}:{s.brokers[index].port}")
@@ -371,6 +459,8 @@ class MqttLink:
                 await self._sleep(next(delays))
                 continue
             failures_here = 0
+            self.failures = 0
+            self.error_kind = None
             delays = backoff_delays(s.backoff_initial_s, s.backoff_max_s)
             self._conn, self.broker = conn, endpoint
             self.connects += 1
@@ -402,6 +492,7 @@ class MqttLink:
             log.exception("mqtt_on_connected_failed")
 
     async def _sleep(self, seconds: float) -> None:
+        self.last_progress = time.monotonic() + seconds  # a backoff is progress too: it ends in an attempt
         fut = asyncio.get_running_loop().create_future()
         self._offline_waiters.append(fut)
         try:
@@ -465,14 +556,29 @@ class MqttLink:
         except (LinkError, TimeoutError) as exc:
             log.warning("mqtt_reply_failed", topic=request.response_topic, error=str(exc))
 
-    async def _handle_incoming(self, incoming: Incoming) -> None:
+    def _deliver(self, incoming: Incoming) -> None:
         if self.on_message is None:
             return
         try:
-            await self.on_message(incoming)
+            self.on_message(incoming)
         except Exception as exc:  # a bad message must never take the link down
             log.exception("mqtt_message_handler_failed", topic=incoming.topic, error=str(exc))
-            await self.reply(incoming, {"ok": False, "error": "internal error"})
+
+    def reply_nowait(self, request: Incoming, body: dict[str, Any]) -> bool:
+        """Answer a command without waiting for the PUBACK (refusals under a flood); True if sent."""
+        if not request.response_topic:
+            return False
+        props = Properties(PacketTypes.PUBLISH)
+        if request.correlation_data is not None:
+            props.CorrelationData = request.correlation_data
+        props.ContentType = "application/json"
+        try:
+            fut = self.publish_nowait(request.response_topic, json.dumps(body).encode(), qos=1, properties=props)
+        except LinkError:
+            return False
+        if fut is not None:
+            fut.add_done_callback(_retrieve)
+        return True
 
     async def stop(self, *, final: tuple[str, bytes] | None = None, timeout: float = 5.0) -> None:
         """Stop: optionally publish ``final`` (topic, payload; retained) first, then disconnect cleanly.

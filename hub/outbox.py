@@ -179,6 +179,7 @@ class Outbox:
         self._flush_now = asyncio.Event()
         self._mark_failures = 0
         self._logged: dict[str, float] = {}
+        self._busy_since: float | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -266,7 +267,16 @@ class Outbox:
 
     def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         with self._db_lock:
-            return fn(*args)
+            self._busy_since = time.monotonic()
+            try:
+                return fn(*args)
+            finally:
+                self._busy_since = None
+
+    def busy_for(self) -> float | None:
+        """Seconds the store's thread has been in its current transaction (None: idle)."""
+        since = self._busy_since
+        return None if since is None else time.monotonic() - since
 
     def _log_failure(self, what: str, exc: BaseException, **kw: Any) -> None:
         """One error line per kind of failure every FAILURE_LOG_S (a full disk fails every commit)."""

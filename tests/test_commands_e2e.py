@@ -50,9 +50,13 @@ def test_bad_commands_get_errors_and_never_disturb_the_link(make_hub, subscribe,
     for name, payload in bad.items():
         reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/{name}", payload)
         assert reply["ok"] is False and reply["error"], (name, reply)
-    unknown = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": "0190-nope"})
+    unknown = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": "0190a1b2-0000-7000-8000-000000000000"})
     assert unknown["ok"] is False and "no open alarm" in unknown["error"]
-    extra = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": "x", "bogus": 1})
+    malformed = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": "0190-nope"})
+    assert malformed["ok"] is False and "event_id" in malformed["error"]
+    extra = request(
+        "127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": "0190a1b2-0000-7000-8000-000000000000", "bogus": 1}
+    )
     assert extra["ok"] is False and "bogus" in extra["error"]
     # a flood of garbage, without response topics, binary and huge
     flood = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)

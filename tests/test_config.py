@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.broker import make_tls
+
 from hub import config as cfg
 from hub.config import ConfigError, ConfigUnreadable, load
 
@@ -146,14 +148,47 @@ dir = "state"
 
 
 def write_secrets(tmp_path: Path, modes: dict[str, int]) -> Path:
+    """The config above with real TLS material (a throwaway CA, client certificate and key)."""
+    tls = make_tls(tmp_path / "pki")
     (tmp_path / "secrets").mkdir()
-    for name in ("mqtt.pw", "ca.pem", "client.pem", "client.key"):
+    sources = {"mqtt.pw": None, "ca.pem": tls.ca, "client.pem": tls.client_cert, "client.key": tls.client_key}
+    for name, src in sources.items():
         f = tmp_path / "secrets" / name
-        f.write_text("x\n")
+        f.write_bytes(src.read_bytes() if src else b"x\n")
         f.chmod(modes.get(name, 0o600))
     path = tmp_path / "residence.toml"
     path.write_text(SECRETS_CONFIG)
     return path
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
+    """The CA that used to pass check-config and kill the link at run time."""
+    path = write_secrets(tmp_path, {"ca.pem": 0o644, "client.pem": 0o644})
+    (tmp_path / "secrets" / "ca.pem").write_text("this is not a certificate\n")
+    assert_issues(path, issues_of(path), [(10, 1, "mqtt.tls.ca", "expected PEM CA certificate(s)")])
+    (tmp_path / "secrets" / "ca.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nbm9wZQ==\n-----END CERTIFICATE-----\n")
+    assert_issues(path, issues_of(path), [(10, 1, "mqtt.tls.ca", "with a body that does not parse")])
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(tmp_path: Path) -> None:
+    path = write_secrets(tmp_path, {"ca.pem": 0o644, "client.pem": 0o644})
+    other = make_tls(tmp_path / "other-pki")
+    key = tmp_path / "secrets" / "client.key"
+    key.write_bytes(other.client_key.read_bytes())
+    assert_issues(path, issues_of(path), [(12, 1, "mqtt.tls.key", "a key that does not match it")])
+    key.write_text("garbage\n")
+    assert_issues(path, issues_of(path), [(12, 1, "mqtt.tls.key", "expected a PEM private key")])
+    (tmp_path / "secrets" / "client.pem").write_text("")
+    issues = issues_of(path)
+    assert [(i.key, "an empty file" in i.message) for i in issues if i.key == "mqtt.tls.cert"] == [("mqtt.tls.cert", True)]
+
+
+def test_check_config_cli_refuses_a_garbage_ca_with_file_line_and_key(tmp_path: Path) -> None:
+    path = write_secrets(tmp_path, {"ca.pem": 0o644, "client.pem": 0o644})
+    (tmp_path / "secrets" / "ca.pem").write_text("garbage\n")
+    proc = subprocess.run([sys.executable, "-m", "hub.cli", "check-config", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{path}:10:1: mqtt.tls.ca: expected PEM CA certificate(s)" in proc.stderr
 
 
 def test_private_secret_files_pass(tmp_path: Path) -> None:

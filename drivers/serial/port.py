@@ -7,6 +7,15 @@ the parser's replies back, and hands readings to the device's
 :class:`~drivers.serial.base.DeviceLogic`, whose :class:`~drivers.serial.base.Emit`
 results become hub events.
 
+Back-pressure and acknowledgements: while the events of one read are being
+committed the port is not read again, so a device sending faster than the
+disk commits is held back by the pty or the line's flow control, never by a
+queue in memory. A protocol's acknowledgement (:class:`~drivers.serial.base.Confirm`:
+ESPA's block ACK, the dispenser's ACK frame) is written only once the events
+it confirms are committed (or held by the hub as alarms); if they are not,
+it is not sent at all, the parser is told (``unconfirmed``), and the device
+sends again.
+
 When the port is missing, or vanishes (a USB-serial adapter pulled out, a
 pty whose other end closed), it reports ``device.offline`` once, retries
 with a short capped backoff, and reports ``device.online`` when the port is
@@ -24,13 +33,17 @@ from typing import Any
 import serial
 import structlog
 
-from drivers.serial.base import DeviceLogic, Emit, Parser
+from drivers.serial.base import Confirm, DeviceLogic, Emit, Parser
 from hub.tasks import TaskSet
 
 log = structlog.get_logger("drivers.serial")
 
 EmitFn = Callable[[Emit], Awaitable[Any]]
-EmitManyFn = Callable[[list[Emit]], Awaitable[Any]]
+#: Emits a burst; returns False when any of it could not be stored (no Confirm then).
+EmitManyFn = Callable[[list[Emit]], Awaitable[bool | None]]
+
+#: Bytes per read: one read's events are one commit; small enough that parsing it never holds the loop long.
+READ_CHUNK = 4096
 
 #: Reopen delays after a port vanished: quick first, capped low so a replug is seen within 2 s.
 REOPEN_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
@@ -81,6 +94,11 @@ class SerialDevice:
         self._errors_logged: dict[str, int] = {}
         self._last_error_log = 0.0
         self._tasks = TaskSet()
+        self._reading = False  # the port is registered with the loop for reading
+        self._burst: asyncio.Task[None] | None = None  # a read's events being committed: reading paused
+        #: reads paused for a commit (back-pressure), and Confirms withheld because the commit failed
+        self.paused = 0
+        self.unconfirmed = 0
 
     # --- status -------------------------------------------------------------------------
 
@@ -133,16 +151,34 @@ class SerialDevice:
         self._close_reason = ""
         self.parser.reset()
         self.opened_at = time.monotonic()
-        asyncio.get_running_loop().add_reader(ser.fileno(), self._readable)
+        self._resume()
 
-    def _close(self, reason: str) -> None:
-        ser, self._ser = self._ser, None
-        if ser is None:
+    def _resume(self) -> None:
+        ser = self._ser
+        if ser is None or self._reading:
             return
+        try:
+            asyncio.get_running_loop().add_reader(ser.fileno(), self._readable)
+            self._reading = True
+        except (ValueError, OSError) as exc:
+            self._close(f"cannot watch the port: {exc}")
+
+    def _pause(self) -> None:
+        ser = self._ser
+        if ser is None or not self._reading:
+            return
+        self._reading = False
         try:
             asyncio.get_running_loop().remove_reader(ser.fileno())
         except (ValueError, OSError, RuntimeError):
             pass
+
+    def _close(self, reason: str) -> None:
+        ser = self._ser
+        if ser is None:
+            return
+        self._pause()
+        self._ser = None
         try:
             ser.close()
         except (serial.SerialException, OSError):
@@ -169,10 +205,10 @@ class SerialDevice:
 
     def _readable(self) -> None:
         ser = self._ser
-        if ser is None:
+        if ser is None or self._burst is not None:
             return
         try:
-            data = ser.read(4096)
+            data = ser.read(READ_CHUNK)
         except (serial.SerialException, OSError) as exc:
             self._close(f"read failed: {exc}")
             return
@@ -181,8 +217,6 @@ class SerialDevice:
         self.bytes_in += len(data)
         now = time.monotonic()
         result = self.parser.feed(data, now)
-        for reply in result.replies:
-            self._write(reply)
         burst: list[Emit] = []
         for reading in result.readings:
             self.frames += 1
@@ -196,12 +230,50 @@ class SerialDevice:
                 log.exception("serial_logic_failed", device=self.device_id, reading=reading.kind)
                 continue
             burst.extend(emits)
-        if burst and self.emit_many is not None:
-            self._tasks.spawn(self._emit_many(burst))  # one read, one commit group, one task
-        else:
-            for e in burst:
-                self._tasks.spawn(self._emit(e))
+        replies = result.replies
+        first_confirm = next((i for i, r in enumerate(replies) if isinstance(r, Confirm)), len(replies))
+        for reply in replies[:first_confirm]:  # answers that confirm nothing go out at once
+            self._write(reply)  # type: ignore[arg-type]
+        rest = replies[first_confirm:]
+        if burst or rest:
+            # one read, one commit, one task; the port is not read again until it is done
+            self._pause()
+            self.paused += 1
+            self._burst = self._tasks.spawn(self._commit_then_confirm(burst, rest))
         self._log_errors(now)
+
+    async def _commit_then_confirm(self, burst: list[Emit], replies: list[bytes | Confirm]) -> None:
+        try:
+            taken = await self._emit_burst(burst) if burst else True
+            for reply in replies:
+                if not isinstance(reply, Confirm):
+                    self._write(reply)
+                elif taken:
+                    self._write(reply.data)
+                else:
+                    self.unconfirmed += 1
+                    log.warning("serial_confirm_withheld", device=self.device_id, reason="events not stored")
+                    self.parser.unconfirmed(reply)
+        finally:
+            self._burst = None
+            self._resume()
+
+    async def _emit_burst(self, burst: list[Emit]) -> bool:
+        """Emit a read's events; False when any could not be stored."""
+        if self.emit_many is not None:
+            try:
+                return await self.emit_many(burst) is not False
+            except Exception:
+                log.exception("serial_emit_failed", device=self.device_id, types=sorted({e.type for e in burst}))
+                return False
+        taken = True
+        for e in burst:
+            try:
+                await self.emit(e)
+            except Exception:
+                log.exception("serial_emit_failed", device=self.device_id, type=e.type)
+                taken = False
+        return taken
 
     def _write(self, data: bytes) -> None:
         ser = self._ser
@@ -235,13 +307,6 @@ class SerialDevice:
             for e in emits:
                 await self._emit(e)
             self._log_errors(now)
-
-    async def _emit_many(self, burst: list[Emit]) -> None:
-        assert self.emit_many is not None
-        try:
-            await self.emit_many(burst)
-        except Exception:
-            log.exception("serial_emit_failed", device=self.device_id, types=sorted({e.type for e in burst}))
 
     async def _emit(self, e: Emit) -> None:
         try:
