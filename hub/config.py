@@ -34,6 +34,7 @@ from drivers.serial.dispenser import DispenserOptions
 from drivers.serial.espa444 import EspaOptions
 from hub.events import Priority, Route
 from hub.rules.config import WINDOW_HELP, WINDOW_PATTERN, RulesConfig
+from hub.schematext import clean_descriptions
 from hub.tomlpos import format_path, key_positions, locate
 
 if sys.version_info >= (3, 11):
@@ -694,9 +695,13 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.json"
 
 
 def config_schema() -> dict[str, Any]:
-    """The JSON Schema of the residence config (as decoded from TOML), for editors and reviewers."""
+    """The JSON Schema of the residence config (as decoded from TOML), for editors and reviewers.
+
+    Descriptions come from the structs' docstrings, cleaned by :func:`hub.schematext.clean_descriptions`
+    so that the committed file does not change with how a msgspec release trims them.
+    """
     schema = msgspec.json.schema(Config)
-    return {
+    return clean_descriptions({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "carehub residence config",
         "description": (
@@ -705,7 +710,7 @@ def config_schema() -> dict[str, Any]:
             "Generated from hub/config.py by `python -m hub.config --write-schema`: do not edit."
         ),
         **schema,
-    }
+    })
 
 
 def schema_text() -> str:

@@ -4,6 +4,8 @@
 ``contract/asyncapi.json`` is an AsyncAPI 3 document of every topic the hub
 publishes and subscribes to. Both are committed; ``python -m hub.contract
 --write`` regenerates them and a test fails when they drift from the code.
+Every ``description`` is cleaned by :func:`hub.schematext.clean_descriptions`, so
+the documents do not change with how a msgspec release trims docstrings.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import msgspec
 
 from hub.commands import COMMANDS
 from hub.events import EVENT_TYPES, SCHEMA_VERSION, Event
+from hub.schematext import clean_descriptions
 
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "contract"
 
 
 def event_schema() -> dict[str, Any]:
-    """The JSON Schema (2020-12) of one event."""
+    """The JSON Schema (2020-12) of one event, descriptions cleaned."""
     schema = msgspec.json.schema(Event)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://carehub.example/contract/v{SCHEMA_VERSION}/event.schema.json"
@@ -32,7 +35,7 @@ def event_schema() -> dict[str, Any]:
         "One event from a carehub hub, published on {prefix}/{hub}/event/{type}. "
         "De-duplicate by id; find gaps by seq (per hub, strictly increasing, no gaps)."
     )
-    return schema
+    return clean_descriptions(schema)
 
 
 def _json_schema_of(tp: Any) -> dict[str, Any]:
@@ -101,7 +104,7 @@ _REPLY = {
 
 
 def asyncapi() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the hub's topics."""
+    """The AsyncAPI 3.0 document of the hub's topics, descriptions cleaned."""
     components: dict[str, Any] = {"schemas": {}, "messages": {}}
     ev = _json_schema_of(Event)
     components["schemas"].update(ev["components"])
@@ -180,7 +183,7 @@ def asyncapi() -> dict[str, Any]:
                 "messages": [{"$ref": "#/components/messages/CommandReply"}],
             },
         }
-    return {
+    return clean_descriptions({
         "asyncapi": "3.0.0",
         "info": {
             "title": "carehub hub ↔ alarm central",
@@ -195,7 +198,7 @@ def asyncapi() -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": components,
-    }
+    })
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare a fresh machine: Mosquitto (Debian package) and a virtualenv with carehub installed.
+# Prepare a fresh machine: Mosquitto (Debian package) and a virtualenv with carehub installed
+# at the versions pinned in constraints.txt (the lock; regenerate it with scripts/lock.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
@@ -10,4 +11,21 @@ fi
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# The stamp holds the sha256 of the lock and of pyproject.toml the venv was last installed from.
+# Install again when either changed, the venv is new, or a package in it is not at its pinned
+# version (someone ran pip install by hand), so that the venv is what a fresh machine gets.
+stamp=.venv/carehub-lock.sha256
+want="$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
+    || ! .venv/bin/python tests/support/lock.py --check >/dev/null 2>&1; then
+    rm -f "$stamp"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+    # Drop what an earlier lock installed and this one no longer names, so that code importing an
+    # undeclared package fails here as it would on a fresh machine.
+    extra="$(.venv/bin/python tests/support/lock.py --leftovers)"
+    if [ -n "$extra" ]; then
+        # shellcheck disable=SC2086  # one distribution name per word
+        .venv/bin/python -m pip uninstall -q -y $extra
+    fi
+    echo "$want" >"$stamp"
+fi
