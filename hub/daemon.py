@@ -246,13 +246,38 @@ class Hub:
     def device_source(self, dev: Device) -> Source:
         return Source(device=dev.id, kind=dev.kind, room=dev.room)
 
-    async def emit_for(self, dev: Device | None, e: Any) -> Event:
-        """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub)."""
+    async def emit_for(self, dev: Device | None, e: Any) -> Event | None:
+        """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub).
+
+        An Emit with ``closes`` (a device's reset) goes to :meth:`AlarmTracker.cancel_matching`
+        instead: the ``alarm.cancelled`` of the matching alarm, or None (logged, counted) without one.
+        """
+        if getattr(e, "closes", None) is not None:
+            return await self._cancel_for(dev, e)
         return await self.emit(self._draft_for(dev, e))
 
     async def emit_many_for(self, dev: Device, emits: list[Any]) -> None:
-        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``."""
-        await self.emit_many([self._draft_for(dev, e) for e in emits])
+        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``, in order.
+
+        A reset (``closes``) in the burst waits for what came before it, so a call and its
+        reset read at once close each other.
+        """
+        batch: list[Draft] = []
+        for e in emits:
+            if getattr(e, "closes", None) is None:
+                batch.append(self._draft_for(dev, e))
+                continue
+            if batch:
+                await self.emit_many(batch)
+                batch = []
+            await self._cancel_for(dev, e)
+        if batch:
+            await self.emit_many(batch)
+
+    async def _cancel_for(self, dev: Device | None, e: Any) -> Event | None:
+        data = dict(e.data)
+        how = str(data.pop("how", "device"))
+        return await self.alarms.cancel_matching(dev.id if dev else HUB_SOURCE.device, dict(e.closes), how=how, data=data)
 
     def _draft_for(self, dev: Device | None, e: Any) -> Draft:
         if dev is None:
@@ -320,7 +345,13 @@ class Hub:
             result, alarm = await self.alarms.acknowledge(cmd.event_id, cmd.by)
             if result is AckResult.UNKNOWN:
                 return {"ok": False, "error": f"no open alarm with id {cmd.event_id}", "result": result.value}
-            return {"ok": True, "result": result.value, "alarm_id": alarm.event.id if alarm else None}
+            # alarm_id: the alarm the ack names (a reminder names its episode's first); closes: the episode's alarms
+            return {
+                "ok": True,
+                "result": result.value,
+                "alarm_id": alarm.alarm_id_for(cmd.event_id) if alarm else None,
+                "closes": alarm.ids if alarm else [],
+            }
         if isinstance(cmd, commands.TestAlarm):
             if cmd.device is not None and cmd.device not in self.devices:
                 return {"ok": False, "error": f"unknown device {cmd.device!r}"}
@@ -382,6 +413,7 @@ class Hub:
             "forwarder": self.forwarder.status(),
             "devices": self._health(),
             "open_alarms": self.alarms.status(),
+            "alarm_counters": dict(self.alarms.counters),
         }
 
     async def _heartbeat(self) -> None:

@@ -55,6 +55,10 @@ class Emit:
     type: str
     priority: Priority
     data: dict[str, Any] = field(default_factory=dict)
+    #: For ``alarm.cancelled`` only: which of the device's open alarms this closes, as key/values
+    #: that alarm's ``data`` holds (an ESPA reset names the call address). The hub closes the
+    #: matching alarm and sets the event's ``cause`` to its id; with no match it logs and counts.
+    closes: dict[str, Any] | None = None
 
 
 class BatteryWatch:
