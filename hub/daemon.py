@@ -478,10 +478,15 @@ class Hub:
                 self.alarms.indicators[dev.id] = indicator
                 self._closers.append(indicator.close)
             gestures = ButtonGestures(self, dev)
+
+            def press(t: float, gestures: ButtonGestures = gestures, dev_id: str = dev.id) -> None:
+                gestures.press(t)  # the alarm first; then supervision hears the button
+                self.device_report(dev_id)
+
             button = AlarmButton(
                 g.pin,
                 factory=factory,
-                handlers=ButtonHandlers(press=gestures.press, hold=gestures.hold, release=gestures.release),
+                handlers=ButtonHandlers(press=press, hold=gestures.hold, release=gestures.release),
                 loop=loop,
                 pull_up=g.pull_up,
                 bounce_s=g.bounce_s,
@@ -642,7 +647,9 @@ class Hub:
             factory: Any = registry.client
         else:
             factory = lambda address: make_client("bleak", address, adapter=b.adapter)  # noqa: E731
-        self.gatt = GattManager(specs, factory, emit, on_battery=on_battery, max_connections=b.max_connections)
+        self.gatt = GattManager(
+            specs, factory, emit, on_battery=on_battery, on_heard=self.device_report, max_connections=b.max_connections
+        )
         if b.backend == "sim":
             register_gatt_sim_ops(self._sim(), registry, manager=self.gatt)
         self.spawn(self.gatt.run(), "gatt")
