@@ -37,7 +37,7 @@ def test_ack_turns_led_steady(make_hub, subscribe, broker):
     wait_feedback(hub, "slow_blink")
     assert led_changes_over(hub, 1.2) >= 2
     reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"], "by": "operator-7"})
-    assert reply == {"ok": True, "result": "acknowledged", "alarm_id": alarm["id"]}
+    assert reply == {"ok": True, "result": "acknowledged", "alarm_id": alarm["id"], "closes": [alarm["id"]]}
     st = wait_feedback(hub, "steady")
     assert st["led"]["value"] == 1
     assert led_changes_over(hub, 1.0) == 0  # steady: no blinking
