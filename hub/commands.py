@@ -33,7 +33,13 @@ class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
 
 
 class Ack(_Command):
-    """``cmd/ack``: the central acknowledges an alarm (or one of its reminders)."""
+    """``cmd/ack``: the central acknowledges an alarm (or one of its reminders).
+
+    Any alarm of a device's open episode (the first press, a repeat) or any
+    of its reminders ends the whole episode. The reply's ``alarm_id`` is the
+    alarm acked (for a reminder, the episode's first); ``closes`` lists the
+    episode's alarm ids.
+    """
 
     event_id: EventIdField
     by: Who = "central"

@@ -91,7 +91,15 @@ _HEARTBEAT = {
         "link": {"type": "object"},
         "forwarder": {"type": "object"},
         "devices": {"type": "object", "additionalProperties": {"type": "object"}},
-        "open_alarms": {"type": "array"},
+        "open_alarms": {
+            "type": "array",
+            "description": "Open alarm episodes: event_id (the first alarm), device, type, state, alarms, latest, "
+            "held, reminders.",
+        },
+        "alarm_counters": {
+            "type": "object",
+            "description": "cancel_unmatched: resets from a device that named no open alarm.",
+        },
     },
 }
 
@@ -191,7 +199,10 @@ def asyncapi() -> dict[str, Any]:
             "description": (
                 "MQTT 5 topics of a carehub hub. Events are QoS 1 and at-least-once: de-duplicate by `id`, "
                 "detect gaps by `seq` and ask for them with cmd/replay. Every alarm needs cmd/ack; without it "
-                "the hub sends alarm.unacknowledged until acked."
+                "the hub sends alarm.unacknowledged until acked. Alarms are acked per episode: a device's repeats "
+                "(and repeated test alarms, and a nurse-call address's repeated calls) join its open alarm, share one "
+                "reminder stream, and one ack of any of them or of a reminder closes them all (alarm.acknowledged "
+                "data.closes)."
             ),
         },
         "defaultContentType": "application/json",

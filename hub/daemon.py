@@ -201,7 +201,7 @@ class Hub:
         except Exception:
             log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
         if event.type in ALARM_TYPES:
-            self.alarms.stored(event)
+            self.alarms.stored(event.id)
         log.info("event_committed", event_id=event.id, seq=event.seq, type=event.type,
                  priority=event.priority.value, device=event.source.device, was_held=True)
 
@@ -302,24 +302,51 @@ class Hub:
     async def emit_for(self, dev: Device | None, e: Any) -> Event | None:
         """Emit a driver's :class:`~drivers.serial.base.Emit` as an event of ``dev`` (None: of the hub).
 
-        Telemetry over the device's limit is dropped here (None; see :mod:`hub.flood`).
+        Telemetry over the device's limit is dropped here (None; see :mod:`hub.flood`). An
+        Emit with ``closes`` (a device's reset) goes to :meth:`AlarmTracker.cancel_matching`
+        instead: the ``alarm.cancelled`` of the matching alarm, or None (logged, counted) without one.
         """
+        if getattr(e, "closes", None) is not None:
+            return await self._cancel_for(dev, e)
         if dev is not None and not self._admit(dev, e):
             return None
         return await self.emit(self._draft_for(dev, e))
 
     async def emit_many_for(self, dev: Device, emits: list[Any]) -> bool:
-        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``.
+        """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``, in order.
 
         True when every event was taken: committed, held as an alarm, or
         dropped by the device's flood limit (sending it again would not help);
         False when the store refused any (the driver withholds its ack then).
+        A reset (``closes``) in the burst waits for what came before it, so a
+        call and its reset read at once close each other.
         """
-        drafts = [self._draft_for(dev, e) for e in emits if self._admit(dev, e)]
-        if not drafts:
-            return True
-        results = await self.emit_many(drafts)
-        return not any(isinstance(r, StoreError) for r in results)
+        taken = True
+        batch: list[Draft] = []
+
+        async def flush() -> None:
+            nonlocal taken, batch
+            if batch:
+                results = await self.emit_many(batch)
+                taken = taken and not any(isinstance(r, StoreError) for r in results)
+                batch = []
+
+        for e in emits:
+            if getattr(e, "closes", None) is not None:
+                await flush()
+                try:
+                    await self._cancel_for(dev, e)
+                except StoreError:
+                    taken = False
+            elif self._admit(dev, e):
+                batch.append(self._draft_for(dev, e))
+        await flush()
+        return taken
+
+    async def _cancel_for(self, dev: Device | None, e: Any) -> Event | None:
+        data = dict(e.data)
+        how = str(data.pop("how", "device"))
+        return await self.alarms.cancel_matching(dev.id if dev else HUB_SOURCE.device, dict(e.closes), how=how, data=data)
 
     def _admit(self, dev: Device, e: Any) -> bool:
         if e.priority is Priority.CRITICAL:
@@ -393,7 +420,13 @@ class Hub:
             result, alarm = await self.alarms.acknowledge(cmd.event_id, cmd.by)
             if result is AckResult.UNKNOWN:
                 return {"ok": False, "error": f"no open alarm with id {cmd.event_id}", "result": result.value}
-            return {"ok": True, "result": result.value, "alarm_id": alarm.event.id if alarm else None}
+            # alarm_id: the alarm the ack names (a reminder names its episode's first); closes: the episode's alarms
+            return {
+                "ok": True,
+                "result": result.value,
+                "alarm_id": alarm.alarm_id_for(cmd.event_id) if alarm else None,
+                "closes": alarm.ids if alarm else [],
+            }
         if isinstance(cmd, commands.TestAlarm):
             if cmd.device is not None and cmd.device not in self.devices:
                 return {"ok": False, "error": f"unknown device {cmd.device!r}"}
@@ -464,6 +497,7 @@ class Hub:
             "health": self.health.status(),
             "tasks": self.supervisor.status(),
             "commands": self.commands.status(),
+            "alarm_counters": dict(self.alarms.counters),
         }
 
     async def _heartbeat(self) -> None:
@@ -607,10 +641,15 @@ class Hub:
                 self.alarms.indicators[dev.id] = indicator
                 self._closers.append(indicator.close)
             gestures = ButtonGestures(self, dev)
+
+            def press(t: float, gestures: ButtonGestures = gestures, dev_id: str = dev.id) -> None:
+                gestures.press(t)  # the alarm first; then supervision hears the button
+                self.device_report(dev_id)
+
             button = AlarmButton(
                 g.pin,
                 factory=factory,
-                handlers=ButtonHandlers(press=gestures.press, hold=gestures.hold, release=gestures.release),
+                handlers=ButtonHandlers(press=press, hold=gestures.hold, release=gestures.release),
                 loop=loop,
                 pull_up=g.pull_up,
                 bounce_s=g.bounce_s,
@@ -772,7 +811,9 @@ class Hub:
             factory: Any = registry.client
         else:
             factory = lambda address: make_client("bleak", address, adapter=b.adapter)  # noqa: E731
-        self.gatt = GattManager(specs, factory, emit, on_battery=on_battery, max_connections=b.max_connections)
+        self.gatt = GattManager(
+            specs, factory, emit, on_battery=on_battery, on_heard=self.device_report, max_connections=b.max_connections
+        )
         if b.backend == "sim":
             register_gatt_sim_ops(self._sim(), registry, manager=self.gatt)
         self._drivers.append(("gatt", self.gatt.run))

@@ -169,13 +169,34 @@ _decoder = msgspec.json.Decoder(Event)
 #: The event types of this version of the contract, with their default priority
 #: and what they mean. The AsyncAPI document lists them; later drivers and rules add theirs.
 EVENT_TYPES: dict[str, tuple[Priority, str]] = {
-    "alarm.button": (Priority.CRITICAL, "A resident pressed an alarm button or pulled a cord."),
-    "alarm.cancelled": (Priority.CRITICAL, "The alarm in `cause` was cancelled at the device (button held)."),
-    "alarm.test": (Priority.HIGH, "A test alarm sent by an installer or the central; needs an ack like any alarm."),
-    "alarm.acknowledged": (Priority.NORMAL, "The central acknowledged the alarm in `cause`; data.by says who."),
+    "alarm.button": (
+        Priority.CRITICAL,
+        "A resident pressed an alarm button or pulled a cord. Pressed again while the device's alarm waits for "
+        "its ack, it is a repeat (data.repeat true, cause = the first alarm) and joins that alarm's episode.",
+    ),
+    "alarm.cancelled": (
+        Priority.CRITICAL,
+        "An alarm episode was cancelled at the device: the button held (data.how hold; cause = the episode's "
+        "first alarm) or a reset sent by the device, e.g. an ESPA cancel record (cause = the alarm it names). "
+        "data.closes lists the episode's alarm ids; no reminders follow for any of them.",
+    ),
+    "alarm.test": (
+        Priority.HIGH,
+        "A test alarm sent by an installer or the central; needs an ack like any alarm. Further test alarms of "
+        "the same device (or of the hub) while one is open join its episode; a test never joins a real alarm's.",
+    ),
+    "alarm.acknowledged": (
+        Priority.NORMAL,
+        "The central acknowledged an alarm episode; data.by says who. One cmd/ack of any of the episode's alarms "
+        "(the first, a repeat) or reminders ends it all: the LED turns steady and every reminder stops. cause = "
+        "the alarm acked (for a reminder, the episode's first alarm); data.closes = the episode's alarm ids "
+        "(the first and up to 64 newest; data.alarms counts them all).",
+    ),
     "alarm.unacknowledged": (
         Priority.CRITICAL,
-        "No acknowledgement arrived for the alarm in `cause` within its ack timeout; repeated until acked.",
+        "No acknowledgement arrived within the ack timeout for the alarm episode whose first alarm is `cause`; "
+        "repeated every unack_repeat_s until it is acked or cancelled. One reminder stream per episode however "
+        "many alarms joined it (data.alarms counts them, data.reminder numbers the reminders).",
     ),
     "device.online": (Priority.NORMAL, "A device reports again."),
     "device.offline": (Priority.HIGH, "A device stopped reporting or could not be opened."),
@@ -198,7 +219,8 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     ),
     "alarm.nursecall": (
         Priority.CRITICAL,
-        "A call from the building's nurse-call system (ESPA 4.4.4); priority mapped from the call's priority.",
+        "A call from the building's nurse-call system (ESPA 4.4.4); priority mapped from the call's priority. "
+        "Calls of the same call address (data.call_address) while one is open join its episode.",
     ),
     "hub.started": (Priority.NORMAL, "The hub daemon started."),
     "hub.ble_degraded": (

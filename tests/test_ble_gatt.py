@@ -157,6 +157,20 @@ async def test_notification_mapped_to_configured_event(rig: Rig) -> None:
     assert h["notifications"] == 2 and h["last_notify_s_ago"] is not None and h["last_battery"] is None
 
 
+async def test_a_decoded_notification_is_heard_before_its_event_and_garbage_or_connects_are_not(rig: Rig) -> None:
+    heard: list[tuple[str, int]] = []
+    rig.sim.add(A, {FALL: b"\x00", TEMP: b"\x00\x00"})
+    rig.start([fall_device(battery_interval_s=None)], on_heard=lambda d: heard.append((d, len(rig.events))))
+    await until(lambda: rig.health()["state"] == "connected")
+    assert heard == [], "a connection is the hub's doing, not the device speaking"
+    await until(lambda: rig.sim.notify(A, FALL, b"\x5a") == 1, what="subscribed")
+    await until(lambda: len(rig.events) == 1)
+    assert heard == [("fall1", 0)]  # supervision hears it before the event is queued
+    rig.sim.notify(A, FALL, b"\x01\x02")  # does not decode as uint8
+    await until(lambda: rig.health()["decode_errors"] == 1)
+    assert heard == [("fall1", 0)]
+
+
 async def test_connection_loss_offline_once_then_online_and_notifications_again(rig: Rig) -> None:
     rig.sim.add(A, {FALL: b"\x00", TEMP: b"\x00\x00"})
     rig.start([fall_device()], backoff_initial_s=0.05)

@@ -37,7 +37,7 @@ def test_ack_turns_led_steady(make_hub, subscribe, broker):
     wait_feedback(hub, "slow_blink")
     assert led_changes_over(hub, 1.2) >= 2
     reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"], "by": "operator-7"})
-    assert reply == {"ok": True, "result": "acknowledged", "alarm_id": alarm["id"]}
+    assert reply == {"ok": True, "result": "acknowledged", "alarm_id": alarm["id"], "closes": [alarm["id"]]}
     st = wait_feedback(hub, "steady")
     assert st["led"]["value"] == 1
     assert led_changes_over(hub, 1.0) == 0  # steady: no blinking
@@ -151,3 +151,50 @@ def test_unacknowledged_alarm_survives_a_crash(make_hub, subscribe, broker):
     reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"]})
     assert reply["ok"] and reply["result"] == "acknowledged"
     wait_feedback(hub, "steady")
+
+
+def test_press_repeat_and_an_ack_of_the_first_ends_both(make_hub, subscribe, broker):
+    # issue 10 item 5: the ack of the first alarm used to leave the repeat blinking and reminding
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(ack_timeout_s=1.0, unack_repeat_s=1.0).start()
+    hub.press()
+    sub.wait_for(lambda _: events(sub, "alarm.button"))
+    first = events(sub, "alarm.button")[0]
+    hub.press()
+    sub.wait_for(lambda _: len(events(sub, "alarm.button")) == 2)
+    repeat = events(sub, "alarm.button")[1]
+    assert repeat["cause"] == first["id"]
+    sub.wait_for(lambda _: events(sub, "alarm.unacknowledged"), timeout=5)
+    reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": first["id"], "by": "operator-7"})
+    assert reply == {"ok": True, "result": "acknowledged", "alarm_id": first["id"], "closes": [first["id"], repeat["id"]]}
+    st = wait_feedback(hub, "steady")
+    assert st["led"]["value"] == 1
+    sub.wait_for(lambda _: events(sub, "alarm.acknowledged"))
+    n = len(events(sub, "alarm.unacknowledged"))
+    assert led_changes_over(hub, 2.5) == 0, "steady, not blinking for the repeat"
+    assert len(events(sub, "alarm.unacknowledged")) == n, "no reminder for the repeat after the ack of the first"
+    (acked,) = events(sub, "alarm.acknowledged")
+    assert acked["cause"] == first["id"] and acked["data"]["closes"] == [first["id"], repeat["id"]]
+    assert {r["cause"] for r in events(sub, "alarm.unacknowledged")} == {first["id"]}, "one reminder stream"
+    again = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": repeat["id"]})
+    assert again["result"] == "already_acknowledged"
+
+
+def test_repeated_test_alarms_share_one_reminder_stream(make_hub, subscribe, broker):
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(ack_timeout_s=1.0, unack_repeat_s=30.0).start().wait_online()
+    ids = [request("127.0.0.1", broker.port, f"{BASE}/cmd/test-alarm", {"note": str(i)})["event_id"] for i in range(20)]
+    ids += [request("127.0.0.1", broker.port, f"{BASE}/cmd/test-alarm", {"device": "button-1"})["event_id"] for _ in range(5)]
+    sub.wait_for(lambda _: len(events(sub, "alarm.unacknowledged")) >= 2, timeout=5)
+    time.sleep(1.0)
+    reminders = events(sub, "alarm.unacknowledged")
+    assert sorted(r["cause"] for r in reminders) == sorted([ids[0], ids[20]]), "one stream for the hub, one for the button"
+    st = request("127.0.0.1", broker.port, f"{BASE}/cmd/status", {})
+    assert sorted(a["alarms"] for a in st["open_alarms"]) == [5, 20]
+    reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": ids[7]})
+    assert reply["ok"] and len(reply["closes"]) == 20
+    assert [a["device"] for a in request("127.0.0.1", broker.port, f"{BASE}/cmd/status", {})["open_alarms"]] == ["button-1"]
+    hub.press()  # a test open on the button is not the resident's alarm: the press is a fresh one
+    sub.wait_for(lambda _: events(sub, "alarm.button"))
+    (press,) = events(sub, "alarm.button")
+    assert press["cause"] is None and "repeat" not in press["data"]

@@ -134,11 +134,76 @@ async def test_buzzer_beeps_three_times_when_help_is_coming_and_ends_silent(fact
     ind.close()
 
 
+def _runs(pin: object) -> list[tuple[int, float]]:
+    """The pin's history as (state, how long it held), oldest first (the last, still running, left out)."""
+    states = list(pin.states)  # type: ignore[attr-defined]
+    return [(int(prev.state), nxt.timestamp) for prev, nxt in zip(states, states[1:])]
+
+
+async def test_fault_is_three_short_pulses_then_a_pause_on_led_and_buzzer(factory: object) -> None:
+    ind = GpioIndicator(led_pin=27, buzzer_pin=22, factory=factory)
+    ind.show(FeedbackMode.SLOW)
+    await asyncio.sleep(0.05)
+    ind.led.pin.clear_states()
+    ind.buzzer.pin.clear_states()
+    ind.show(FeedbackMode.FAULT)
+    assert ind.mode is FeedbackMode.FAULT
+    await asyncio.sleep(3.8)  # two groups of 3 x 0.25 s and a 1 s pause, and the start of a third
+    for pin in (ind.led.pin, ind.buzzer.pin):
+        runs = _runs(pin)[1:]  # from the first pulse on
+        ons = [d for v, d in runs if v == 1]
+        offs = [d for v, d in runs if v == 0]
+        assert len(ons) >= 6 and all(0.08 <= d <= 0.3 for d in ons), runs
+        # between pulses short gaps; after every third a pause longer than any slow blink's
+        assert [d > 0.9 for d in offs[:5]] == [False, False, True, False, False], runs
+        assert all(d <= 1.6 for d in offs), runs
+    ind.show(FeedbackMode.STEADY)  # acknowledged: steady wins, the fault rhythm stops at once
+    before = ind.led.pin.changes
+    await asyncio.sleep(0.4)
+    assert ind.led.value == 1 and ind.led.pin.changes == before
+    ind.close()
+
+
+async def test_fault_buzzer_sounds_three_groups_then_stops(factory: object) -> None:
+    ind = GpioIndicator(led_pin=27, buzzer_pin=22, factory=factory)
+    ind.show(FeedbackMode.FAULT)
+    await asyncio.sleep(3 * 1.75 + 0.6)
+    assert ind.buzzer.pin.changes == 3 * 3 * 2 and ind.buzzer.value == 0
+    assert ind.led.pin.changes > 3 * 3 * 2  # the LED goes on while the fault lasts
+    ind.close()
+
+
 async def test_no_thread_is_started_per_pattern(factory: object) -> None:
     ind = GpioIndicator(led_pin=27, buzzer_pin=22, factory=factory)
     before = threading.active_count()
-    for mode in [FeedbackMode.FAST, FeedbackMode.SLOW, FeedbackMode.STEADY, FeedbackMode.OFF] * 5:
+    for mode in [FeedbackMode.FAST, FeedbackMode.SLOW, FeedbackMode.FAULT, FeedbackMode.STEADY, FeedbackMode.OFF] * 5:
         ind.show(mode)
         await asyncio.sleep(0)
     assert threading.active_count() == before
+    ind.close()
+
+
+async def test_sim_state_reports_the_fault_pattern(factory: object, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from drivers.gpio.sim import SimButton, register
+    from hub.alarms import AlarmTracker
+    from hub.events import Draft, Event, Priority, Source
+    from hub.simctl import SimControl
+
+    ind = GpioIndicator(led_pin=27, buzzer_pin=22, factory=factory)
+    button = AlarmButton(17, factory=factory, handlers=Gestures().handlers(), loop=asyncio.get_running_loop(), bounce_s=0)
+    ctl = SimControl(tmp_path / "sim.sock")
+    register(ctl, {"button-1": SimButton("button-1", button, True, ind)})
+    tracker = AlarmTracker(lambda d: None, ack_timeout_s=60)  # type: ignore[arg-type,return-value]
+    tracker.indicators["button-1"] = ind
+    d = Draft(type="alarm.button", priority=Priority.CRITICAL, source=Source(device="button-1", kind="alarm_button"))
+    alarm = Event(v=1, id=d.id, hub="h", seq=1, ts=d.ts, type=d.type, priority=d.priority, source=d.source,
+                  resident="r", route=d.route, data={}, cause=None)
+    tracker.opened(alarm, held=True)  # the commit failed: sent from memory
+    st = await ctl.handlers["state"]({"op": "state", "device": "button-1"})
+    assert st["feedback"] == "fault"
+    tracker.stored(alarm.id)
+    st = await ctl.handlers["state"]({"op": "state", "device": "button-1"})
+    assert st["feedback"] == "fast_blink"
+    tracker.close()
+    button.close()
     ind.close()

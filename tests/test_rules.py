@@ -53,6 +53,7 @@ KINDS = {
     "dispenser": "medication_dispenser",
     "dispenser-2": "medication_dispenser",
     "button": "alarm_button",
+    "nurse": "nurse_call",
 }
 
 
@@ -703,12 +704,81 @@ def test_a_silent_device_goes_offline_once_and_online_when_it_reports() -> None:
     assert [o.type for _, o in s.log] == ["device.offline", "device.online", "device.offline"]
 
 
-def test_events_from_the_device_count_as_reports() -> None:
+def test_readings_keep_a_device_online_and_events_do_not() -> None:
     s = sim(supervision(), start=at(2026, 1, 15, 10, 0))
     for _ in range(5):
         s.run_for(50 * MIN, step=10)
-        s.send("bed.exit", "bedmat")
+        s.report("bedmat")  # the driver heard a reading (it may or may not have made an event)
     assert s.log == []
+    # a device logic's timed event (bed.exit after exit_after_s) is the hub's, not a sign of life
+    for _ in range(2):
+        s.run_for(50 * MIN, step=10)
+        s.send("bed.exit", "bedmat")
+    assert [o.type for _, o in s.log] == ["device.offline"]
+
+
+#: Events the hub makes with a device's source: none is the device speaking.
+HUB_MADE_EVENTS = [
+    ("alarm.unacknowledged", {"waited_s": 60.0, "reminder": 1, "alarm_type": "alarm.nursecall", "alarms": 1}),
+    ("alarm.acknowledged", {"by": "op", "alarm_type": "alarm.nursecall", "closes": ["x"], "alarms": 1}),
+    ("alarm.cancelled", {"how": "reset", "closes": ["x"]}),
+    ("alarm.test", {"note": "monthly", "battery_pct": 5}),
+    ("rule.bed_not_returned", {"realert": 0}),
+    ("device.offline", {"reason": "silent", "rule": "supervision"}),
+]
+
+
+def test_a_reminder_for_a_device_whose_port_vanished_is_not_a_sign_of_life() -> None:
+    # issue 10 item 6: the port closed (device.offline from the port), the hub keeps reminding the central
+    # of the device's open alarm with the device's source: no device.online while the port is gone
+    s = sim(supervision({"nurse": ("nurse_call", None), "bedmat": ("bed_mat", 600.0)}), start=at(2026, 1, 15, 10, 0))
+    for device in ("nurse", "bedmat"):
+        s.send("device.offline", device, reason="read failed", port="/dev/ttyUSB0")
+    for _ in range(30):
+        s.run_for(MIN, step=10)
+        for device in ("nurse", "bedmat"):
+            for type_, data in HUB_MADE_EVENTS:
+                s.send(type_, device, **data)
+    assert s.log == [], "no device.online, no battery warning from the hub's own events"
+    s.send("device.online", "nurse", port="/dev/ttyUSB0")  # the port is back: it said so itself
+    s.report("bedmat")  # the mat read again (its port's online event is not needed for this)
+    assert [(o.type, o.device) for _, o in s.log] == [("device.online", "bedmat")]
+    s.report("nurse")
+    assert len(s.log) == 1, "the port announced it: not twice"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("gap"), st.floats(min_value=1.0, max_value=1500.0)),
+            st.tuples(st.just("report"), st.sampled_from(["bedmat", "door-front"])),
+            st.tuples(st.just("battery"), st.integers(min_value=0, max_value=100)),
+            st.tuples(st.just("hub"), st.sampled_from(range(len(HUB_MADE_EVENTS)))),
+        ),
+        max_size=80,
+    )
+)
+def test_hub_made_events_change_no_supervision_output(steps: list[tuple[str, Any]]) -> None:
+    """Differential: the same readings with the hub's own events sprinkled in, or without them, give
+    the same offline/online/battery outputs at the same times."""
+
+    def run(with_hub_events: bool) -> list[tuple[float, str, str | None, dict[str, Any]]]:
+        s = sim(supervision({"bedmat": ("bed_mat", 600.0), "door-front": ("door", 900.0)}), start=at(2026, 1, 15, 10, 0))
+        for what, arg in steps:
+            if what == "gap":
+                s.run_for(arg, step=30)
+            elif what == "report":
+                s.report(arg)
+            elif what == "battery":
+                s.report("door-front", battery=arg)
+            elif with_hub_events:
+                type_, data = HUB_MADE_EVENTS[arg]
+                for device in ("bedmat", "door-front"):
+                    s.send(type_, device, **data)
+        return [(t, o.type, o.device, o.data) for t, o in s.log]
+
+    assert run(True) == run(False)
 
 
 def test_silence_counts_from_start_until_the_first_report_and_kinds_without_interval_are_not_supervised() -> None:

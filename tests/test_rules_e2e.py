@@ -64,3 +64,28 @@ def test_resident_back_after_a_crash_stands_the_rule_down(make_hub, subscribe, e
     sub.wait_for(lambda _: any(e["data"].get("baseline") for e in events(sub, "bed.return")))
     time.sleep(4.5)
     assert events(sub, "rule.bed_not_returned") == []
+
+
+def test_reminders_for_a_vanished_port_are_not_a_device_online(make_hub, subscribe, emulate):  # noqa: F811
+    # issue 10 item 6: the hub's reminders carry the nurse-call line's source; they are not the line speaking
+    espa = emulate("espa444", "espa")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(espa=espa), ack_timeout_s=0.5, unack_repeat_s=0.5).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    espa.send("call", address="101", text="Rom 101 seng", priority="1")
+    sub.wait_for(lambda _: events(sub, "alarm.nursecall"))
+    (call,) = events(sub, "alarm.nursecall")
+    espa.unplug()
+    sub.wait_for(lambda _: events(sub, "device.offline"))
+    (off,) = events(sub, "device.offline")
+    sub.wait_for(lambda _: len([r for r in events(sub, "alarm.unacknowledged") if r["seq"] > off["seq"]]) >= 4, timeout=10)
+    reminders = [r for r in events(sub, "alarm.unacknowledged") if r["seq"] > off["seq"]]
+    assert all(r["source"]["device"] == "nursecall-1" and r["cause"] == call["id"] for r in reminders)
+    assert events(sub, "device.online") == [], "the port is still gone"
+    espa.replug()
+    sub.wait_for(lambda _: events(sub, "device.online"), timeout=5)
+    (on,) = events(sub, "device.online")
+    assert on["source"]["device"] == "nursecall-1" and on["data"]["port"] == str(espa.link)  # the port said it
+    n = len(events(sub, "alarm.unacknowledged"))
+    sub.wait_for(lambda _: len(events(sub, "alarm.unacknowledged")) >= n + 2, timeout=5)
+    assert len(events(sub, "device.online")) == 1, "and once"

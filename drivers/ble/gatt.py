@@ -33,7 +33,10 @@ is only in the Battery Service. This module keeps those connected.
   - configured notifications are subscribed at every connection and emitted
     as ``Emit(mapping.event_type, mapping.priority, {mapping.key: value,
     "raw": hex})``. A payload that does not decode is counted and logged
-    (rate-limited), never raised.
+    (rate-limited), never raised;
+  - every notification that decodes calls ``on_heard(device_id)`` first (the
+    daemon's supervision report: the device itself spoke); a battery read is
+    heard through ``on_battery``.
 
 Events go out in order through one emitter task, as ``await emit(device_id,
 Emit)`` (the manager serves many devices, so the caller learns which one;
@@ -247,6 +250,7 @@ class GattManager:
         emit: EmitFn | None = None,
         *,
         on_battery: BatteryFn | None = None,
+        on_heard: Callable[[str], None] | None = None,
         max_connections: int = 2,
         connect_timeout_s: float = 20.0,
         disconnect_timeout_s: float = 5.0,
@@ -267,6 +271,7 @@ class GattManager:
         self.client_factory = client_factory
         self.emit = emit
         self.on_battery = on_battery
+        self.on_heard = on_heard
         self.max_connections = max_connections
         self.connect_timeout_s = connect_timeout_s
         self.disconnect_timeout_s = disconnect_timeout_s
@@ -504,6 +509,11 @@ class GattManager:
             self._log_error(st, "gatt_notify_undecodable", uuid=short_uuid(m.uuid), raw=bytes(data).hex(), error=str(exc))
             return
         st.notifications += 1
+        if self.on_heard is not None:
+            try:
+                self.on_heard(st.dev.device_id)
+            except Exception:  # supervision's trouble must not lose the notification
+                log.exception("gatt_heard_callback_failed", device=st.dev.device_id)
         self._queue_event(st.dev.device_id, e)
 
     def _log_error(self, st: _DeviceState, what: str, **kw: Any) -> None:

@@ -1,4 +1,18 @@
-"""The resident's feedback: an LED (and optional buzzer) that tells where the alarm stands."""
+"""The resident's feedback: an LED (and optional buzzer) that tells where the alarm stands.
+
+| mode | LED | buzzer (on the change) |
+| --- | --- | --- |
+| ``FAST`` | 0.1 s on / 0.1 s off | - |
+| ``SLOW`` | 0.5 s on / 0.5 s off | one short beep (the broker has it) |
+| ``STEADY`` | on | three beeps (help is coming) |
+| ``FAULT`` | three short pulses (0.1 s on / 0.15 s off), then 1 s dark, repeated | the same, three times over |
+| ``OFF`` | off | one long beep when cancelled |
+
+``FAULT`` means the hub could not store the alarm (disk full, I/O error) and is
+sending it from memory: a rhythm, not an even blink, so a resident or an
+installer tells it from ``FAST`` and ``SLOW`` at a glance (the three-pulse
+group is the common "attention" pattern of medical alarm signals).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +31,13 @@ BEEP_HELP_COMING = (0.15, 0.15, 3)
 BEEP_SENT = (0.1, 0.1, 1)
 BEEP_CANCELLED = (0.6, 0.1, 1)
 
+#: The FAULT pattern: ``pulses`` of (on, off) seconds, then ``pause`` seconds dark.
+FAULT_PULSES = 3
+FAULT_ON_OFF = (0.1, 0.15)
+FAULT_PAUSE = 1.0
+#: How many FAULT groups the buzzer sounds on entering FAULT (the LED repeats them until the mode changes).
+FAULT_BEEP_GROUPS = 3
+
 
 async def _toggle(dev: OutputDevice, on_s: float, off_s: float, n: int | None) -> None:
     """Switch ``dev`` on and off ``n`` times (forever when None), ending off.
@@ -33,6 +54,15 @@ async def _toggle(dev: OutputDevice, on_s: float, off_s: float, n: int | None) -
         i += 1
 
 
+async def _groups(dev: OutputDevice, groups: int | None) -> None:
+    """The FAULT rhythm on ``dev``: ``FAULT_PULSES`` short pulses, a pause; ``groups`` times (forever when None)."""
+    i = 0
+    while groups is None or i < groups:
+        await _toggle(dev, *FAULT_ON_OFF, FAULT_PULSES)
+        await asyncio.sleep(FAULT_PAUSE)
+        i += 1
+
+
 class GpioIndicator:
     """LED plus optional buzzer on GPIO pins; implements :class:`hub.alarms.Indicator`.
 
@@ -41,6 +71,7 @@ class GpioIndicator:
     starts a thread for every pattern and joins it on the next change. So a
     change of pattern never waits for a thread, and ``show`` never blocks.
     Blinking and beeping need a running loop; ``STEADY`` and ``OFF`` do not.
+    The patterns are in the module docstring.
 
     >>> from gpiozero.pins.mock import MockFactory
     >>> ind = GpioIndicator(led_pin=27, factory=MockFactory())
@@ -64,11 +95,20 @@ class GpioIndicator:
                 self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *FAST, None))
             elif mode is FeedbackMode.SLOW:
                 self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *SLOW, None))
+            elif mode is FeedbackMode.FAULT:
+                self._blink = asyncio.get_running_loop().create_task(_groups(self.led, None))
             elif mode is FeedbackMode.STEADY:
                 self.led.on()
             else:
                 self.led.off()
         if self.buzzer is not None and mode is not previous:
+            if mode is FeedbackMode.FAULT:
+                self._beep = self._stop(self._beep)
+                self._beep = asyncio.get_running_loop().create_task(_groups(self.buzzer, FAULT_BEEP_GROUPS))
+                return
+            if previous is FeedbackMode.FAULT:
+                self._beep = self._stop(self._beep)
+                self.buzzer.off()
             beep = None
             if mode is FeedbackMode.STEADY:
                 beep = BEEP_HELP_COMING

@@ -69,7 +69,9 @@ def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
     edge's time: ``t`` (wall clock) and, for ``press`` and ``release``,
     ``mono_ns`` (``CLOCK_MONOTONIC``, which every process on the host shares,
     so a rig can time edge to subscriber); ``state`` reads the
-    button, the LED and the buzzer; ``devices`` lists what can be driven.
+    button, the LED and the buzzer (``feedback`` is the pattern shown: ``off``,
+    ``fast_blink``, ``slow_blink``, ``steady`` or ``fault``, the
+    :class:`~hub.alarms.FeedbackMode` values); ``devices`` lists what can be driven.
     """
 
     def lookup(req: dict[str, Any]) -> SimButton:

@@ -1,19 +1,29 @@
 """Device supervision: ``device.offline`` / ``device.online`` from silence, ``device.battery_low``.
 
 Every supervised device has an expected reporting interval (per kind, or its
-own). A device is *heard from* on:
+own). A device is *heard from* only on :meth:`Supervision.report`, which
+every driver calls for what the device itself sent, including readings that
+make no event (a bed mat repeats its state every 60 s; a BLE sensor
+advertises every few seconds): a serial reading (``SerialDevice.on_reading``
+-> ``Hub.device_report``), a BLE advert that decodes, a GATT notification
+or battery read, a GPIO button's press.
 
-* :meth:`Supervision.report`, which the hub calls for every reading or advert
-  of the device, including those that make no event (a bed mat repeats its
-  state every 60 s; a BLE sensor advertises every few seconds);
-* any event whose source is the device, except ``device.offline`` and
-  ``device.online`` (the hub's statements about its link, not the device's
-  words) and the events supervision emitted itself (``data.rule = "supervision"``).
+Events are never taken as "heard from", whatever their source: many that
+carry a device's source are the hub's own words about it, not the device's
+(``alarm.unacknowledged`` and ``alarm.acknowledged`` from the alarm tracker,
+``alarm.cancelled`` by a reset, ``alarm.test``, a device logic's timed
+event, rule outputs, ``device.offline`` / ``device.online``), and a device
+whose port has vanished must not come back "online" because the hub keeps
+reminding the central of its open alarm. (An event a device did send came
+with a reading, which reported it already.) Events still carry what they
+say: a battery level in their data, a driver's own ``device.battery_low``.
 
 Silence for longer than the interval gives ``device.offline`` once; the next
-time the device is heard from gives ``device.online``. A ``device.offline`` /
-``device.online`` from elsewhere (a serial port that closed or reopened)
-updates the state without a second event, so the central is not told twice.
+report gives ``device.online``. A ``device.offline`` / ``device.online``
+from elsewhere (a serial port that closed or reopened, a GATT connection)
+updates the state without a second event, so the central is not told
+twice; such a ``device.online`` restarts the silence clock (the device gets
+a full interval to speak) but is not a report.
 
 Battery: ``battery_pct`` or ``battery`` (percent) in a report or an event's
 data. ``device.battery_low`` once when it drops below ``battery_low_pct``,
@@ -46,8 +56,11 @@ DEFAULT_INTERVALS: dict[str, float] = {
     "motion": 86400.0,
 }
 
-#: Marks the events supervision emits, so it does not take them back as reports.
+#: Marks the events supervision emits, so it does not take them back.
 MARK = "supervision"
+
+#: Event types the hub makes about a device (never the device's own words): their data is not read either.
+HUB_MADE = frozenset({"alarm.unacknowledged", "alarm.acknowledged", "alarm.cancelled", "alarm.test"})
 
 
 @dataclass
@@ -114,7 +127,7 @@ class Supervision(Rule):
             if not dev.offline:
                 dev.offline, dev.offline_since = True, now
             return []
-        if event.type == "device.online":  # the port is back: heard from, already announced
+        if event.type == "device.online":  # the port is back, already announced: its silence counts from now
             dev.offline, dev.offline_since, dev.last_seen = False, None, now
             return []
         if event.type == "device.battery_low":  # the driver warned already: that is the warning
@@ -122,8 +135,11 @@ class Supervision(Rule):
             level = _battery(event.data)
             if level is not None:
                 dev.battery = level
-            return self.report(device, now)
-        return self.report(device, now, battery=_battery(event.data))
+            return []
+        if event.type in HUB_MADE:
+            return []
+        level = _battery(event.data)  # what the event says, not a sign of life (see the module docstring)
+        return [] if level is None else self._battery_seen(device, dev, level)
 
     def _battery_seen(self, device: str, dev: _Device, pct: float) -> list[RuleOutput]:
         dev.battery = pct
@@ -220,4 +236,4 @@ def _since(t: float | None, now: float) -> float | None:
     return None if t is None else round(now - t, 3)
 
 
-__all__ = ["DEFAULT_INTERVALS", "MARK", "Supervision"]
+__all__ = ["DEFAULT_INTERVALS", "HUB_MADE", "MARK", "Supervision"]
