@@ -41,7 +41,7 @@ MAX_CORRELATION = 256
 #: Per command: (tokens per second, burst).
 DEFAULT_RATES: dict[str, tuple[float, float]] = {
     "ack": (20.0, 100.0),
-    "test-alarm": (1.0, 5.0),
+    "test-alarm": (2.0, 30.0),
     "status": (5.0, 20.0),
     "replay": (1.0, 3.0),
     "ble-forget": (1.0, 5.0),

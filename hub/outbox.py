@@ -10,8 +10,9 @@ the forwarder calls on the broker's PUBACK.
 Appends made while a commit is running are committed together in the next
 transaction (group commit), so a burst of telemetry costs one fsync, not one
 per event, while a lone alarm still waits for exactly one. Alarms first: the
-critical drafts waiting are committed in a transaction of their own, ahead of
-any telemetry, and a telemetry transaction holds at most :data:`MAX_BATCH`
+alarm drafts waiting (every ``alarm.*`` type and everything critical, see
+:func:`is_alarm`) are committed in a transaction of their own, ahead of any
+telemetry, and a telemetry transaction holds at most :data:`MAX_BATCH`
 drafts, so an alarm waits behind one bounded batch at most.
 
 The store is bounded by ``max_events`` and ``max_bytes``: when full it first
@@ -20,8 +21,8 @@ that is not an alarm. Alarms are never evicted. Delivered events are kept for
 ``keep_delivered_s`` so the central can ask for a replay.
 
 A full disk (another file filled the state directory): telemetry is refused
-(:class:`StoreFull`, counted) while space is short; an alarm that cannot be
-committed first gets the reserve (:class:`~hub.diskspace.Ballast`) and is
+(:class:`StoreFull`, counted) while space is short; an alarm (any alarm lane
+event: an acknowledgement too) that cannot be committed first gets the reserve (:class:`~hub.diskspace.Ballast`) and is
 tried again. If even that fails it is *held*: returned at once as an event
 with ``seq`` 0, published from memory by the hub, and stored (with the next
 seq, same id) as soon as the disk takes it. See the contract for what the
@@ -320,8 +321,8 @@ class Outbox:
         """Store a draft durably and return it as a numbered :class:`Event`.
 
         Returns only after the transaction holding it is committed to disk. A
-        critical draft the disk cannot take is returned held (``seq`` 0; see
-        the module docstring); any other draft then raises :class:`StoreError`.
+        alarm the disk cannot take (:func:`is_alarm`) is returned held (``seq``
+        0; see the module docstring); any other draft then raises :class:`StoreError`.
         """
         event = self.append_now(draft)
         if event is not None:
@@ -361,7 +362,8 @@ class Outbox:
             while self._appends or self._critical or self._telemetry or self._held_due():
                 for group in self._appends:
                     for i, d in enumerate(group.drafts):
-                        (self._critical if d.priority is Priority.CRITICAL else self._telemetry).append((group, i))
+                        lane = self._critical if is_alarm(d.type, d.priority) else self._telemetry
+                        lane.append((group, i))
                 self._appends = []
                 if self._held_due() and not self._critical:
                     await self._store_held()
@@ -505,7 +507,7 @@ class Outbox:
     # --- held alarms (their commit failed) --------------------------------------------------
 
     def _hold(self, drafts: list[Draft], exc: StoreError) -> list[Event | Exception]:
-        """Keep critical drafts the disk refused in memory; return them as events with seq 0."""
+        """Keep alarm drafts the disk refused in memory; return them as events with seq 0."""
         out: list[Event | Exception] = []
         for draft in drafts:
             held = self._held.get(draft.id)
@@ -602,7 +604,10 @@ class Outbox:
         return self.space_short
 
     def _make_room_sync(self) -> None:
-        """Drop delivered events (already at the central) and give their pages back to the filesystem."""
+        """Drop delivered events (already at the central) and give their pages back to the filesystem.
+
+        When the hub's own store is what filled the disk (a long outage, a big
+        replay window), this is what gets it going again."""
         db = self._db
         if db is None:
             return
@@ -612,9 +617,9 @@ class Outbox:
             db.execute("COMMIT")
             self._count -= len(rows)
             self._bytes -= sum(r[0] for r in rows)
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            db.execute("PRAGMA incremental_vacuum")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            # the WAL keeps its blocks (RESTART rewinds it): they are where the next alarms go
+            db.execute("PRAGMA wal_checkpoint(RESTART)")
+            db.execute("PRAGMA incremental_vacuum")  # pages of the deleted events back to the filesystem
             if rows:
                 log.warning("outbox_made_room", dropped_delivered=len(rows), free_bytes=_free(self.path.parent))
         except sqlite3.Error as exc:

@@ -181,7 +181,11 @@ class Supervisor:
             child.inner.cancel()
 
     def healthy(self) -> tuple[bool, list[str]]:
-        """(True, []) when every task runs and none is stalled; else False and what is wrong."""
+        """(True, []) when every task runs and none is stalled; else False and what is wrong.
+
+        A task restarted lately counts as unhealthy until it has run for
+        :data:`RECOVERED_AFTER_S`: one that fails again at once must not look
+        alive in the moment between two attempts."""
         now = time.monotonic()
         problems = []
         for child in self.children.values():
@@ -189,6 +193,8 @@ class Supervisor:
                 problems.append(f"{child.name}: gave up")
             elif child.state != "running":
                 problems.append(f"{child.name}: {child.state}")
+            elif child.degraded:  # restarted, not yet running long enough to count as recovered
+                problems.append(f"{child.name}: restarted {child.restarts} time(s), last: {child.last_error}")
             else:
                 stalled = child.stalled(now)
                 if stalled is not None:

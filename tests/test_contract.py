@@ -43,7 +43,7 @@ def _event(**over) -> dict:
     [
         {"priority": "urgent"},
         {"route": "doctor"},
-        {"seq": 0},
+        {"seq": -1},
         {"id": "not-a-uuid"},
         {"ts": "2026-11-25 21:00:00"},
         {"type": "Alarm Button"},

@@ -28,6 +28,7 @@ def hub_config(
     port: int,
     hub_id: str = "test-hub",
     extra_mqtt: str = "",
+    extra_store: str = "",
     extra: str = "",
     brokers: list[tuple[str, int]] | None = None,
     ack_timeout_s: float = 60.0,
@@ -42,7 +43,47 @@ def hub_config(
     brokers = brokers or [("127.0.0.1", port)]
     broker_tables = "\n".join(f'[[mqtt.broker]]\nhost = "{h}"\nport = {p}\n' for h, p in brokers)
     if devices is None:
-        devices = f"""
+        devices = gpio_devices(hold_s)
+    text = f"""
+[hub]
+id = "{hub_id}"
+resident = "R-test-0001"
+
+[mqtt]
+heartbeat_s = {heartbeat_s}
+keepalive_s = {keepalive_s}
+backoff_initial_s = 0.2
+backoff_max_s = 1.0
+connect_timeout_s = 3
+{extra_mqtt}
+{broker_tables}
+
+[store]
+dir = "state"
+{extra_store}
+
+[log]
+format = "json"
+level = "info"
+
+[gpio]
+factory = "sim"
+
+[alarm]
+ack_timeout_s = {ack_timeout_s}
+unack_repeat_s = {unack_repeat_s}
+steady_s = 600
+{extra}
+{devices}
+"""
+    path = dir / "hub.toml"
+    path.write_text(text)
+    return path
+
+
+def gpio_devices(hold_s: float = 0.6) -> str:
+    """The default devices: an alarm button with LED and buzzer, a pull-cord with an LED, on sim GPIO."""
+    return f"""
 [[device]]
 id = "button-1"
 kind = "alarm_button"
@@ -65,40 +106,6 @@ pin = 23
 led_pin = 24
 bounce_s = 0
 """
-    text = f"""
-[hub]
-id = "{hub_id}"
-resident = "R-test-0001"
-
-[mqtt]
-heartbeat_s = {heartbeat_s}
-keepalive_s = {keepalive_s}
-backoff_initial_s = 0.2
-backoff_max_s = 1.0
-connect_timeout_s = 3
-{extra_mqtt}
-{broker_tables}
-
-[store]
-dir = "state"
-
-[log]
-format = "json"
-level = "info"
-
-[gpio]
-factory = "sim"
-
-[alarm]
-ack_timeout_s = {ack_timeout_s}
-unack_repeat_s = {unack_repeat_s}
-steady_s = 600
-{extra}
-{devices}
-"""
-    path = dir / "hub.toml"
-    path.write_text(text)
-    return path
 
 
 class HubProcess:
