@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -119,6 +120,7 @@ class Hub:
         self._housekeeping_at = time.monotonic()
         self._rules_at = time.monotonic()
         self._open_failures = 0
+        self._rules_save_failures = 0
 
     # --- events ---------------------------------------------------------------------
 
@@ -225,14 +227,23 @@ class Hub:
     async def _rules_emit(self, outputs: list[Any]) -> None:
         for out in outputs:
             dev = self.devices.get(out.device) if out.device else None
-            await self.emit(out.to_draft(self.device_source(dev) if dev else None))
+            await self._emit_logged(out.to_draft(self.device_source(dev) if dev else None))
         await self._rules_save()
 
     async def _rules_save(self) -> None:
+        """Save the rules' state if it changed; a store that refuses keeps it dirty for the next tick."""
         self._rules_dirty = False
         blob = json.dumps({"seq": self._rules_seq, "state": self.rules.state()}, sort_keys=True).encode()
         if blob != self._rules_saved:
-            await self.outbox.save_state("rules", blob)
+            try:
+                await self.outbox.save_state("rules", blob)
+            except (StoreError, sqlite3.Error) as exc:  # a full disk: the outbox's health says so
+                self._rules_dirty = True
+                if self._rules_save_failures % 60 == 0:
+                    log.error("rules_state_not_saved", error=str(exc), failures=self._rules_save_failures + 1)
+                self._rules_save_failures += 1
+                return
+            self._rules_save_failures = 0
             self._rules_saved = blob
 
     async def _rules_restore(self) -> None:

@@ -819,7 +819,11 @@ class Outbox:
     def _save_state_sync(self, key: str, value: bytes) -> None:
         if self._db is None:
             raise StoreError("the store is not open")
-        self._db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+        try:
+            self._db.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                             (key, value))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{type(exc).__name__}: {exc}") from exc
         self.writes_since_checkpoint += 1
 
     async def load_state(self, key: str) -> bytes | None:

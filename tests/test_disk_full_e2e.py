@@ -134,6 +134,7 @@ def test_alarms_and_nurse_calls_reach_the_central_through_a_full_disk(residence,
     for event_id in held:
         until(lambda: any(e["id"] == event_id and e["seq"] > 0 for e in events(sub)), what=f"held {event_id} stored")
     seqs_gapless(sub)
+    assert not [e for e in hub.log_lines() if e.get("event") == "task_failed"], "a task died of the full disk"
     assert hub.returncode is None
 
 
@@ -161,4 +162,5 @@ def test_the_hub_starts_on_a_full_disk_and_raises_alarms(residence, make_hub, su
               what=f"held {event_id} stored once the disk has room")
     assert any(e["event"] == "store_opened_late" for e in hub.log_lines())
     seqs_gapless(sub)
+    assert not [e for e in hub.log_lines() if e.get("event") == "task_failed"], "a task died of the full disk"
     assert hub.returncode is None
