@@ -3,9 +3,10 @@
 A serial device is three pure pieces, each testable without a port:
 
 * a :class:`Parser` (hub side) turns bytes into :class:`Reading` objects and
-  the bytes the hub must answer with (ACK frames, ESPA ACK/NAK). It never
-  raises on any input: garbage is counted in :attr:`Parser.errors` and
-  skipped, and it resynchronises on the next valid frame;
+  the bytes the hub must answer with (ACK frames, ESPA ACK/NAK); an answer that
+  tells the device its data was taken is a :class:`Confirm`, written only after
+  the commit. It never raises on any input: garbage is counted in
+  :attr:`Parser.errors` and skipped, and it resynchronises on the next valid frame;
 * a :class:`DeviceLogic` turns readings (and the passing of time) into the
   events the hub emits, e.g. ``bed.exit`` only after the bed has been empty
   for ``exit_after_s``;
@@ -40,14 +41,6 @@ class Reading:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class FeedResult:
-    """What feeding bytes to a parser gave: readings, and bytes to write back in order."""
-
-    readings: list[Reading] = field(default_factory=list)
-    replies: list[bytes] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class Emit:
     """An event a device's logic wants the hub to emit (the hub adds source, route, id, seq)."""
@@ -55,6 +48,34 @@ class Emit:
     type: str
     priority: Priority
     data: dict[str, Any] = field(default_factory=dict)
+    #: For ``alarm.cancelled`` only: which of the device's open alarms this closes, as key/values
+    #: that alarm's ``data`` holds (an ESPA reset names the call address). The hub closes the
+    #: matching alarm and sets the event's ``cause`` to its id; with no match it logs and counts.
+    closes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """Bytes that tell the device "taken" (ESPA's block ACK, the dispenser's ACK frame).
+
+    The port writes them only once every event from the first ``readings`` readings of the
+    same :class:`FeedResult` is committed to the outbox (or, for an alarm, held by the hub
+    in memory after a failed commit). If that fails, the bytes are not written and the port
+    calls :meth:`Parser.unconfirmed`, so the device's re-send is read again, not dropped as a
+    duplicate.
+    """
+
+    data: bytes
+    readings: int
+
+
+@dataclass
+class FeedResult:
+    """What feeding bytes to a parser gave: readings, and what to write back in order."""
+
+    readings: list[Reading] = field(default_factory=list)
+    #: bytes to write back, in order; a Confirm (and everything after it) waits for the commit
+    replies: list[bytes | Confirm] = field(default_factory=list)
 
 
 class BatteryWatch:
@@ -98,6 +119,10 @@ class Parser(abc.ABC):
 
     def reset(self) -> None:
         """Forget any partial frame (the port was closed and reopened)."""
+
+    def unconfirmed(self, confirm: Confirm) -> None:
+        """The events behind ``confirm`` could not be stored and it was not sent: forget that
+        its frame was taken, so the device's re-send is parsed again. Default: nothing."""
 
 
 class DeviceLogic(abc.ABC):

@@ -181,8 +181,11 @@ class SerialDevice:
         self.bytes_in += len(data)
         now = time.monotonic()
         result = self.parser.feed(data, now)
-        for reply in result.replies:
-            self._write(reply)
+        from drivers.serial.base import Confirm  # shim until the port honours Confirm
+
+        for r in result.replies:
+            data = r.data if isinstance(r, Confirm) else r  # shim until the port honours Confirm
+            self._write(data)
         burst: list[Emit] = []
         for reading in result.readings:
             self.frames += 1
