@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from drivers.serial import protocol
-from drivers.serial.base import Emit, Reading
+from drivers.serial.base import Confirm, Emit, Reading
 from drivers.serial.dispenser import (
     ACK,
     DOSE_DUE,
@@ -46,9 +46,14 @@ def frames_of(data: bytes) -> list[Frame]:
     return [x for x in FrameDecoder().feed(data) if isinstance(x, Frame)]
 
 
-def ack_seqs(replies: list[bytes]) -> list[int]:
+def wire(replies: list[bytes | Confirm]) -> list[bytes]:
+    """The bytes of each reply, as the port writes them (a Confirm's after the commit)."""
+    return [r.data if isinstance(r, Confirm) else r for r in replies]
+
+
+def ack_seqs(replies: list[bytes | Confirm]) -> list[int]:
     out = []
-    for r in replies:
+    for r in wire(replies):
         fs = frames_of(r)
         assert len(fs) == 1 and fs[0].type == ACK, r.hex(" ")
         out.append(fs[0].seq)
@@ -124,13 +129,13 @@ def test_doc_vectors_decode_exactly(wire: str, frame: Frame, reading: Reading | 
         assert res.readings == [] and res.replies == []
     else:
         assert res.readings == [reading]
-        assert res.replies == [encode_frame(ACK, frame.seq, bytes((frame.type,)))]
+        assert res.replies == [Confirm(encode_frame(ACK, frame.seq, bytes((frame.type,))), readings=1)]
         assert not p.errors
 
 
 def test_ack_vector_is_what_the_parser_sends() -> None:
     res = DispenserParser().feed(h(VECTORS[1][0]), now=0.0)
-    assert res.replies == [h(VECTORS[5][0])]
+    assert wire(res.replies) == [h(VECTORS[5][0])]
 
 
 # --------------------------------------------------------------------------- framing edge cases
@@ -212,7 +217,7 @@ def test_feed_never_raises(data: bytes, cuts: list[int]) -> None:
     p = DispenserParser()
     for i, chunk in enumerate(chunked(data, cuts)):
         res = p.feed(chunk, now=float(i))
-        for r in res.replies:
+        for r in wire(res.replies):
             assert frames_of(r)[0].type == ACK
     assert set(p.errors) <= KNOWN_ERRORS
 
@@ -296,7 +301,8 @@ def test_chunking_invariance(pieces: list[bytes], cuts: list[int]) -> None:
         res = split.feed(chunk, 0.0)
         readings += res.readings
         replies += res.replies
-    assert (readings, replies, split.errors) == (ref.readings, ref.replies, whole.errors)
+    # a Confirm counts the readings of its own feed() call, so compare what goes on the wire
+    assert (readings, wire(replies), split.errors) == (ref.readings, wire(ref.replies), whole.errors)
 
 
 @settings(max_examples=200)
@@ -305,7 +311,7 @@ def test_every_valid_frame_gets_exactly_one_ack_with_its_seq(frames: list[tuple[
     p = DispenserParser()
     for (type_, payload), seq in frames:
         res = p.feed(encode_frame(type_, seq, payload), 0.0)
-        assert res.replies == [encode_frame(ACK, seq, bytes((type_,)))]
+        assert wire(res.replies) == [encode_frame(ACK, seq, bytes((type_,)))]
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -319,6 +325,49 @@ def test_resent_duplicate_is_acked_again_but_gives_no_second_reading() -> None:
     assert len(first.readings) == 1 and second.readings == []
     assert ack_seqs(first.replies) == ack_seqs(second.replies) == [9]
     assert p.errors["duplicate"] == 1
+
+
+def test_ack_of_a_reading_is_a_confirm_and_acks_that_confirm_nothing_are_plain_bytes() -> None:
+    due = encode_frame(DOSE_DUE, 1, struct.pack(">HIB", 5, 0, 2))
+    odd = encode_frame(STATUS, 2, b"\x01")  # intact, not understood: nothing to store
+    missed = encode_frame(DOSE_MISSED, 3, struct.pack(">H", 5))
+    p = DispenserParser()
+    res = p.feed(due + odd + missed + due, 0.0)
+    assert [r.kind for r in res.readings] == ["dose_due", "dose_missed"]
+    assert res.replies == [
+        Confirm(encode_frame(ACK, 1, bytes((DOSE_DUE,))), readings=1),  # covers the first reading
+        encode_frame(ACK, 2, bytes((STATUS,))),
+        Confirm(encode_frame(ACK, 3, bytes((DOSE_MISSED,))), readings=2),  # covers both readings
+        encode_frame(ACK, 1, bytes((DOSE_DUE,))),  # the duplicate's ACK confirms nothing new
+    ]
+
+
+def test_unconfirmed_ack_makes_the_resend_a_new_reading_a_sent_one_keeps_it_a_duplicate() -> None:
+    f = encode_frame(DOSE_TAKEN, 9, struct.pack(">HI", 7, 100))
+    p = DispenserParser()
+    first = p.feed(f, 0.0)
+    (confirm,) = first.replies
+    assert isinstance(confirm, Confirm) and len(first.readings) == 1
+    p.unconfirmed(confirm)  # the commit failed: the ACK was never written
+    again = p.feed(f, 1.0)  # so the dispenser re-sends the frame
+    assert again.readings == first.readings, "the re-send is read again, not dropped as a duplicate"
+    assert again.replies == [confirm]
+    assert p.errors["duplicate"] == 0
+    third = p.feed(f, 2.0)  # this time the ACK went out; a late re-send is a duplicate
+    assert third.readings == [] and third.replies == [confirm.data]
+    assert p.errors["duplicate"] == 1
+
+
+def test_unconfirmed_forgets_only_its_own_frame() -> None:
+    a = encode_frame(DOSE_MISSED, 4, struct.pack(">H", 1))
+    b = encode_frame(DOSE_MISSED, 5, struct.pack(">H", 2))
+    p = DispenserParser()
+    ra, rb = p.feed(a, 0.0), p.feed(b, 0.0)
+    p.unconfirmed(rb.replies[0])  # only b's commit failed
+    assert p.feed(a, 1.0).readings == []  # a's ACK went out: its re-send is a duplicate
+    assert p.feed(b, 1.0).readings == rb.readings
+    p.unconfirmed(Confirm(b"\x7e\x00", readings=1))  # garbage: ignored, never raises
+    assert ra.readings and p.errors["duplicate"] == 1
 
 
 def test_duplicate_window_is_refreshed_by_each_copy_and_expires_after_silence() -> None:
@@ -353,7 +402,7 @@ def test_emulator_parser_loop_stops_resending_once_acked() -> None:
     res = p.feed(out, 0.0)
     assert [r.kind for r in res.readings] == ["dose_due", "status"]
     assert emu.state()["unacked"] == [0, 1]
-    for r in res.replies:
+    for r in wire(res.replies):
         assert emu.on_data(r, 0.1) == b""
     assert emu.state() == {"unacked": [], "acks_seen": 2, "resends": 0, "next_seq": 2}
     assert emu.tick(5.0) == b""
@@ -371,7 +420,7 @@ def test_with_acks_dropped_the_emulator_resends_and_the_parser_dedups() -> None:
         assert ack_seqs(res.replies) == [0]
     assert readings == [Reading("dose_taken", {"dose_id": 7, "taken_at": 100})]
     assert p.errors["duplicate"] == 3 and emu.state()["resends"] == 3
-    emu.on_data(p.feed(emu.tick(4.0), 4.0).replies[0], 4.0)  # this ACK gets through
+    emu.on_data(wire(p.feed(emu.tick(4.0), 4.0).replies)[0], 4.0)  # this ACK gets through
     assert emu.state()["unacked"] == [] and emu.tick(10.0) == b""
 
 
@@ -406,7 +455,7 @@ def test_lossy_loop_delivers_every_frame_exactly_once(ops: list[str], up_ok: lis
             return
         res = p.feed(data, t)
         got.extend(res.readings)
-        for r in res.replies:
+        for r in wire(res.replies):
             if down_ok[i % len(down_ok)] or t >= 30:
                 emu.on_data(r, t)
 

@@ -143,6 +143,34 @@ def test_espa_call_becomes_nursecall_alarm(make_hub, subscribe, emulate):
     assert "06" in espa.state()["hub_wrote_hex"]  # the hub answered with ACK
 
 
+def _until(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def test_espa_poll_is_answered_eot_and_an_unmapped_header_is_refused(make_hub, subscribe, emulate):
+    espa = emulate("espa444", "espa")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(espa=espa)).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    espa.send("poll")
+    assert _until(lambda: espa.state()["emulator"]["polls_eot"] == 1), espa.state()
+    assert espa.state()["hub_wrote_hex"] == "04", "a poll of the hub is answered EOT, not ACK"
+    espa.send("block", header="4", records={"1": "101", "2": "Ring 101"})  # call to subscriber line
+    assert _until(lambda: espa.state()["emulator"]["failed"] == 1), espa.state()
+    wrote = bytes.fromhex(espa.state()["hub_wrote_hex"])
+    assert wrote == b"\x04" + b"\x06" + b"\x15" * 4, "ACK to the selection, NAK to the block and its 3 re-sends"
+    espa.send("call", address="101", text="Rom 101")  # the line still carries calls
+    sub.wait_for(lambda _: events(sub, "alarm.nursecall"))
+    status = request("127.0.0.1", hub_port(hub), f"{BASE}/cmd/status", {})
+    assert status["devices"]["nursecall-1"]["errors"]["unmapped_header"] == 4
+    logged = [e for e in hub.log_lines() if e.get("event") == "serial_bad_input"]
+    assert len(logged) == 1 and set(logged[0]["new"]) == {"unmapped_header"}, "one line for the burst"
+    assert len(events(sub, "alarm.nursecall")) == 1 and hub.returncode is None
+
+
 def test_unplug_replug_offline_online_and_reading_again(make_hub, subscribe, emulate):
     bed = emulate("bedmat", "bed")
     sub = subscribe([f"{BASE}/event/#"])

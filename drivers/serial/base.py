@@ -3,9 +3,10 @@
 A serial device is three pure pieces, each testable without a port:
 
 * a :class:`Parser` (hub side) turns bytes into :class:`Reading` objects and
-  the bytes the hub must answer with (ACK frames, ESPA ACK/NAK). It never
-  raises on any input: garbage is counted in :attr:`Parser.errors` and
-  skipped, and it resynchronises on the next valid frame;
+  the bytes the hub must answer with (ACK frames, ESPA ACK/NAK); an answer that
+  tells the device its data was taken is a :class:`Confirm`, written only after
+  the commit. It never raises on any input: garbage is counted in
+  :attr:`Parser.errors` and skipped, and it resynchronises on the next valid frame;
 * a :class:`DeviceLogic` turns readings (and the passing of time) into the
   events the hub emits, e.g. ``bed.exit`` only after the bed has been empty
   for ``exit_after_s``;

@@ -14,7 +14,10 @@ frame after any garbage.
 The dispenser numbers its frames (``SEQ``, one byte, wrapping) and re-sends a
 frame until the hub acknowledges it; the hub ACKs every intact frame and
 drops byte-identical re-sends (same ``SEQ``, same type and payload) seen in
-the last ``dedup_window_s`` seconds.
+the last ``dedup_window_s`` seconds. The ACK of a frame that gave a reading is
+a :class:`~drivers.serial.base.Confirm`: it goes out once the reading's events
+are committed; if they are not, :meth:`DispenserParser.unconfirmed` forgets the
+frame so its re-send is read again.
 
 Pieces (see :mod:`drivers.serial.base`): :class:`DispenserParser` (hub side),
 :class:`DispenserLogic` (doses, grace timer, faults, battery),
@@ -31,7 +34,7 @@ from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from drivers.serial.base import BatteryWatch, DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
+from drivers.serial.base import BatteryWatch, Confirm, DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
 from hub.events import Priority
 
 # --------------------------------------------------------------------------- framing
@@ -335,18 +338,29 @@ class DispenserParser(Parser):
         if frame.type & 0x80:  # a hub frame (our own ACK echoed back): never ACK an ACK
             self.errors["unsupported"] += 1
             return
-        result.replies.append(encode_ack(frame))
+        ack = encode_ack(frame)
         content = bytes((frame.type,)) + frame.payload
         seen = self._seen.get(frame.seq)
         self._seen[frame.seq] = (content, now)
         if seen is not None and seen[0] == content and now - seen[1] <= self.opts.dedup_window_s:
             self.errors["duplicate"] += 1
+            result.replies.append(ack)  # its reading was taken the first time: confirms nothing new
             return
         reading = decode_payload(frame)
         if reading is None:
             self.errors["unsupported"] += 1
+            result.replies.append(ack)  # nothing to store: the ACK need not wait
             return
         result.readings.append(reading)
+        result.replies.append(Confirm(ack, readings=len(result.readings)))
+
+    def unconfirmed(self, confirm: Confirm) -> None:
+        """The ACK in ``confirm`` was not sent: forget its frame's seq, so the re-send is read again."""
+        for item in FrameDecoder().feed(confirm.data):
+            if isinstance(item, Frame) and item.type == ACK and len(item.payload) == 1:
+                seen = self._seen.get(item.seq)
+                if seen is not None and seen[0][:1] == item.payload:
+                    del self._seen[item.seq]
 
     def reset(self) -> None:
         self._decoder.reset()

@@ -1,22 +1,29 @@
 """ESPA 4.4.4 from a nurse-call system: the hub is the paging-system (receiving) side.
 
-The nurse-call system selects the hub with ``<address> ENQ``; the hub answers
-``ACK``; the nurse-call then sends one or more data blocks
-``SOH <header> STX <records> ETX <BCC>``, each answered ``ACK`` (BCC right, block
-taken) or ``NAK`` (send it again), and ends the session with ``EOT``.
+After ``EOT`` the line is in its poll phase: ``<address> ENQ`` *polls* that
+station, which answers ``EOT`` when it has nothing to send (the hub always
+answers so) or becomes the master and *selects* a station with its own
+``<address> ENQ``. A nurse-call that has calls polls itself and selects the hub
+(``EOT 2 ENQ 1 ENQ`` for a nurse-call '2' and a hub '1'); the hub answers
+``ACK`` and the nurse-call sends data blocks ``SOH <header> STX <records> ETX <BCC>``,
+each answered ``ACK`` (a call, taken; sent as a :class:`~drivers.serial.base.Confirm`,
+once the call is committed) or ``NAK`` (bad BCC, malformed, or a header the hub
+does not carry out: send it again / give up), and ends with ``EOT``.
 A record is ``<identifier> US <value>``; records are separated by ``RS``.
+A call record with call type (identifier 4) '1' is a reset of the call at its address.
 See ``PROTOCOL-espa444.md`` next to this file for the byte-level details, the
 choices made where the 1984 standard is loose, and hex examples.
 
 Pure pieces, no I/O: :func:`bcc`, :func:`encode_block`, :func:`parse_records`,
-:class:`EspaParser` (hub side), :class:`EspaLogic` (calls to
-``alarm.nursecall`` events) and :class:`EspaEmulator` (the nurse-call side).
+:class:`EspaParser` (hub side), :class:`EspaLogic` (calls to ``alarm.nursecall``
+events, resets to ``alarm.cancelled``) and :class:`EspaEmulator` (the nurse-call side).
 """
 
 from __future__ import annotations
 
 import enum
 import random
+import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,17 +31,19 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from drivers.serial.base import DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
+from drivers.serial.base import Confirm, DeviceLogic, Emit, Emulator, FeedResult, Parser, Reading
 from hub.events import Priority
 
 __all__ = [
     "ACK",
+    "CALL_TO_PAGER",
     "DEFAULT_PRIORITIES",
     "ENQ",
     "EOT",
     "ETX",
     "MAX_BLOCK",
     "NAK",
+    "RESET_CALL_TYPE",
     "RS",
     "SOH",
     "STX",
@@ -56,7 +65,7 @@ SOH = 0x01  #: start of header
 STX = 0x02  #: start of text (end of header)
 ETX = 0x03  #: end of text; the BCC follows
 EOT = 0x04  #: end of transmission: the session is over
-ENQ = 0x05  #: enquiry: ``<address> ENQ`` selects a station; a bare ENQ asks for the last reply again
+ENQ = 0x05  #: enquiry: ``<address> ENQ`` polls (after EOT) or selects (after a poll); bare: "say that again"
 ACK = 0x06  #: positive acknowledgement
 NAK = 0x15  #: negative acknowledgement
 RS = 0x1E  #: record separator: between two data records
@@ -78,7 +87,8 @@ Charset = Literal["latin-1", "cp850", "iso646-no", "iso646-se", "iso646-de"]
 class EspaOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Options of an ``espa444`` serial device (parser, logic and emulator take the same set)."""
 
-    #: The hub's ESPA station address: it answers ``<address> ENQ`` and nothing else.
+    #: The hub's ESPA station address: a poll of it (``<address> ENQ`` after EOT) is answered EOT,
+    #: a selection of it (``<address> ENQ`` after a poll of the caller) ACK; others get no answer.
     #: The standard recommends '2' for the paging system when the nurse-call is '1'.
     address: Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z]{1,8}$")] = "1"
     #: ESPA call address (identifier 1) to room name.
@@ -199,12 +209,23 @@ def parse_records(text: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
 
 
 class _St(enum.Enum):
-    IDLE = "idle"  # not selected: watching for <our address> ENQ
+    IDLE = "idle"  # poll phase (after EOT): the next <address> ENQ is a poll
+    POLLED = "polled"  # another station was polled: its <address> ENQ (or EOT) follows
+    PASSIVE = "passive"  # another station was selected: its exchange is not ours, up to EOT
+    FOREIGN = "foreign"  # inside a block that is not for us, up to its ETX
+    FOREIGN_BCC = "foreign_bcc"  # that block's BCC, whatever it is
     SELECTED = "selected"  # we answered ACK to our selection; waiting for SOH or EOT
     BLOCK = "block"  # inside SOH ... ETX
     BCC = "bcc"  # ETX seen; the next byte is the BCC
     SKIP = "skip"  # an overlong block: discarding up to its ETX
     SKIP_BCC = "skip_bcc"  # discarding the overlong block's BCC; then NAK
+
+
+#: States of a session the hub is in (selected by the caller): these time out with ``timeout`` counted.
+_SESSION = frozenset({_St.SELECTED, _St.BLOCK, _St.BCC, _St.SKIP, _St.SKIP_BCC})
+
+#: The only header (function code) the hub takes: call to pager. Every other one is NAKed.
+CALL_TO_PAGER = b"1"
 
 
 class EspaParser(Parser):
@@ -217,16 +238,20 @@ class EspaParser(Parser):
         self.opts = _convert_options(options)
         self._our = self.opts.address.encode("ascii")
         self._state = _St.IDLE
+        self._foreign_return = _St.IDLE  # where a foreign block's end leads back to
         self._addr = bytearray()  # printable bytes since the last control character
         self._buf = bytearray()  # block content after SOH, without ETX
         self._bcc = 0
         self._deadline = 0.0
         self._last_reply: bytes | None = None
         self._last_block: bytes | None = None  # last block accepted this session (duplicate check)
+        #: Polls of the hub's address, each answered EOT (the hub never has anything to send).
+        self.polls = 0
 
     @property
     def state(self) -> str:
-        """The link state, for ``status``: idle, selected, block, bcc, skip or skip_bcc."""
+        """The link state, for ``status``: idle, polled, passive, foreign, foreign_bcc,
+        selected, block, bcc, skip or skip_bcc."""
         return self._state.value
 
     # -- public interface --
@@ -253,6 +278,16 @@ class EspaParser(Parser):
     def reset(self) -> None:
         self._to_idle()
 
+    def unconfirmed(self, confirm: Confirm) -> None:
+        """The block ACK in ``confirm`` was not sent (its call could not be stored).
+
+        Forget the block, so the caller's re-send is read again rather than taken as a
+        duplicate; a bare ENQ ("say that again") is now answered NAK, which asks for that re-send.
+        """
+        self._last_block = None
+        if self._state in _SESSION:
+            self._last_reply = bytes([NAK])
+
     # -- state machine --
 
     def _to_idle(self) -> None:
@@ -265,12 +300,12 @@ class EspaParser(Parser):
 
     def _expire(self, now: float) -> None:
         if self._state is not _St.IDLE and now >= self._deadline:
-            self.errors["timeout"] += 1
+            if self._state in _SESSION:
+                self.errors["timeout"] += 1  # our own session went quiet; another station's is not ours to count
             self._to_idle()
 
-    def _reply(self, res: FeedResult, byte: int) -> None:
-        out = bytes([byte])
-        self._last_reply = out
+    def _reply(self, res: FeedResult, out: bytes | Confirm) -> None:
+        self._last_reply = out.data if isinstance(out, Confirm) else out
         res.replies.append(out)
 
     def _push_addr(self, b: int) -> None:
@@ -290,29 +325,106 @@ class EspaParser(Parser):
             self._check(b, now, res)
         elif st is _St.SKIP:
             self._skip(b, now, res)
-        else:  # SKIP_BCC: the overlong block's BCC, whatever it is
+        elif st is _St.SKIP_BCC:  # the overlong block's BCC, whatever it is
             self._state = _St.SELECTED
-            self._reply(res, NAK)
+            self._reply(res, bytes([NAK]))
+        else:  # another station's traffic: quiet time, not traffic, ends it
+            self._deadline = now + self.opts.timeout_s
+            if st is _St.POLLED:
+                self._polled(b, now, res)
+            elif st is _St.PASSIVE:
+                self._passive(b, now, res)
+            elif st is _St.FOREIGN:
+                self._foreign(b, now, res)
+            else:  # FOREIGN_BCC
+                self._state = self._foreign_return
+
+    def _select(self, now: float, res: FeedResult) -> None:
+        """``<our address> ENQ`` as a selection: ready to receive."""
+        self._state = _St.SELECTED
+        self._deadline = now + self.opts.timeout_s
+        self._last_block = None
+        self._reply(res, bytes([ACK]))
+
+    def _enter_foreign(self, back: _St, now: float) -> None:
+        self._foreign_return = back
+        self._state = _St.FOREIGN
+        self._deadline = now + self.opts.timeout_s
 
     def _idle(self, b: int, now: float, res: FeedResult) -> None:
+        """Poll phase. ``<address> ENQ`` here is a poll (ESPA 4.4.4 section 3.1), never a selection."""
         if 0x20 <= b < 0x7F:
             self._push_addr(b)
             return
+        addr = bytes(self._addr)
+        self._addr.clear()
         if b == ENQ:
-            if self._addr and self._addr.endswith(self._our):
-                self._state = _St.SELECTED
+            if addr and addr.endswith(self._our):  # polled: the hub never has anything to send
+                self.polls += 1
+                res.replies.append(bytes([EOT]))
+            elif addr:  # another station polled (the caller polling itself before it selects)
+                self._state = _St.POLLED
                 self._deadline = now + self.opts.timeout_s
-                self._last_block = None
-                self._reply(res, ACK)
-            elif self._addr:
-                self.errors["not_addressed"] += 1  # another station is selected or polled
             else:
                 self.errors["noise"] += 1
         elif b == SOH:
             self.errors["not_addressed"] += 1  # a block without our selection: not for us
+            self._enter_foreign(_St.IDLE, now)
         elif b not in (EOT, STX, ETX, RS, US, ACK, NAK):
             self.errors["noise"] += 1
+
+    def _polled(self, b: int, now: float, res: FeedResult) -> None:
+        """Another station was polled: it answers EOT (nothing to send) or selects a station."""
+        if 0x20 <= b < 0x7F:
+            self._push_addr(b)
+            return
+        addr = bytes(self._addr)
         self._addr.clear()
+        if b == EOT:
+            self._to_idle()
+        elif b == ENQ:
+            if addr and addr.endswith(self._our):
+                self._select(now, res)
+            elif addr:
+                self.errors["not_addressed"] += 1  # another station is selected
+                self._state = _St.PASSIVE
+            else:
+                self.errors["noise"] += 1
+        elif b == SOH:
+            self.errors["not_addressed"] += 1
+            self._enter_foreign(_St.PASSIVE, now)
+        elif b not in (STX, ETX, RS, US, ACK, NAK):
+            self.errors["noise"] += 1
+
+    def _passive(self, b: int, now: float, res: FeedResult) -> None:
+        """Another station's exchange: its blocks are skipped whole (a BCC may be any byte), up to EOT."""
+        if 0x20 <= b < 0x7F:
+            self._push_addr(b)
+            return
+        addr = bytes(self._addr)
+        self._addr.clear()
+        if b == EOT:
+            self._to_idle()
+        elif b == SOH:
+            self._enter_foreign(_St.PASSIVE, now)
+        elif b == ENQ and addr and addr.endswith(self._our):  # the master selects us next
+            self._select(now, res)
+
+    def _foreign(self, b: int, now: float, res: FeedResult) -> None:
+        """Inside a block not for us."""
+        if 0x20 <= b < 0x7F:
+            self._push_addr(b)
+            return
+        if b == ETX:
+            self._addr.clear()
+            self._state = _St.FOREIGN_BCC
+        elif b == EOT:
+            self._to_idle()
+        elif b == ENQ:  # ENQ is never part of a block: the block was abandoned
+            self._state = self._foreign_return
+            self._byte(b, now, res)
+        else:
+            self._addr.clear()
 
     def _selected(self, b: int, now: float, res: FeedResult) -> None:
         if 0x20 <= b < 0x7F:
@@ -327,12 +439,14 @@ class EspaParser(Parser):
         elif b == EOT:
             self._to_idle()
         elif b == ENQ:
-            if addr.endswith(self._our):  # selected again (the caller missed our ACK)
+            if addr.endswith(self._our) and addr:  # selected again (the caller missed our ACK)
                 self._deadline = now + self.opts.timeout_s
-                self._reply(res, ACK)
+                self._reply(res, bytes([ACK]))
             elif addr:  # another station selected without an EOT first: our session is over
                 self.errors["not_addressed"] += 1
                 self._to_idle()
+                self._state = _St.PASSIVE
+                self._deadline = now + self.opts.timeout_s
             elif self._last_reply is not None:  # bare ENQ: "say that again"
                 res.replies.append(self._last_reply)
             else:
@@ -391,28 +505,30 @@ class EspaParser(Parser):
         self._addr.clear()
         block = bytes(self._buf)
         self._buf.clear()
+        self._deadline = now + self.opts.timeout_s
         if b != self._bcc:
             self.errors["checksum"] += 1
-            self._reply(res, NAK)
+            self._reply(res, bytes([NAK]))
             return
         if block == self._last_block:  # our ACK was lost and the caller sent it again
             self.errors["duplicate"] += 1
-            self._deadline = now + self.opts.timeout_s
-            self._reply(res, ACK)
+            self._reply(res, bytes([ACK]))  # its call was taken the first time: confirms nothing new
             return
         header, stx, text = block.partition(bytes([STX]))
         if not stx or not header.strip() or STX in text:
             self.errors["framing"] += 1
-            self._reply(res, NAK)
+            self._reply(res, bytes([NAK]))
+            return
+        function = header.split(bytes([US]))[0].strip()
+        if function != CALL_TO_PAGER:
+            # status information/request, call to subscriber line, other: the hub carries none of
+            # them out, so it refuses them (NAK) rather than let the caller believe them delivered
+            self.errors["unmapped_header"] += 1
+            self._reply(res, bytes([NAK]))
             return
         self._last_block = block
-        self._deadline = now + self.opts.timeout_s
-        self._reply(res, ACK)
-        function = header.split(bytes([US]))[0].strip()
-        if function != b"1":
-            self.errors["unsupported"] += 1  # status information/request etc.: taken, not used
-            return
         res.readings.append(self._call(header, text))
+        self._reply(res, Confirm(bytes([ACK]), readings=len(res.readings)))
 
     def _call(self, header: bytes, text: bytes) -> Reading:
         pairs, bad = parse_records(text)
@@ -442,15 +558,21 @@ class EspaParser(Parser):
 # --- logic ---------------------------------------------------------------------------------
 
 
+#: Call type (identifier 4) of a record that resets (cancels) the call at its call address.
+RESET_CALL_TYPE = "1"
+
+
 class EspaLogic(DeviceLogic):
-    """Each call record becomes one ``alarm.nursecall`` event; repeats within ``dedup_s`` are dropped."""
+    """Each call record becomes one ``alarm.nursecall`` event, each reset record one
+    ``alarm.cancelled`` naming the call address; repeats within ``dedup_s`` are dropped."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.opts = _convert_options(options)
         self._priorities = {**DEFAULT_PRIORITIES, **self.opts.priorities}
-        self._recent: dict[tuple[Any, ...], float] = {}  # call key -> when it last raised an event
+        self._recent: dict[tuple[Any, ...], float] = {}  # record key -> when it last raised an event
         self._calls = 0
+        self._resets = 0
         self._suppressed = 0
         self._last: dict[str, Any] | None = None
 
@@ -460,15 +582,19 @@ class EspaLogic(DeviceLogic):
         f = reading.fields
         address, text = f.get("address"), f.get("text")
         espa_priority, call_type = f.get("priority"), f.get("call_type")
+        reset = call_type == RESET_CALL_TYPE
         key = (address, text, call_type, espa_priority)
         seen = self._recent.get(key)
         if seen is not None and now - seen < self.opts.dedup_s:
             self._suppressed += 1
             return []
         if self.opts.dedup_s > 0:
+            # A reset ends the call at its address and a call after a reset is a new one: neither
+            # may be taken as a repeat of what came before the other.
+            self._recent = {
+                k: t for k, t in self._recent.items() if k[0] != address or (k[2] == RESET_CALL_TYPE) == reset
+            }
             self._recent[key] = now
-        self._calls += 1
-        priority = Priority(self._priorities.get(espa_priority or "", self.opts.default_priority))
         data = {
             "call_address": address,
             "room": self.opts.rooms.get(address) if address is not None else None,
@@ -476,6 +602,18 @@ class EspaLogic(DeviceLogic):
             "espa_priority": espa_priority,
             "call_type": call_type,
         }
+        if reset:
+            self._resets += 1
+            return [
+                Emit(
+                    "alarm.cancelled",
+                    Priority.CRITICAL,
+                    {"how": "nursecall_reset", **data},
+                    closes={"call_address": address},
+                )
+            ]
+        self._calls += 1
+        priority = Priority(self._priorities.get(espa_priority or "", self.opts.default_priority))
         self._last = {**data, "priority": priority.value, "at": now}
         return [Emit("alarm.nursecall", priority, data)]
 
@@ -486,42 +624,57 @@ class EspaLogic(DeviceLogic):
         return []
 
     def state(self) -> dict[str, Any]:
-        return {"calls": self._calls, "suppressed": self._suppressed, "last_call": self._last}
+        return {"calls": self._calls, "resets": self._resets, "suppressed": self._suppressed, "last_call": self._last}
 
 
 # --- emulator (nurse-call side) ------------------------------------------------------------
 
 _CALL_ARGS = {"address": "1", "text": "2", "call_type": "4", "priority": "6"}
 _NOISE = bytes([0x00, 0x07, 0x08, 0x0D, 0x0A, 0x1B, 0x7F, 0x80, 0x9B, 0xC3, 0xE6, 0xFF, 0x11, 0x13])
+_STATION = re.compile(r"^[0-9A-Za-z]{1,8}$")
 
 
 @dataclass
 class _Job:
-    block: bytes
+    block: bytes = b""  # empty for a poll
     spoil: str | None = None  # bad_checksum / truncate: the first transmission only
     sent: int = 0
+    poll: bool = False
 
 
 class EspaEmulator(Emulator):
-    """The nurse-call (calling) side: selects the hub, sends call blocks, retries on NAK or silence."""
+    """The nurse-call (calling) side, as the ESPA control station.
+
+    To send, it polls its own ``station`` address and selects the hub
+    (``EOT <station> ENQ <hub> ENQ``), sends the blocks and ends with EOT; it retries
+    on NAK or silence. ``command("poll")`` polls the hub (``EOT <hub> ENQ``), which
+    must answer EOT. ``station`` defaults to ``"1"``, or ``"2"`` when the hub is ``"1"``.
+    """
 
     name = "espa444"
     #: Re-sends after the first transmission, on NAK or no reply (ESPA: three).
     RETRIES = 3
-    #: Seconds to wait for ACK/NAK before sending again.
+    #: Seconds to wait for ACK/NAK (or a poll's EOT) before sending again.
     REPLY_TIMEOUT_S = 2.0
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, station: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.opts = _convert_options(options)
+        hub = self.opts.address
+        self.station = station if station is not None else ("2" if hub == "1" else "1")
+        if not _STATION.match(self.station) or self.station.endswith(hub):
+            raise ValueError(f"station {self.station!r}: 1-8 letters/digits, and not ending with the hub's {hub!r}")
         self._queue: deque[_Job] = deque()
         self._job: _Job | None = None
-        self._phase = "idle"  # idle | selecting | sending
+        self._phase = "idle"  # idle | polling | selecting | sending
         self._attempts = 0
         self._deadline = 0.0
         self._delivered = 0
         self._naks = 0
         self._failed = 0
+        self._polls = 0
+        self._polls_eot = 0
+        self._polls_other = 0
 
     # -- requests --
 
@@ -529,6 +682,16 @@ class EspaEmulator(Emulator):
         args = dict(args or {})
         if op == "call":
             job = _Job(self._call_block(args))
+        elif op == "reset":
+            if args.get("call_type") not in (None, RESET_CALL_TYPE):
+                raise ValueError(f"reset: call_type is {RESET_CALL_TYPE!r}")
+            job = _Job(self._call_block({**args, "call_type": RESET_CALL_TYPE}))
+        elif op == "block":
+            job = _Job(self._any_block(args))
+        elif op == "poll":
+            if args:
+                raise ValueError(f"poll: unknown args {sorted(args)}")
+            job = _Job(poll=True)
         elif op == "corrupt":
             how = args.pop("how", None)
             if how == "noise":
@@ -546,11 +709,16 @@ class EspaEmulator(Emulator):
             else:
                 job = _Job(self._call_block(args), spoil=how)
         else:
-            raise ValueError(f"unknown op {op!r} (call, corrupt)")
+            raise ValueError(f"unknown op {op!r} (call, reset, block, poll, corrupt)")
         self._queue.append(job)
         if self._phase == "idle":
             return self._select_next(now)
         return b""
+
+    def _records(self, extra: Any) -> dict[str, str]:
+        if not isinstance(extra, Mapping):
+            raise ValueError("records must be a table of identifier to value")
+        return {str(ident): str(value) for ident, value in extra.items()}
 
     def _call_block(self, args: dict[str, Any], check_length: bool = True) -> bytes:
         records: dict[str, str] = {}
@@ -564,28 +732,51 @@ class EspaEmulator(Emulator):
         for key, ident in _CALL_ARGS.items():
             if args.get(key) is not None:
                 records[ident] = str(args[key])
-        if not isinstance(extra, Mapping):
-            raise ValueError("call: records must be a table of identifier to value")
-        for ident, value in extra.items():
-            records[str(ident)] = str(value)
-        block = encode_block("1", records, self.opts.charset)
+        records.update(self._records(extra))
+        block = encode_block(CALL_TO_PAGER, records, self.opts.charset)
         if check_length and len(block) > MAX_BLOCK:
             raise ValueError(f"call: block is {len(block)} bytes, more than {MAX_BLOCK}")
+        return block
+
+    def _any_block(self, args: dict[str, Any]) -> bytes:
+        """``block {header, records}``: any header (function code), e.g. '4' (call to subscriber line)."""
+        header = args.pop("header", None)
+        records = self._records(args.pop("records", {}) or {})
+        if args:
+            raise ValueError(f"block: unknown args {sorted(args)}")
+        if not isinstance(header, str) or not header.strip():
+            raise ValueError("block: header is required (a string such as '4')")
+        block = encode_block(header, records, self.opts.charset)
+        if len(block) > MAX_BLOCK:
+            raise ValueError(f"block: {len(block)} bytes, more than {MAX_BLOCK}")
         return block
 
     # -- the exchange --
 
     def _select_next(self, now: float) -> bytes:
+        """Start the next queued job (a poll, or a session for blocks); b"" when there is none."""
         if not self._queue:
             self._phase, self._job = "idle", None
             return b""
         self._job = self._queue.popleft()
-        self._phase, self._attempts = "selecting", 1
+        self._attempts = 1
         self._deadline = now + self.REPLY_TIMEOUT_S
+        if self._job.poll:
+            self._phase = "polling"
+            self._polls += 1
+            return bytes([EOT]) + self.opts.address.encode("ascii") + bytes([ENQ])
+        self._phase = "selecting"
         return self._selection()
 
     def _selection(self) -> bytes:
-        return self.opts.address.encode("ascii") + bytes([ENQ])
+        """Poll itself, then select the hub: ``EOT <station> ENQ <hub> ENQ``."""
+        return (
+            bytes([EOT])
+            + self.station.encode("ascii")
+            + bytes([ENQ])
+            + self.opts.address.encode("ascii")
+            + bytes([ENQ])
+        )
 
     def _send_block(self, now: float) -> bytes:
         job = self._job
@@ -602,43 +793,58 @@ class EspaEmulator(Emulator):
     def _give_up(self, now: float) -> bytes:
         self._failed += 1
         self._job = None
-        return bytes([EOT]) + self._select_next(now)
+        return self._select_next(now) or bytes([EOT])
 
     def _done(self, now: float) -> bytes:
-        """Block acknowledged: the next queued call in the same session, or EOT."""
+        """Block acknowledged: the next queued block in the same session, or EOT (and the next job)."""
         self._delivered += 1
-        if self._queue:
+        if self._queue and not self._queue[0].poll:
             self._job = self._queue.popleft()
             self._phase, self._attempts = "sending", 1
             return self._send_block(now)
-        self._job, self._phase = None, "idle"
-        return bytes([EOT])
+        self._job = None
+        return self._select_next(now) or bytes([EOT])
+
+    def _poll_answered(self, b: int, now: float) -> bytes:
+        if b == EOT:  # nothing to send: the line is back in the poll phase
+            self._polls_eot += 1
+            self._job = None
+            return self._select_next(now)
+        self._polls_other += 1  # a wrong answer to a poll: take the line back
+        self._job = None
+        return self._select_next(now) or bytes([EOT])
 
     def on_data(self, data: bytes, now: float) -> bytes:
         out = bytearray()
         for b in bytes(data):
-            if b == ACK:
+            if self._phase == "polling" and b in (EOT, ACK, NAK):
+                out += self._poll_answered(b, now)
+            elif b == ACK:
                 if self._phase == "selecting":
                     self._phase, self._attempts = "sending", 1
                     out += self._send_block(now)
                 elif self._phase == "sending":
                     out += self._done(now)
-            elif b == NAK:
-                if self._phase == "idle":
-                    continue
-                self._naks += 1
-                if self._phase == "selecting":  # hub busy: try the selection again on tick
-                    self._deadline = now + self.REPLY_TIMEOUT_S
-                elif self._attempts <= self.RETRIES:
-                    self._attempts += 1
-                    out += self._send_block(now)
-                else:
-                    out += self._give_up(now)
+            elif b in (NAK, EOT):
+                if self._phase == "selecting":  # hub not ready (EOT: it took our selection for a poll)
+                    if b == NAK:
+                        self._naks += 1
+                    self._deadline = now + self.REPLY_TIMEOUT_S  # try the selection again on tick
+                elif self._phase == "sending" and b == NAK:
+                    self._naks += 1
+                    if self._attempts <= self.RETRIES:
+                        self._attempts += 1
+                        out += self._send_block(now)
+                    else:
+                        out += self._give_up(now)
         return bytes(out)
 
     def tick(self, now: float) -> bytes:
         if self._phase == "idle" or now < self._deadline:
             return b""
+        if self._phase == "polling":  # no answer to the poll: take the line back
+            self._job = None
+            return self._select_next(now) or bytes([EOT])
         if self._attempts > self.RETRIES:
             return self._give_up(now)
         self._attempts += 1
@@ -655,4 +861,7 @@ class EspaEmulator(Emulator):
             "failed": self._failed,
             "attempts": self._attempts if self._phase != "idle" else 0,
             "queued": len(self._queue),
+            "polls": self._polls,
+            "polls_eot": self._polls_eot,
+            "polls_other": self._polls_other,
         }
