@@ -323,23 +323,24 @@ class Hub:
             return None
         return await self.emit(self._draft_for(dev, e))
 
-    async def emit_many_for(self, dev: Device, emits: list[Any]) -> bool:
+    async def emit_many_for(self, dev: Device, emits: list[Any]) -> list[Any]:
         """Emit a driver's burst of :class:`~drivers.serial.base.Emit` as events of ``dev``, in order.
 
-        True when every event was taken: committed, held as an alarm, or
-        dropped by the device's flood limit (sending it again would not help);
-        False when the store refused any (the driver withholds its ack then).
-        A reset (``closes``) in the burst waits for what came before it, so a
-        call and its reset read at once close each other.
+        Returns the Emits the store refused (a full disk: telemetry), for the
+        driver to try again before it acknowledges anything; an empty list when
+        every one was taken: committed, held as an alarm, or dropped by the
+        device's flood limit (sending it again would not help). A reset
+        (``closes``) in the burst waits for what came before it, so a call and
+        its reset read at once close each other.
         """
-        taken = True
-        batch: list[Draft] = []
+        refused: list[Any] = []
+        batch: list[tuple[Any, Draft]] = []
 
         async def flush() -> None:
-            nonlocal taken, batch
+            nonlocal batch
             if batch:
-                results = await self.emit_many(batch)
-                taken = taken and not any(isinstance(r, StoreError) for r in results)
+                results = await self.emit_many([d for _, d in batch])
+                refused.extend(e for (e, _), r in zip(batch, results) if isinstance(r, StoreError))
                 batch = []
 
         for e in emits:
@@ -348,11 +349,11 @@ class Hub:
                 try:
                     await self._cancel_for(dev, e)
                 except StoreError:
-                    taken = False
+                    refused.append(e)
             elif self._admit(dev, e):
-                batch.append(self._draft_for(dev, e))
+                batch.append((e, self._draft_for(dev, e)))
         await flush()
-        return taken
+        return refused
 
     async def _cancel_for(self, dev: Device | None, e: Any) -> Event | None:
         data = dict(e.data)
@@ -693,7 +694,7 @@ class Hub:
             async def emit(e: Emit, dev: Device = dev) -> None:
                 await self.emit_for(dev, e)
 
-            async def emit_many(es: list[Emit], dev: Device = dev) -> bool:
+            async def emit_many(es: list[Emit], dev: Device = dev) -> list[Emit]:
                 return await self.emit_many_for(dev, es)
 
             port = SerialDevice(

@@ -12,9 +12,11 @@ committed the port is not read again, so a device sending faster than the
 disk commits is held back by the pty or the line's flow control, never by a
 queue in memory. A protocol's acknowledgement (:class:`~drivers.serial.base.Confirm`:
 ESPA's block ACK, the dispenser's ACK frame) is written only once the events
-it confirms are committed (or held by the hub as alarms); if they are not,
-it is not sent at all, the parser is told (``unconfirmed``), and the device
-sends again.
+it confirms are committed (or held by the hub as alarms). Events the store
+refuses (telemetry on a full disk) are tried again, the port unread and the
+acknowledgement unsent, until they are stored: the device keeps its frame and
+nothing it was told was taken is lost. If the port goes away first, the
+parser is told (``unconfirmed``) so the device's re-send is read afresh.
 
 When the port is missing, or vanishes (a USB-serial adapter pulled out, a
 pty whose other end closed), it reports ``device.offline`` once, retries
@@ -39,8 +41,10 @@ from hub.tasks import TaskSet
 log = structlog.get_logger("drivers.serial")
 
 EmitFn = Callable[[Emit], Awaitable[Any]]
-#: Emits a burst; returns False when any of it could not be stored (no Confirm then).
-EmitManyFn = Callable[[list[Emit]], Awaitable[bool | None]]
+#: Emits a burst; returns the Emits the store refused (tried again before any Confirm is written).
+EmitManyFn = Callable[[list[Emit]], Awaitable[list[Emit] | None]]
+#: A read's events the store refused are tried again after this long, doubling up to the cap.
+COMMIT_RETRY_S = (0.5, 5.0)
 
 #: Bytes per read: one read's events are one commit; small enough that parsing it never holds the loop long.
 READ_CHUNK = 4096
@@ -99,6 +103,7 @@ class SerialDevice:
         #: reads paused for a commit (back-pressure), and Confirms withheld because the commit failed
         self.paused = 0
         self.unconfirmed = 0
+        self.retrying = 0  # events of the current read waiting for the store to take them
 
     # --- status -------------------------------------------------------------------------
 
@@ -111,6 +116,7 @@ class SerialDevice:
             "protocol": self.parser.name,
             "port": self.port,
             "frames": self.frames,
+            "waiting_for_store": self.retrying,
             "errors": dict(self.parser.errors),
             "last_reading_s_ago": round(now - self.last_reading, 1) if self.last_reading else None,
             **self.logic.state(),
@@ -244,13 +250,25 @@ class SerialDevice:
 
     async def _commit_then_confirm(self, burst: list[Emit], replies: list[bytes | Confirm]) -> None:
         try:
-            taken = await self._emit_burst(burst) if burst else True
+            left = await self._emit_burst(burst) if burst else []
+            delay = COMMIT_RETRY_S[0]
+            if left:
+                log.warning("serial_commit_refused", device=self.device_id, events=len(left),
+                            types=sorted({e.type for e in left}), action="holding the ack; retrying")
+            while left and not self._stop and self._ser is not None:
+                # the device's logic has taken these readings already (a re-send would be deduplicated
+                # into nothing): they are tried again until stored, and only then acknowledged
+                self.retrying = len(left)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, COMMIT_RETRY_S[1])
+                left = await self._emit_burst(left)
+            self.retrying = 0
             for reply in replies:
                 if not isinstance(reply, Confirm):
                     self._write(reply)
-                elif taken:
+                elif not left:
                     self._write(reply.data)
-                else:
+                else:  # the port went away first: let the device's re-send be read afresh
                     self.unconfirmed += 1
                     log.warning("serial_confirm_withheld", device=self.device_id, reason="events not stored")
                     self.parser.unconfirmed(reply)
@@ -258,22 +276,21 @@ class SerialDevice:
             self._burst = None
             self._resume()
 
-    async def _emit_burst(self, burst: list[Emit]) -> bool:
-        """Emit a read's events; False when any could not be stored."""
+    async def _emit_burst(self, burst: list[Emit]) -> list[Emit]:
+        """Emit a read's events; returns those the store refused (all of them on an error)."""
         if self.emit_many is not None:
             try:
-                return await self.emit_many(burst) is not False
+                refused = await self.emit_many(burst)
             except Exception:
                 log.exception("serial_emit_failed", device=self.device_id, types=sorted({e.type for e in burst}))
-                return False
-        taken = True
+                return []  # a bug, not a full disk: retrying would not help
+            return list(refused or [])
         for e in burst:
             try:
                 await self.emit(e)
             except Exception:
                 log.exception("serial_emit_failed", device=self.device_id, type=e.type)
-                taken = False
-        return taken
+        return []
 
     def _write(self, data: bytes) -> None:
         ser = self._ser
