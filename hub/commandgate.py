@@ -107,7 +107,8 @@ class CommandGate:
         self.max_payload = max_payload
         self.workers = workers
         self.queue: asyncio.Queue[Request] = asyncio.Queue(max_queued)
-        self.buckets = {name: TokenBucket(*rate) for name, rate in (rates or DEFAULT_RATES).items()}
+        rates = DEFAULT_RATES if rates is None else rates
+        self.buckets = {name: TokenBucket(*rate) for name, rate in rates.items()}
         self.refusal_replies = TokenBucket(REFUSAL_REPLIES_PER_S, 20.0)
         self.refused: Counter[str] = Counter()
         self.handled = 0

@@ -86,10 +86,36 @@ _HEARTBEAT = {
                 "last_seq": {"type": "integer"},
                 "oldest_pending_ts": {"type": ["string", "null"]},
                 "evicted": {"type": "integer"},
+                "bytes": {"type": "integer", "description": "Bytes of stored events (bounded by [store] max_mb)."},
+                "held": {
+                    "type": "integer",
+                    "description": "Alarms the disk refused, held in memory and sent with seq 0 until stored.",
+                },
+                "refused_full": {"type": "integer", "description": "Telemetry refused while the disk was short of space."},
             },
         },
-        "link": {"type": "object"},
+        "link": {
+            "type": "object",
+            "description": "state, broker, connects, last_error, error_kind (tls, auth, network, protocol), failures.",
+        },
         "forwarder": {"type": "object"},
+        "health": {
+            "type": "object",
+            "description": "state ok or degraded; problems: component (store, link, task:<name>) -> reason, for_s. "
+            "Each change is also an event: hub.degraded / hub.recovered.",
+            "properties": {
+                "state": {"enum": ["ok", "degraded"]},
+                "problems": {"type": "object", "additionalProperties": {"type": "object"}},
+            },
+        },
+        "tasks": {
+            "type": "object",
+            "description": "Supervised tasks: state (running, restarting, failed, stopped), restarts, last_error.",
+        },
+        "commands": {
+            "type": "object",
+            "description": "handled; refused by reason (invalid, too_large, response_topic, rate_limited, busy); queued.",
+        },
         "devices": {"type": "object", "additionalProperties": {"type": "object"}},
         "open_alarms": {
             "type": "array",
@@ -202,7 +228,12 @@ def asyncapi() -> dict[str, Any]:
                 "the hub sends alarm.unacknowledged until acked. Alarms are acked per episode: a device's repeats "
                 "(and repeated test alarms, and a nurse-call address's repeated calls) join its open alarm, share one "
                 "reminder stream, and one ack of any of them or of a reminder closes them all (alarm.acknowledged "
-                "data.closes)."
+                "data.closes). An alarm the hub could not store (its disk refused the commit) is published from "
+                "memory at once with seq 0, and published again with the same id and its seq once stored: treat "
+                "seq 0 as outside gap detection and de-duplicate by id as always; hub.degraded (component store) "
+                "says why. Commands are rate-limited per command and refused with a reply (refused: invalid, "
+                "too_large, rate_limited, busy) where a response topic allows one; a response topic must be a "
+                "topic name (no + or #) outside the hub's own cmd/ topics, else no reply is sent."
             ),
         },
         "defaultContentType": "application/json",

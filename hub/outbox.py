@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -167,6 +168,7 @@ class Outbox:
         self._rdb: sqlite3.Connection | None = None
         self._count = 0
         self._bytes = 0
+        self._page_size = 4096
         self._appends: list[_Group] = []
         self._critical: list[tuple[_Group, int]] = []
         self._telemetry: list[tuple[_Group, int]] = []
@@ -174,6 +176,7 @@ class Outbox:
         self._held: dict[str, tuple[Draft, Event]] = {}
         self._held_retry: asyncio.TimerHandle | None = None
         self._held_due_now = False
+        self._room_made = False  # this episode of short space has had its make_room
         self._delivered: list[int] = []
         self._unflushed: set[int] = set()  # acked by the broker, delivered mark not yet committed
         self._delivered_task: asyncio.Task[None] | None = None
@@ -181,6 +184,7 @@ class Outbox:
         self._mark_failures = 0
         self._logged: dict[str, float] = {}
         self._busy_since: float | None = None
+        self._evicted_unlogged = 0
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -221,7 +225,9 @@ class Outbox:
             # checkpoints run from housekeeping on their own connection, never inside an alarm's commit
             db.execute("PRAGMA wal_autocheckpoint=0")
             db.executescript(_SCHEMA)
-            count, size = db.execute("SELECT count(*), coalesce(sum(length(body)), 0) FROM events").fetchone()
+            count = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            size = self._used_sync(db)
             row = db.execute("SELECT value FROM meta WHERE key='evicted'").fetchone()
             rdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             rdb.execute("PRAGMA busy_timeout=5000")
@@ -231,10 +237,23 @@ class Outbox:
             raise
         self._count, self._bytes = count, size
         self.evicted = int(row[0]) if row else 0
+        self._bound_to_filesystem()
         self._rdb = rdb
         self._db = db
         if not self.space_short:
             self.ballast.ensure()
+
+    def _bound_to_filesystem(self) -> None:
+        """The store may take at most half of its filesystem, whatever max_bytes says: it must never be
+        what fills the disk (a small state partition, a long outage)."""
+        try:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return
+        half = st.f_blocks * st.f_frsize // 2
+        if self.max_bytes > half:
+            log.info("store_bound_to_filesystem", max_bytes=half, configured=self.max_bytes)
+            self.max_bytes = half
 
     async def close(self) -> None:
         """Finish pending writes and close the database."""
@@ -428,7 +447,7 @@ class Outbox:
         db.execute("BEGIN IMMEDIATE")
         try:
             seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
-            stored = size = 0
+            stored = 0
             for draft in drafts:
                 event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=seq + 1)
                 try:
@@ -451,10 +470,10 @@ class Outbox:
                     continue
                 seq += 1
                 stored += 1
-                size += len(body)
                 events.append(event)
             db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
-            count, size = self._count + stored, self._bytes + size
+            count = self._count + stored
+            size = self._used_sync(db)
             evicted = 0
             if count > self.max_events or size > self.max_bytes:
                 count, size, evicted = self._evict_sync(db, count, size)
@@ -468,12 +487,19 @@ class Outbox:
         self._count, self._bytes = count, size
         if evicted:
             self.evicted += evicted
-            log.warning("outbox_evicted", events=evicted, evicted_total=self.evicted)
+            self._evicted_unlogged += evicted
+            now = time.monotonic()
+            if now - self._logged.get("outbox_evicted", float("-inf")) >= FAILURE_LOG_S:  # one line per 5 s
+                self._logged["outbox_evicted"] = now
+                log.warning("outbox_evicted", events=self._evicted_unlogged, evicted_total=self.evicted,
+                            stored=count, disk_bytes=size)
+                self._evicted_unlogged = 0
         self.writes_since_checkpoint += 1
         return events
 
     def _evict_sync(self, db: sqlite3.Connection, count: int, size: int) -> tuple[int, int, int]:
-        """Make room (rows and bytes): delivered events first, then the oldest lowest-priority telemetry.
+        """Make room (rows, and bytes of disk the database uses): delivered events first, then the
+        oldest lowest-priority telemetry.
 
         Returns the new count and size, and how many pending events were evicted.
         """
@@ -483,17 +509,18 @@ class Outbox:
             ("delivered IS NULL AND alarm = 0", "rank DESC, seq", True),
         ):
             while count > self.max_events or size > self.max_bytes:
-                # rows over the count, or enough rows to cover the bytes over (at 200 bytes an event, a guess)
-                want = max(count - self.max_events, (size - self.max_bytes) // 200 + 1, 1)
+                # rows over the count, or enough rows to cover the bytes over at the average row's size
+                per_row = max(1, size // max(count, 1))
+                want = max(count - self.max_events, -(-(size - self.max_bytes) // per_row), 1)
                 rows = db.execute(
                     f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} ORDER BY {order} LIMIT ?) "
-                    "RETURNING length(body)",
+                    "RETURNING seq",
                     (min(want, 10_000),),
                 ).fetchall()
                 if not rows:
                     break
                 count -= len(rows)
-                size -= sum(r[0] for r in rows)
+                size = self._used_sync(db)
                 if lost:
                     evicted += len(rows)
         if evicted:  # the count survives restarts: the central may ask what was lost, ever
@@ -503,6 +530,12 @@ class Outbox:
             log.warning("outbox_over_capacity", stored=count, bytes=size, max_events=self.max_events,
                         max_bytes=self.max_bytes, reason="alarms are never evicted")
         return count, size, evicted
+
+    def _used_sync(self, db: sqlite3.Connection) -> int:
+        """Bytes of disk the database's pages in use take (what max_bytes bounds): rows and their overhead."""
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * self._page_size
 
     # --- held alarms (their commit failed) --------------------------------------------------
 
@@ -595,38 +628,78 @@ class Outbox:
             free = free_bytes(self.path.parent)
         except OSError:
             return self.space_short
-        if not self.space_short:
-            if free < self.ballast.size // 2 or not (self.ballast.held or self.ballast.ensure()):
-                self.space_short = True
-                self._make_room_sync()
-        elif self.ballast.ensure() and free_bytes(self.path.parent) >= self.ballast.size:
+        if not self.space_short and (free < self.ballast.size // 2 or not (self.ballast.held or self.ballast.ensure())):
+            self.space_short = True
+        if self.space_short and not self._room_made:
+            self._room_made = True  # once per episode: what it frees may be taken by whoever fills the disk
+            self._make_room_sync()
+        if self.space_short and self.ballast.ensure() and free_bytes(self.path.parent) >= self.ballast.size:
             self.space_short = False
+            self._room_made = False
         return self.space_short
 
     def _make_room_sync(self) -> None:
-        """Drop delivered events (already at the central) and give their pages back to the filesystem.
+        """Short of space: drop delivered events (the central has them), then, while the filesystem
+        is still short, the oldest lowest-priority pending telemetry, and give their pages back.
 
-        When the hub's own store is what filled the disk (a long outage, a big
-        replay window), this is what gets it going again."""
+        When the hub's own store is what filled the disk (a long outage), this is what gets it
+        going again; alarms are never dropped. On a full disk even a delete needs room in the
+        WAL: it goes in small transactions, each followed by a checkpoint that rewinds the WAL,
+        so the WAL's own blocks are reused throughout."""
         db = self._db
         if db is None:
             return
+        dropped = evicted = 0
         try:
-            db.execute("BEGIN IMMEDIATE")
-            rows = db.execute("DELETE FROM events WHERE delivered IS NOT NULL RETURNING length(body)").fetchall()
-            db.execute("COMMIT")
-            self._count -= len(rows)
-            self._bytes -= sum(r[0] for r in rows)
-            # the WAL keeps its blocks (RESTART rewinds it): they are where the next alarms go
             db.execute("PRAGMA wal_checkpoint(RESTART)")
+            dropped = self._delete_sync(db, "delivered IS NOT NULL", "seq", None)
+            want = 4 * max(self.ballast.size, 256 << 10)
+            free = _free(self.path.parent)
+            if free is not None and free < want:
+                evicted = self._delete_sync(db, "delivered IS NULL AND alarm = 0", "rank DESC, seq", want)
             db.execute("PRAGMA incremental_vacuum")  # pages of the deleted events back to the filesystem
-            if rows:
-                log.warning("outbox_made_room", dropped_delivered=len(rows), free_bytes=_free(self.path.parent))
+            db.execute("PRAGMA wal_checkpoint(RESTART)")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             self._log_failure("outbox_make_room_failed", exc)
+        if dropped or evicted:
+            log.warning("outbox_made_room", dropped_delivered=dropped, evicted_telemetry=evicted,
+                        evicted_total=self.evicted, free_bytes=_free(self.path.parent))
+
+    def _delete_sync(self, db: sqlite3.Connection, where: str, order: str, max_bytes: int | None) -> int:
+        """Delete events matching ``where`` in ``order``, up to ``max_bytes`` of bodies (None: all),
+        64 at a time with a checkpoint after each; returns how many."""
+        pending = "delivered IS NULL" in where  # pending telemetry dropped is lost: counted as evicted
+        done = total = 0
+        while max_bytes is None or total < max_bytes:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = db.execute(
+                    f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} ORDER BY {order} LIMIT 64) "
+                    "RETURNING length(body)"
+                ).fetchall()
+                if pending and rows:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
+                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted + len(rows),))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+            if not rows:
+                break
+            size = sum(r[0] for r in rows)
+            self._count -= len(rows)
+            self._bytes = self._used_sync(db)
+            if pending:
+                self.evicted += len(rows)
+            done += len(rows)
+            total += size
+            db.execute("PRAGMA wal_checkpoint(RESTART)")
+        return done
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -848,7 +921,7 @@ class Outbox:
             (time.time() - self.keep_delivered_s,),
         ).fetchall()
         self._count -= len(rows)
-        self._bytes -= sum(r[0] for r in rows)
+        self._bytes = self._used_sync(self._db)
         return len(rows)
 
 

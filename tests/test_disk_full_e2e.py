@@ -19,6 +19,7 @@ would check it:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +34,12 @@ from tests.support.hubproc import HubProcess, gpio_devices
 from tests.support.smallfs import Filler, mount_small_fs, unmount
 
 pytestmark = pytest.mark.slow
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -119,7 +126,10 @@ def test_alarms_and_nurse_calls_reach_the_central_through_a_full_disk(residence,
             assert hub.state("cord-1")["feedback"] == "fault"
 
         disp.send("dose_due", dose_id=7)
+        cpu0 = cpu_s(hub.proc.pid)
         time.sleep(2.0)
+        cpu = cpu_s(hub.proc.pid) - cpu0
+        assert cpu < 0.5, f"the hub used {cpu:.2f}s of CPU in 2s on a full disk: something spins"
         assert disp.state()["emulator"]["unacked"], "the dispenser's frame was ACKed although it was not stored"
         assert not events(sub, "medication.due")
     finally:

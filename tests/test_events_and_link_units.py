@@ -88,3 +88,40 @@ async def test_the_link_turns_nagle_off_so_an_alarm_never_waits_for_the_previous
         await asyncio.wait_for(link.online.wait(), 10)
         sock = link._conn.sock
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+async def test_paho_raising_in_publish_is_a_lost_link_that_comes_back(broker):
+    """A socket gone under paho (ValueError: Invalid file descriptor: -1, seen when the broker died
+    mid-publish) is LinkDown to the caller; the link drops that connection and connects again."""
+    import asyncio
+
+    import pytest
+
+    from hub.link import BadTopic, Endpoint, LinkDown, LinkSettings, MqttLink, Will
+
+    settings = LinkSettings(
+        brokers=(Endpoint(host="127.0.0.1", port=broker.port),),
+        client_id="fd-test",
+        will=Will(topic="t/status", payload=b'{"state":"offline"}'),
+        backoff_initial_s=0.05,
+        backoff_max_s=0.2,
+    )
+    async with MqttLink(settings) as link:
+        await asyncio.wait_for(link.online.wait(), 10)
+        conn = link._conn
+
+        def dead_socket(*args, **kwargs):
+            raise ValueError("Invalid file descriptor: -1")
+
+        conn.client.publish = dead_socket
+        with pytest.raises(LinkDown, match="Invalid file descriptor"):
+            link.publish_nowait("t/x", b"1", qos=1)
+        for _ in range(200):
+            if link.online.is_set() and link._conn is not conn:
+                break
+            await asyncio.sleep(0.02)
+        assert link._conn is not conn and link.connects == 2
+        await link.publish("t/x", b"2", qos=1, timeout=5)  # the new connection works
+        with pytest.raises(BadTopic):  # a bad topic is refused before paho, and the connection stays up
+            await link.publish("t/+", b"3", qos=1, timeout=5)
+        assert link.online.is_set() and link.connects == 2

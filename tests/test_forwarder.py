@@ -186,3 +186,31 @@ async def test_after_the_link_drops_what_was_queued_or_in_flight_goes_out_from_d
     assert sorted(resent) == [2, 3, 4, 5, 6, *range(7, 107)], "each once"
     assert store.delivered == set(range(1, 107))
     task.cancel()
+
+
+async def test_a_send_path_error_that_is_not_a_link_error_only_sends_the_event_to_the_backlog() -> None:
+    """A broker dying mid-publish once raised ValueError (fd -1) out of paho: the forwarder caught only
+    LinkError, so it escaped into the commit path and killed the emit. Now any error in the send path
+    is a link failure: submit() returns, and the event goes out from disk once the link works."""
+    store, link = Store(), Link()
+    fwd, task = await started(store, link)
+    real = link.publish_nowait
+
+    def broken(topic: str, payload: bytes, *, qos: int = 1) -> asyncio.Future[object]:
+        raise ValueError("Invalid file descriptor: -1")
+
+    link.publish_nowait = broken  # type: ignore[method-assign]
+    fwd.submit(store.commit(ev(1, Priority.CRITICAL)))  # must not raise
+    fwd.submit(store.commit(ev(2)))
+    assert fwd.status()["send_errors"] >= 1
+    link.publish_nowait = real  # type: ignore[method-assign]
+    fwd._wake.set()
+    for _ in range(100):
+        if sorted(link.sent) == [1, 2]:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(link.sent) == [1, 2]
+    link.ack()
+    await asyncio.sleep(0.01)
+    assert store.delivered == {1, 2}
+    task.cancel()

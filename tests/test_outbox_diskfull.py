@@ -11,6 +11,7 @@ later, and the store can be opened late when the disk was full at start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -179,4 +180,37 @@ async def test_a_store_that_cannot_open_on_a_full_disk_holds_alarms_until_it_ope
             break
         await asyncio.sleep(0.01)
     assert [(e.id, e.seq) for e in stored] == [(held.id, 2)]
+    await ob.close()
+
+
+async def test_the_store_bounded_by_bytes_never_fills_the_disk_itself(tmp_path):
+    """A long outage: pending telemetry grows and grows. Retention counts bytes (not only rows), so
+    the oldest, lowest-priority telemetry is evicted (and counted) before the store fills the disk;
+    alarms are never evicted and a commit never fails."""
+    fs = tmp_path / "fs"
+    mount_small_fs(fs, "4m")
+    try:
+        await _fill_a_bounded_store(fs)
+    finally:
+        unmount(fs)
+
+
+async def _fill_a_bounded_store(fs: Path) -> None:
+    db = fs / "outbox.sqlite3"
+    ob = Outbox(db, hub="h", resident="r", reserve_bytes=128 << 10, max_bytes=1 << 30, max_events=1_000_000)
+    await ob.open()
+    assert ob.max_bytes <= (4 << 20) // 2, "the bound is lowered to half the filesystem"
+    pad = "x" * 2000
+    first_alarm = await ob.append(alarm(n=0))
+    for n in range(0, 4_000, 20):  # about 8 MB of telemetry into a 4 MB filesystem
+        results = await ob.append_many([telemetry(i=n + k, pad=pad) for k in range(20)])
+        assert not [r for r in results if isinstance(r, Exception)], results
+        if n % 100 == 0:
+            await ob.checkpoint()  # as the hub's housekeeping does
+    stats = await ob.stats()
+    assert stats.bytes <= ob.max_bytes and stats.evicted > 3_000
+    pending = await ob.pending(limit=10_000)
+    assert pending[0].id == first_alarm.id, "the alarm is never evicted"
+    kept = [e.data["i"] for e in pending[1:]]
+    assert kept == sorted(kept) and kept[-1] == 3_999 and kept[0] > 3_000, "the oldest telemetry went first"
     await ob.close()

@@ -143,6 +143,36 @@ def test_espa_call_becomes_nursecall_alarm(make_hub, subscribe, emulate):
     assert "06" in espa.state()["hub_wrote_hex"]  # the hub answered with ACK
 
 
+def test_espa_reset_closes_the_open_nurse_call_and_its_reminders(make_hub, subscribe, emulate):
+    """A reset/cancel record (call type 1) ends the call it names: alarm.cancelled, cause = that call,
+    no new alarm, no more reminders; a reset naming no open call changes nothing but a counter."""
+    espa = emulate("espa444", "espa")
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=serial_devices(espa=espa), ack_timeout_s=1.5, unack_repeat_s=1.0).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    espa.send("call", address="101", text="Rom 101", priority="1")
+    espa.send("call", address="102", text="Rom 102", priority="1")
+    _until(lambda: len(events(sub, "alarm.nursecall")) == 2)
+    call = next(c for c in events(sub, "alarm.nursecall") if c["data"]["call_address"] == "101")
+    espa.send("reset", address="101", text="Rom 101")
+    (cancel,) = _until(lambda: events(sub, "alarm.cancelled"))
+    assert cancel["cause"] == call["id"] and cancel["data"]["how"] == "nursecall_reset"
+    assert len(events(sub, "alarm.nursecall")) == 2, "a reset is not a new alarm"
+    espa.send("reset", address="109", text="nobody")
+    _until(lambda: espa.state()["emulator"]["delivered"] == 4)
+    time.sleep(3.0)  # reminders go on for 102 only
+    reminders = events(sub, "alarm.unacknowledged")
+    assert reminders and {r["cause"] for r in reminders} == {
+        next(c["id"] for c in events(sub, "alarm.nursecall") if c["data"]["call_address"] == "102")
+    }
+    late = [r for r in reminders if r["cause"] == call["id"]]
+    assert not late
+    assert len(events(sub, "alarm.cancelled")) == 1
+    status = request("127.0.0.1", hub_port(hub), f"{BASE}/cmd/status", {})
+    assert status["alarm_counters"]["cancel_unmatched"] == 1
+    assert [a["device"] for a in status["open_alarms"]] == ["nursecall-1"]
+
+
 def _until(check, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while not (value := check()) and time.monotonic() < deadline:
