@@ -80,6 +80,9 @@ EmitFn = Callable[[str, Emit], Awaitable[Any]]
 BatteryFn = Callable[[str, int], Any]
 
 
+#: Events waiting for the hub at most; beyond, notifications are dropped and counted.
+MAX_QUEUED = 1000
+
 class GattError(Exception):
     """A GATT operation failed (cannot connect, not connected, no such characteristic...)."""
 
@@ -272,6 +275,7 @@ class GattManager:
         self.emit = emit
         self.on_battery = on_battery
         self.on_heard = on_heard
+        self.dropped = 0  # events dropped because the hub did not keep up
         self.max_connections = max_connections
         self.connect_timeout_s = connect_timeout_s
         self.disconnect_timeout_s = disconnect_timeout_s
@@ -329,7 +333,7 @@ class GattManager:
         if self._stopping:
             self._wake.set()
         self._sem = asyncio.Semaphore(self.max_connections)
-        self._queue = asyncio.Queue()
+        self._queue = asyncio.Queue(MAX_QUEUED)
         self._states = {d.device_id: _DeviceState(d) for d in self.devices}
         emitter = self._tasks.spawn(self._emit_loop(), "gatt-emitter")
         workers = [self._tasks.spawn(self._device_loop(st), f"gatt-{st.dev.device_id}") for st in self._states.values()]
@@ -548,8 +552,14 @@ class GattManager:
         )
 
     def _queue_event(self, device_id: str, e: Emit) -> None:
-        if self._queue is not None:
+        if self._queue is None:
+            return
+        try:
             self._queue.put_nowait((device_id, e))
+        except asyncio.QueueFull:  # the hub is not keeping up (a device gone mad): drop, count, say so once
+            self.dropped += 1
+            if self.dropped in (1, 10, 100, 1000) or self.dropped % 10_000 == 0:
+                log.warning("gatt_events_dropped", device=device_id, type=e.type, dropped_total=self.dropped)
 
     async def _emit_loop(self) -> None:
         assert self._queue is not None
