@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim-socket",
         default=None,
         metavar="PATH",
-        help='with [ble] backend = "sim": the sim control socket to open (default: the config\'s [sim] socket)',
+        help='with [ble] backend = "sim": the sim control socket to open (default: a private one, '
+        "announced on stderr; never the hub's [sim] socket)",
     )
     p.set_defaults(func=_scan)
 
