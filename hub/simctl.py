@@ -55,7 +55,7 @@ class SimControl:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
-            if _answers(self.path):
+            if answers(self.path):
                 raise OSError(errno.EADDRINUSE, f"in use by a running process: {self.path}")
             self.path.unlink()
         old = os.umask(0o177)
@@ -108,8 +108,8 @@ class SimControl:
             return {"ok": False, "error": f"internal error: {exc}"}
 
 
-def _answers(path: Path) -> bool:
-    """True if a process accepts connections on the Unix socket at ``path``."""
+def answers(path: str | os.PathLike[str]) -> bool:
+    """True if a process accepts connections on the Unix socket at ``path`` (False: none there, or a stale file)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.5)
         try:
