@@ -74,8 +74,11 @@ def _sim(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hub.demo import run_demo
-
+    try:
+        from hub.demo import run_demo
+    except KeyboardInterrupt:  # Ctrl-C while importing, before the demo's own handler is in place
+        print("demo stopped (Ctrl-C)", file=sys.stderr)
+        return 130
     return run_demo(Path(args.config), keep_running=args.keep_running)
 
 
@@ -120,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim-socket",
         default=None,
         metavar="PATH",
-        help='with [ble] backend = "sim": the sim control socket to open (default: the config\'s [sim] socket)',
+        help='with [ble] backend = "sim": the sim control socket to open (default: a private one, '
+        "announced on stderr; never the hub's [sim] socket)",
     )
     p.set_defaults(func=_scan)
 

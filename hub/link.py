@@ -264,6 +264,9 @@ class _Connection:
         self.pubacks.clear()
         if not self.connack.done():
             self.connack.set_exception(LinkDown(reason))
+            # taken here: open() awaits it only once the TCP connect worked, and a failed one never
+            # does, so asyncio would print "Future exception was never retrieved" on stderr
+            self.connack.exception()
         if not self.closed.done():
             self.closed.set_result(reason)
         if self.misc_task is not None and self.misc_task is not asyncio.current_task():

@@ -10,9 +10,11 @@ By default only BTHome devices and configured devices are shown (a flat
 lists dozens of phones and TVs); ``--all`` shows everything heard.
 
 With ``backend = "sim"`` there is no radio: the scan opens a sim control
-socket (the config's ``[sim] socket``, or ``--sim-socket``) with the
-``ble_advert`` / ``ble_fault`` / ``ble_state`` ops, announces it on stderr
-as ``sim socket: PATH`` and hears whatever is injected there.
+socket of its own (in a private temporary directory, or ``--sim-socket``)
+with the ``ble_advert`` / ``ble_fault`` / ``ble_state`` ops, announces it on
+stderr as ``sim socket: PATH`` and hears whatever is injected there. It never
+touches the config's ``[sim] socket``: that one belongs to the hub, which may
+be running; a ``--sim-socket`` a running process answers on is refused.
 
 Decoding never stops the scan: an advert the BTHome decoder refuses is
 shown as ``undecodable`` with the reason. Exit status: 0 after a scan
@@ -25,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -285,13 +289,14 @@ async def _scan(loaded: Any, args: argparse.Namespace) -> int:
 
     b = cfg.ble
     ctl = None
+    private_dir: Path | None = None
     if b.backend == "sim":
         from drivers.ble.sim import SimBackend, register_sim_ops
         from hub.simctl import SimControl
 
         backend: Any = SimBackend(adapter=b.adapter or "hci0")
-        sock = Path(args.sim_socket) if args.sim_socket else loaded.sim_socket
-        ctl = SimControl(sock)
+        # never the hub's [sim] socket by default: a running hub would lose it (the path is set at start)
+        ctl = SimControl(Path(args.sim_socket) if args.sim_socket else Path())
         register_sim_ops(ctl, backend)
     else:
         try:
@@ -312,6 +317,9 @@ async def _scan(loaded: Any, args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         if ctl is not None:
+            if not args.sim_socket:
+                private_dir = Path(tempfile.mkdtemp(prefix="carehub-scan-"))
+                ctl.path = private_dir / "sim.sock"
             try:
                 await ctl.start()
             except OSError as exc:
@@ -330,6 +338,8 @@ async def _scan(loaded: Any, args: argparse.Namespace) -> int:
             print(f"warning: stopping the scan: {exc}", file=sys.stderr)
         if ctl is not None:
             await ctl.close()
+        if private_dir is not None:
+            shutil.rmtree(private_dir, ignore_errors=True)
     elapsed = time.monotonic() - t0
 
     rows = table.rows(show_all=args.all)

@@ -13,6 +13,7 @@ mode 0600 in the state directory.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
@@ -45,8 +46,17 @@ class SimControl:
         self.handlers[op] = handler
 
     async def start(self) -> None:
+        """Listen on :attr:`path`.
+
+        A socket file left by a process that died (kill -9, power cut) is
+        replaced; one that a running process still answers on is not: that
+        raises :class:`OSError` (``EADDRINUSE``), so a second hub, a scan or an
+        emulator never takes a running hub's socket away from it.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
+            if answers(self.path):
+                raise OSError(errno.EADDRINUSE, f"in use by a running process: {self.path}")
             self.path.unlink()
         old = os.umask(0o177)
         try:
@@ -58,9 +68,11 @@ class SimControl:
     async def close(self) -> None:
         for writer in list(self._clients):  # end open sessions, so their handlers finish on EOF
             writer.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._server is None:
+            return  # never listened: the file at path (if any) is someone else's
+        self._server.close()
+        await self._server.wait_closed()
+        self._server = None
         try:
             self.path.unlink()
         except FileNotFoundError:
@@ -94,6 +106,17 @@ class SimControl:
         except Exception as exc:
             log.exception("sim_request_failed")
             return {"ok": False, "error": f"internal error: {exc}"}
+
+
+def answers(path: str | os.PathLike[str]) -> bool:
+    """True if a process accepts connections on the Unix socket at ``path`` (False: none there, or a stale file)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:  # refused (stale file), not a socket, or gone
+            return False
+        return True
 
 
 class SimClient:

@@ -54,6 +54,19 @@ address = "A4:C1:38:00:00:99"
 """
 
 
+#: a GPIO button on the sim pin factory, so a hub with DEVICES has something to press
+HUB_BUTTON = """
+[[device]]
+id = "button-1"
+kind = "alarm_button"
+room = "bedroom"
+[device.gpio]
+pin = 17
+led_pin = 27
+bounce_s = 0
+"""
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     return hub_config(tmp_path, port=1883, devices=DEVICES, extra='[ble]\nbackend = "sim"\n')
@@ -243,3 +256,55 @@ def test_decoding_never_raises() -> None:
     assert table.heard[BUTTON].adverts == 7
     plain_with_key = table.heard[BUTTON]
     assert plain_with_key.key in {"-", "yes", "no: wrong key"} and plain_with_key.error
+
+
+def test_scan_never_touches_a_running_hubs_sim_socket(make_hub, tmp_path: Path) -> None:
+    """An installer scans with the hub's own config while the hub runs: the hub keeps its socket."""
+    hub = make_hub(devices=DEVICES + HUB_BUTTON, extra='[ble]\nbackend = "sim"\n')
+    hub.start()
+    hub_sock = hub.sim_socket
+    assert hub_sock.exists()
+    inode = hub_sock.stat().st_ino
+
+    scan = Scan("--config", str(hub.config), "--seconds", "60", "--json", cwd=hub.dir)
+    scan_sock = scan.sim_socket()
+    assert Path(scan_sock) != hub_sock, "the scan opens a socket of its own"
+    assert hub_sock.exists() and hub_sock.stat().st_ino == inode
+    inject(scan_sock)
+    rc, out, err = scan.finish(interrupt=True)
+    assert rc == 0, err
+    assert {d["address"] for d in json.loads(out)} == {THERMO, BUTTON, DOOR, LOCK}
+    assert not Path(scan_sock).exists() and not Path(scan_sock).parent.exists(), "its private socket is removed"
+
+    # the hub's socket is still there and still the hub's: it answers, and a press raises an alarm
+    assert hub_sock.exists() and hub_sock.stat().st_ino == inode
+    with SimClient(hub_sock) as sim:
+        assert sim.call({"op": "state", "device": "button-1"})["ok"] is True
+        sim.call({"op": "click", "device": "button-1", "seconds": 0.05})
+    hub.wait_log(lambda e: e.get("event") == "event_committed" and e.get("type") == "alarm.button")
+
+    # asked for the hub's socket by name, the scan refuses it and leaves it alone
+    scan = Scan("--config", str(hub.config), "--seconds", "5", "--sim-socket", str(hub_sock), cwd=hub.dir)
+    rc, out, err = scan.finish()
+    assert rc == 2 and "in use by a running process" in err and "Traceback" not in err, err
+    assert hub_sock.exists() and hub_sock.stat().st_ino == inode
+    with SimClient(hub_sock) as sim:
+        assert sim.call({"op": "state", "device": "button-1"})["ok"] is True
+    assert hub.returncode is None
+
+
+def test_stale_sim_socket_is_replaced(tmp_path: Path) -> None:
+    """A socket file left by a process that died (nobody answers on it) is taken over."""
+    import socket as _socket
+
+    stale = tmp_path / "stale.sock"
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    s.bind(str(stale))
+    s.close()  # the file stays, nobody listens: what kill -9 leaves
+    assert stale.exists()
+    config = hub_config(tmp_path / "cfg", port=1883, devices=DEVICES, extra='[ble]\nbackend = "sim"\n')
+    scan = Scan("--config", str(config), "--seconds", "60", "--json", "--sim-socket", str(stale), cwd=tmp_path)
+    assert scan.sim_socket() == str(stale)
+    inject(str(stale))
+    rc, out, err = scan.finish(interrupt=True)
+    assert rc == 0, err

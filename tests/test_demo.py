@@ -1,0 +1,210 @@
+"""``carehub demo`` as a user runs it: a real subprocess, stopped with Ctrl-C, SIGTERM or kill -9, run again.
+
+The demo uses the broker its config names when it answers; the config here
+names the test broker, so the system broker on :1883 is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Mosquitto
+from tests.support.hubproc import REPO
+
+DEMO_TOML = REPO / "config" / "examples" / "demo.toml"
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path, broker: Mosquitto) -> Path:
+    """config/examples/demo.toml on the test broker, with its state under tmp_path."""
+    text = DEMO_TOML.read_text()
+    assert "port = 1883" in text and 'dir = "../../state/demo"' in text
+    text = text.replace("port = 1883", f"port = {broker.port}").replace('dir = "../../state/demo"', 'dir = "state/demo"')
+    path = tmp_path / "cfg" / "demo.toml"
+    path.parent.mkdir()
+    path.write_text(text)
+    return path
+
+
+class Demo:
+    """``python -m hub.cli demo`` in a session of its own (a terminal's Ctrl-C reaches its whole group)."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        env.pop("NOTIFY_SOCKET", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "demo", "--config", str(config), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=config.parent,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._q: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_line(self, needle: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is not None and needle in line:
+                return line
+            if line is None and (time.monotonic() >= deadline or self.proc.poll() is not None):
+                self.proc.kill()
+                raise AssertionError(f"no line with {needle!r}; output:\n{self.output}")
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise AssertionError(f"the demo did not end within {timeout}s; output:\n{self.output}")
+        time.sleep(0.1)  # the reader takes the last lines
+        return rc
+
+
+def _hub_pid(demo: Demo) -> int:
+    """The pid of the hub the demo started: its child running ``hub.cli run``."""
+    for child in Path(f"/proc/{demo.proc.pid}/task/{demo.proc.pid}/children").read_text().split():
+        if b"hub.cli\0run" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return int(child)
+    raise AssertionError("the demo has no hub child")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pid: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _status_lines(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if "central ← status" in line]
+
+
+def _assert_full_run(demo: Demo) -> None:
+    rc = demo.wait()
+    out = demo.output
+    assert rc == 0, out
+    assert "demo done" in out and "LED steady: help is on its way" in out, out
+    assert "Traceback" not in out and "demo failed" not in out, out
+
+
+def test_ctrl_c_mid_run_stops_cleanly_and_the_next_run_succeeds(demo_config: Path) -> None:
+    first = Demo(demo_config)
+    first.wait_line("alarm at the central")  # the alarm is open: the press is done, the ack not yet sent
+    hub_pid = _hub_pid(first)
+    os.killpg(first.proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    rc = first.wait()
+    out = first.output
+    assert rc == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "demo stopped (Ctrl-C)" in out, out
+    assert "hub stopped (exit status 0)" in out, out
+    assert _wait_gone(hub_pid, 1), "the hub it started is gone when the demo returns"
+    # live statuses of the first run are labelled live, never "retained=False"
+    assert _status_lines(out) == ["central ← status online  live", "central ← status offline  live"], out
+
+    second = Demo(demo_config)  # at once, with the open alarm left in the state directory
+    _assert_full_run(second)
+    out = second.output
+    assert "open alarm from an earlier run" in out, out
+    statuses = _status_lines(out)
+    assert statuses[0] == "central ← status offline  previous run (retained)", out
+    assert statuses[1] == "central ← status online  live", out
+    assert statuses[-1] == "central ← status offline  live", out
+    assert "retained=" not in out
+
+
+def test_sigterm_stops_the_demo_and_its_hub(demo_config: Path) -> None:
+    demo = Demo(demo_config)
+    demo.wait_line("central ← hub.started")
+    state = demo_config.parent / "state" / "demo"
+    hub_pid = _hub_pid(demo)
+    os.kill(demo.proc.pid, signal.SIGTERM)  # to the demo only, as a service manager would
+    rc = demo.wait()
+    out = demo.output
+    assert rc == 143, out
+    assert "Traceback" not in out and "demo stopped (SIGTERM)" in out, out
+    assert _wait_gone(hub_pid, 1), "the demo stopped its hub before it returned"
+    assert not (state / "demo.pid").exists()
+
+
+def test_ctrl_c_ends_keep_running_as_it_says(demo_config: Path) -> None:
+    demo = Demo(demo_config, "--keep-running")
+    demo.wait_line("Ctrl-C to stop")
+    hub_pid = _hub_pid(demo)
+    os.killpg(demo.proc.pid, signal.SIGINT)
+    rc = demo.wait()
+    out = demo.output
+    assert rc == 0 and "demo done" in out and "Traceback" not in out, out
+    assert _wait_gone(hub_pid, 1)
+
+
+@pytest.mark.parametrize("leftover", ["hub_running", "stopped_hub", "everything_killed"])
+def test_next_run_succeeds_after_kill_9(demo_config: Path, leftover: str) -> None:
+    """kill -9 of the demo mid-run. Its hub ends by itself (hub_running); or it is still there, stopped
+    so that it cannot react (stopped_hub); or it was killed as well, leaving a stale sim socket, an
+    open alarm and events never delivered (everything_killed). Either way the next run works."""
+    state = demo_config.parent / "state" / "demo"
+    first = Demo(demo_config)
+    first.wait_line("alarm at the central")
+    hub_pid = _hub_pid(first)
+    if leftover == "stopped_hub":
+        os.kill(hub_pid, signal.SIGSTOP)  # the SIGTERM the kernel sends it when the demo dies waits
+    else:
+        os.kill(hub_pid, signal.SIGKILL)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.wait()
+    try:
+        if leftover == "everything_killed":
+            assert _wait_gone(hub_pid, 5)
+            assert (state / "sim.sock").exists(), "kill -9 leaves the sim socket file"
+        elif leftover == "hub_running":
+            assert _wait_gone(hub_pid, 15), "a hub whose demo was killed stops by itself"
+        else:
+            assert _alive(hub_pid)
+
+        second = Demo(demo_config)
+        _assert_full_run(second)
+        out = second.output
+        assert "open alarm from an earlier run" in out, out
+        if leftover == "stopped_hub":
+            assert f"stopping the hub an earlier demo left running (pid {hub_pid})" in out, out
+        assert not _alive(hub_pid)
+    finally:
+        if _alive(hub_pid):
+            os.kill(hub_pid, signal.SIGKILL)
