@@ -503,10 +503,13 @@ def _run(config_path: Path, keep_running: bool, signals: _Signals) -> int:
             try:
                 while hub.poll() is None:
                     time.sleep(0.2)
+                # the hub ended: by itself, or the same Ctrl-C reached it first (it shares our process group)
+                time.sleep(0.5)
             except Stopped:
                 pass  # the way to end --keep-running
             else:
-                raise DemoError(f"the hub exited with status {hub.returncode} (log: {log_path})")
+                if signals.first is None:
+                    raise DemoError(f"the hub exited with status {hub.returncode} (log: {log_path})")
         _stop_child(hub, signals)
         time.sleep(0.3)  # its clean offline status reaches the central
         console.print("\n[bold green]demo done[/bold green]: press → central in milliseconds, ack → LED steady")
