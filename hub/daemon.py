@@ -121,6 +121,8 @@ class Hub:
         self._rules_at = time.monotonic()
         self._open_failures = 0
         self._rules_save_failures = 0
+        self._refused_logged_at = float("-inf")
+        self._refused_unlogged = 0
 
     # --- events ---------------------------------------------------------------------
 
@@ -141,7 +143,14 @@ class Hub:
             return [await self.emit(drafts[0])]  # a lone alarm (a nurse call) takes the inline commit
         results = await self.outbox.append_many(drafts)
         for draft, result in zip(drafts, results):
-            if isinstance(result, Exception):
+            if isinstance(result, StoreError):  # a full disk refuses every commit: one line per 5 s, counted
+                self._refused_unlogged += 1
+                now = time.monotonic()
+                if now - self._refused_logged_at >= 5.0:
+                    log.error("event_refused", type=draft.type, device=draft.source.device, error=str(result),
+                              refused=self._refused_unlogged)
+                    self._refused_logged_at, self._refused_unlogged = now, 0
+            elif isinstance(result, Exception):
                 log.error("event_refused", type=draft.type, device=draft.source.device, error=str(result))
             else:
                 self._committed(result)

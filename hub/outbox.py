@@ -44,7 +44,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +89,28 @@ FAILURE_LOG_S = 5.0
 def is_alarm(event_type: str, priority: Priority) -> bool:
     """Alarms are never evicted: every ``alarm.*`` type and everything critical."""
     return event_type.startswith("alarm.") or priority is Priority.CRITICAL
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT. On any error the transaction is rolled back if it is still
+    open: a COMMIT that failed on a full disk has rolled back already, and a ROLLBACK then would
+    hide SQLite's own error behind "cannot rollback - no transaction is active"."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _save_evicted(db: sqlite3.Connection, total: int) -> None:
+    """The evicted count survives restarts: the central may ask what was lost, ever."""
+    db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
+               "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (total,))
 
 
 class StoreError(Exception):
@@ -444,8 +466,7 @@ class Outbox:
         assert db is not None
         now = time.time()
         events: list[Event | Exception] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
             stored = 0
             for draft in drafts:
@@ -477,13 +498,6 @@ class Outbox:
             evicted = 0
             if count > self.max_events or size > self.max_bytes:
                 count, size, evicted = self._evict_sync(db, count, size)
-            db.execute("COMMIT")
-        except BaseException:
-            # a failed COMMIT on a full disk has rolled back already: do not hide SQLite's error
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
         self._count, self._bytes = count, size
         if evicted:
             self.evicted += evicted
@@ -523,9 +537,8 @@ class Outbox:
                 size = self._used_sync(db)
                 if lost:
                     evicted += len(rows)
-        if evicted:  # the count survives restarts: the central may ask what was lost, ever
-            db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted + evicted,))
+        if evicted:
+            _save_evicted(db, self.evicted + evicted)
         if count > self.max_events or size > self.max_bytes:
             log.warning("outbox_over_capacity", stored=count, bytes=size, max_events=self.max_events,
                         max_bytes=self.max_bytes, reason="alarms are never evicted")
@@ -659,10 +672,7 @@ class Outbox:
                 evicted = self._delete_sync(db, "delivered IS NULL AND alarm = 0", "rank DESC, seq", want)
             db.execute("PRAGMA incremental_vacuum")  # pages of the deleted events back to the filesystem
             db.execute("PRAGMA wal_checkpoint(RESTART)")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the disk may refuse even this: what was deleted stays deleted
             self._log_failure("outbox_make_room_failed", exc)
         if dropped or evicted:
             log.warning("outbox_made_room", dropped_delivered=dropped, evicted_telemetry=evicted,
@@ -674,21 +684,13 @@ class Outbox:
         pending = "delivered IS NULL" in where  # pending telemetry dropped is lost: counted as evicted
         done = total = 0
         while max_bytes is None or total < max_bytes:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 rows = db.execute(
                     f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE {where} ORDER BY {order} LIMIT 64) "
                     "RETURNING length(body)"
                 ).fetchall()
                 if pending and rows:
-                    db.execute("INSERT INTO meta (key, value) VALUES ('evicted', ?) "
-                               "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (self.evicted + len(rows),))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                raise
+                    _save_evicted(db, self.evicted + len(rows))
             if not rows:
                 break
             size = sum(r[0] for r in rows)
@@ -852,15 +854,10 @@ class Outbox:
         # A lost delivered mark only means a re-send with the same id: no fsync needed for it.
         db.execute("PRAGMA synchronous=NORMAL")
         try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL", [(now, s) for s in seqs])
-            db.execute("COMMIT")
+            with _transaction(db):
+                db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL",
+                               [(now, s) for s in seqs])
             self.writes_since_checkpoint += 1
-        except BaseException:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
         finally:
             db.execute("PRAGMA synchronous=FULL")
 

@@ -308,6 +308,15 @@ class EspaParser(Parser):
         self._last_reply = out.data if isinstance(out, Confirm) else out
         res.replies.append(out)
 
+    def _address_before(self, b: int) -> bytes | None:
+        """A printable byte joins the address being read (None); a control byte takes it: returns it, cleared."""
+        if 0x20 <= b < 0x7F:
+            self._push_addr(b)
+            return None
+        addr = bytes(self._addr)
+        self._addr.clear()
+        return addr
+
     def _push_addr(self, b: int) -> None:
         self._addr.append(b)
         if len(self._addr) > _MAX_ADDR:
@@ -353,11 +362,9 @@ class EspaParser(Parser):
 
     def _idle(self, b: int, now: float, res: FeedResult) -> None:
         """Poll phase. ``<address> ENQ`` here is a poll (ESPA 4.4.4 section 3.1), never a selection."""
-        if 0x20 <= b < 0x7F:
-            self._push_addr(b)
+        addr = self._address_before(b)
+        if addr is None:
             return
-        addr = bytes(self._addr)
-        self._addr.clear()
         if b == ENQ:
             if addr and addr.endswith(self._our):  # polled: the hub never has anything to send
                 self.polls += 1
@@ -375,11 +382,9 @@ class EspaParser(Parser):
 
     def _polled(self, b: int, now: float, res: FeedResult) -> None:
         """Another station was polled: it answers EOT (nothing to send) or selects a station."""
-        if 0x20 <= b < 0x7F:
-            self._push_addr(b)
+        addr = self._address_before(b)
+        if addr is None:
             return
-        addr = bytes(self._addr)
-        self._addr.clear()
         if b == EOT:
             self._to_idle()
         elif b == ENQ:
@@ -398,11 +403,9 @@ class EspaParser(Parser):
 
     def _passive(self, b: int, now: float, res: FeedResult) -> None:
         """Another station's exchange: its blocks are skipped whole (a BCC may be any byte), up to EOT."""
-        if 0x20 <= b < 0x7F:
-            self._push_addr(b)
+        addr = self._address_before(b)
+        if addr is None:
             return
-        addr = bytes(self._addr)
-        self._addr.clear()
         if b == EOT:
             self._to_idle()
         elif b == SOH:
@@ -427,11 +430,9 @@ class EspaParser(Parser):
             self._addr.clear()
 
     def _selected(self, b: int, now: float, res: FeedResult) -> None:
-        if 0x20 <= b < 0x7F:
-            self._push_addr(b)
+        addr = self._address_before(b)
+        if addr is None:
             return
-        addr = bytes(self._addr)
-        self._addr.clear()
         if b == SOH:
             self._state = _St.BLOCK
             self._buf.clear()
