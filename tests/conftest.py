@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.broker import Mosquitto, Subscriber
+from tests.support.emulators import EmulatedDevice
 from tests.support.hubproc import HubProcess, hub_config
 
 
@@ -60,6 +61,20 @@ def make_hub(tmp_path: Path, broker: Mosquitto, request: pytest.FixtureRequest) 
             h.stop()
         except AssertionError:
             pass
+
+
+@pytest.fixture
+def emulate(tmp_path: Path) -> Iterator[Callable[[str, str], EmulatedDevice]]:
+    made: list[EmulatedDevice] = []
+
+    def make(protocol: str, name: str) -> EmulatedDevice:
+        d = EmulatedDevice(protocol, tmp_path, name).start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

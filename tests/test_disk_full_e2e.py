@@ -29,7 +29,7 @@ import pytest
 
 from tests.support.broker import request
 from tests.support.central import BASE, events
-from tests.support.emulators import EmulatedDevice
+from tests.support.emulators import EmulatedDevice, serial_devices
 from tests.support.hubproc import HubProcess, gpio_devices
 from tests.support.smallfs import Filler, mount_small_fs, unmount
 
@@ -65,24 +65,7 @@ def residence(tmp_path: Path) -> Iterator[tuple[Path, EmulatedDevice, EmulatedDe
 
 
 def devices(espa: EmulatedDevice, disp: EmulatedDevice) -> str:
-    return gpio_devices() + f"""
-[[device]]
-id = "nursecall-1"
-kind = "nurse_call"
-[device.serial]
-port = "{espa.link}"
-protocol = "espa444"
-[device.serial.espa444]
-rooms = {{ "101" = "bedroom", "102" = "bathroom", "103" = "kitchen" }}
-
-[[device]]
-id = "dispenser-1"
-kind = "medication_dispenser"
-room = "kitchen"
-[device.serial]
-port = "{disp.link}"
-protocol = "dispenser"
-"""
+    return gpio_devices() + serial_devices(espa=espa, disp=disp)
 
 
 def press_and_ack(hub: HubProcess, sub: Any, port: int, n_before: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.support.central import BASE, events
-from tests.test_serial_e2e import emulate, serial_devices  # noqa: F401  (fixture)
+from tests.support.emulators import serial_devices
 
 RULES = """
 [rules]

@@ -10,61 +10,7 @@ import pytest
 
 from tests.support.broker import request
 from tests.support.central import BASE, events
-from tests.support.emulators import EmulatedDevice
-
-
-@pytest.fixture
-def emulate(tmp_path: Path) -> Iterator[Callable[[str, str], EmulatedDevice]]:
-    made: list[EmulatedDevice] = []
-
-    def make(protocol: str, name: str) -> EmulatedDevice:
-        d = EmulatedDevice(protocol, tmp_path, name).start()
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.stop()
-
-
-def serial_devices(**links: EmulatedDevice) -> str:
-    """Config for the serial devices (bed mat, dispenser, nurse call) on the given emulators."""
-    out = []
-    if "bed" in links:
-        out.append(f"""
-[[device]]
-id = "bedmat-1"
-kind = "bed_mat"
-room = "bedroom"
-[device.serial]
-port = "{links['bed'].link}"
-protocol = "bedmat"
-[device.serial.bedmat]
-exit_after_s = 0.6
-return_after_s = 0.3
-""")
-    if "disp" in links:
-        out.append(f"""
-[[device]]
-id = "dispenser-1"
-kind = "medication_dispenser"
-room = "kitchen"
-[device.serial]
-port = "{links['disp'].link}"
-protocol = "dispenser"
-""")
-    if "espa" in links:
-        out.append(f"""
-[[device]]
-id = "nursecall-1"
-kind = "nurse_call"
-[device.serial]
-port = "{links['espa'].link}"
-protocol = "espa444"
-[device.serial.espa444]
-rooms = {{ "101" = "bedroom", "102" = "bathroom" }}
-""")
-    return "\n".join(out)
+from tests.support.emulators import EmulatedDevice, serial_devices
 
 
 def test_bed_mat_exit_and_return(make_hub, subscribe, emulate):

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.broker import request
 from tests.support.central import BASE, events
+from tests.support.emulators import serial_devices
 from tests.support.hubproc import gpio_devices
 from tests.support.storm import SerialStorm
 
@@ -41,15 +42,7 @@ def waits_max(presses: list[tuple[float, str, float]]) -> float:
 def test_every_press_during_a_full_speed_serial_storm_reaches_the_central(tmp_path, make_hub, subscribe, broker):
     link = tmp_path / "tty-bed"
     storm = SerialStorm(link)
-    devices = gpio_devices() + f"""
-[[device]]
-id = "bedmat-1"
-kind = "bed_mat"
-room = "bedroom"
-[device.serial]
-port = "{link}"
-protocol = "bedmat"
-"""
+    devices = gpio_devices() + serial_devices(bed=link)
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub(devices=devices).start().wait_online()
     try:

@@ -83,3 +83,44 @@ class EmulatedDevice:
             self.proc.terminate()
             self.proc.wait(10)
             self._logf.close()
+
+
+def serial_devices(**links: "EmulatedDevice | Path") -> str:
+    """Config for the serial devices (bed mat, dispenser, nurse call) on the given emulators (or pty paths)."""
+    links = {k: getattr(v, "link", v) for k, v in links.items()}
+    out = []
+    if "bed" in links:
+        out.append(f"""
+[[device]]
+id = "bedmat-1"
+kind = "bed_mat"
+room = "bedroom"
+[device.serial]
+port = "{links['bed']}"
+protocol = "bedmat"
+[device.serial.bedmat]
+exit_after_s = 0.6
+return_after_s = 0.3
+""")
+    if "disp" in links:
+        out.append(f"""
+[[device]]
+id = "dispenser-1"
+kind = "medication_dispenser"
+room = "kitchen"
+[device.serial]
+port = "{links['disp']}"
+protocol = "dispenser"
+""")
+    if "espa" in links:
+        out.append(f"""
+[[device]]
+id = "nursecall-1"
+kind = "nurse_call"
+[device.serial]
+port = "{links['espa']}"
+protocol = "espa444"
+[device.serial.espa444]
+rooms = {{ "101" = "bedroom", "102" = "bathroom" }}
+""")
+    return "\n".join(out)
