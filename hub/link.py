@@ -217,7 +217,10 @@ class _Connection:
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
         )
-        self.link._deliver(incoming)
+        # Not from inside paho's callback: it holds paho's non-reentrant callback lock, and a reply
+        # published from there that meets a dead socket makes paho call on_disconnect under the same
+        # lock on the same thread, which deadlocks the loop (seen with the broker stopping mid-flood).
+        self.loop.call_soon(self.link._deliver, incoming)
 
     # socket plumbing
     def _readable(self) -> None:

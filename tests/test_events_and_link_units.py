@@ -125,3 +125,46 @@ async def test_paho_raising_in_publish_is_a_lost_link_that_comes_back(broker):
         with pytest.raises(BadTopic):  # a bad topic is refused before paho, and the connection stays up
             await link.publish("t/+", b"3", qos=1, timeout=5)
         assert link.online.is_set() and link.connects == 2
+
+
+async def test_commands_are_handled_outside_pahos_callbacks(broker):
+    """paho holds a non-reentrant lock while it runs on_message; a reply published from there that meets
+    a dead socket makes paho call on_disconnect under the same lock: the loop deadlocks (seen once when
+    the broker stopped in the middle of a command flood). The link hands messages on after the callback."""
+    import asyncio
+
+    import paho.mqtt.client as mqtt
+
+    from hub.link import Endpoint, LinkSettings, MqttLink, Will
+
+    inside: list[bool] = []
+    link: MqttLink
+
+    def on_message(msg):
+        inside.append(link._conn.client._in_callback_mutex.locked())
+        link.reply_nowait(msg, {"ok": True})
+
+    settings = LinkSettings(
+        brokers=(Endpoint(host="127.0.0.1", port=broker.port),),
+        client_id="callback-test",
+        will=Will(topic="t/status", payload=b"{}"),
+        subscriptions=("t/cmd/+",),
+    )
+    link = MqttLink(settings, on_message=on_message)
+    async with link:
+        await asyncio.wait_for(link.online.wait(), 10)
+        await asyncio.sleep(0.2)  # the SUBACK
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        try:
+            for i in range(5):
+                pub.publish("t/cmd/status", b"{}", qos=1).wait_for_publish(5)
+            for _ in range(100):
+                if len(inside) == 5:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+    assert inside == [False] * 5
