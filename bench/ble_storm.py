@@ -62,7 +62,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -79,7 +78,7 @@ if str(REPO) not in sys.path:
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
-from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, stop_hub
+from bench.common import BenchSubscriber, Pacer, RawSim, cpu_s, log, raise_interrupt, stop_hub
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -147,30 +146,6 @@ def self_cpu_s() -> float:
     return t.user + t.system
 
 
-
-
-class RawSim:
-    """The sim socket with pre-serialized requests (the bench's own cost kept small)."""
-
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(str(path))
-        self.f = self.sock.makefile("rb")
-
-    def call_raw(self, line: bytes) -> dict[str, Any]:
-        self.sock.sendall(line)
-        reply = self.f.readline()
-        if not reply:
-            raise ConnectionError("sim socket closed")
-        out = json.loads(reply)
-        if not out.get("ok"):
-            raise RuntimeError(f"sim request refused: {out.get('error')}")
-        return out
-
-    def close(self) -> None:
-        self.f.close()
-        self.sock.close()
 
 
 class Central(BenchSubscriber):
@@ -269,6 +244,45 @@ class OurDevices:
         return out
 
 
+class AdvertMix:
+    """What the hub's radio hears, advert by advert: every 20th from our devices in turn, the rest strangers.
+
+    Without ``ours`` every advert is a stranger's. :meth:`press` asks for a
+    button press: the next advert in the button's turn carries it.
+    """
+
+    def __init__(self, noise: list[str], ours: OurDevices | None, rng: random.Random) -> None:
+        self.noise = noise
+        self.ours = ours
+        self.rng = rng
+        self.i = 0
+        self.pending_press = 0
+
+    def press(self) -> None:
+        self.pending_press += 1
+
+    def batch(self, n: int) -> list[str]:
+        """The next ``n`` adverts, as JSON objects."""
+        parts = []
+        noise, rng, ours = self.noise, self.rng, self.ours
+        noise_n = len(noise)
+        for _ in range(n):
+            if self.i % 20 == 0 and ours is not None:
+                if self.pending_press and ours.turn % 5 == 0:  # the button's turn: a new press
+                    ours.press()
+                    self.pending_press -= 1
+                parts.append(ours.next())
+            else:
+                parts.append(noise[rng.randrange(noise_n)])
+            self.i += 1
+        return parts
+
+
+def adverts_request(op: str, adverts: list[str]) -> bytes:
+    """One sim request line carrying a batch of adverts (``op`` = ``ble_adverts``, or a no-op for comparison)."""
+    return b'{"op":"' + op.encode() + b'","adverts":[' + ",".join(adverts).encode() + b"]}\n"
+
+
 # --------------------------------------------------------------------------- phases
 
 
@@ -288,39 +302,18 @@ def paced(
     per_batch = max(1, round(rate * batch_s))
     n_batches = max(1, round(seconds / batch_s))
     press_at = [(j + 0.5) * seconds / presses for j in range(presses)] if ours is not None and presses else []
-    prefix = b'{"op":"' + op.encode() + b'","adverts":['
-    i = 0
-    late = 0
+    mix = AdvertMix(noise, ours, rng)
     delivered = 0
-    pending_press = 0
-    noise_n = len(noise)
     h0, s0 = cpu_s(hub_pid), self_cpu_s()
-    t0 = time.perf_counter()
-    for k in range(n_batches):
-        due = t0 + k * batch_s
-        now = time.perf_counter()
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > batch_s:
-            late += 1
-        elapsed = time.perf_counter() - t0
+    pacer = Pacer(batch_s)
+    t0 = pacer.t0
+    for _ in range(n_batches):
+        pacer.wait()
+        elapsed = pacer.elapsed()
         while press_at and press_at[0] <= elapsed:
             press_at.pop(0)
-            pending_press += 1
-        parts = []
-        for _ in range(per_batch):
-            if i % 20 == 0:
-                if ours is None:
-                    parts.append(noise[rng.randrange(noise_n)])
-                else:
-                    if pending_press and ours.turn % 5 == 0:  # the button's turn: a new press
-                        ours.press()
-                        pending_press -= 1
-                    parts.append(ours.next())
-            else:
-                parts.append(noise[rng.randrange(noise_n)])
-            i += 1
-        reply = sim.call_raw(prefix + ",".join(parts).encode() + b"]}\n")
+            mix.press()
+        reply = sim.call_raw(adverts_request(op, mix.batch(per_batch)))
         delivered += reply.get("delivered", 0)
     end = t0 + n_batches * batch_s  # the window ends with the last batch's slot, as the idle one does
     now = time.perf_counter()
@@ -331,17 +324,17 @@ def paced(
     wall = t1 - t0
     return {
         "wall_s": wall,
-        "adverts": i,
-        "rate": i / wall,
+        "adverts": mix.i,
+        "rate": mix.i / wall,
         "batches": n_batches,
         "per_batch": per_batch,
-        "late_batches": late,
+        "late_batches": pacer.late,
         "delivered_to_scanner": delivered,
         "hub_cpu_s": h1 - h0,
         "hub_share": (h1 - h0) / wall,
         "bench_cpu_s": s1 - s0,
         "bench_share": (s1 - s0) / wall,
-        "presses_unsent": len(press_at) + pending_press,
+        "presses_unsent": len(press_at) + mix.pending_press,
     }
 
 

@@ -1,13 +1,18 @@
-"""Small pieces every benchmark uses: progress lines, clean interrupts, CPU time, log timestamps, a subscriber."""
+"""Small pieces every benchmark uses: progress lines, clean interrupts, CPU time, log timestamps, a subscriber,
+a raw sim-socket client and a pacer."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -100,3 +105,56 @@ class BenchSubscriber:
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+
+class RawSim:
+    """The hub's sim socket with pre-serialized requests (the bench's own cost kept small)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(str(path))
+        self.f = self.sock.makefile("rb")
+
+    def call_raw(self, line: bytes) -> dict[str, Any]:
+        """Send one JSON line (with its newline); return the reply, raising on ``ok: false``."""
+        self.sock.sendall(line)
+        reply = self.f.readline()
+        if not reply:
+            raise ConnectionError("sim socket closed")
+        out = json.loads(reply)
+        if not out.get("ok"):
+            raise RuntimeError(f"sim request refused: {out.get('error')}")
+        return out
+
+    def close(self) -> None:
+        self.f.close()
+        self.sock.close()
+
+
+class Pacer:
+    """One slot every ``period_s`` against the clock (``time.perf_counter``), counting slots started late.
+
+    :meth:`wait` sleeps until slot ``k`` is due (``t0 + k * period_s``) and
+    counts it late if it starts more than one period after that; a late slot
+    is not skipped, so a sender that falls behind catches up as fast as it can.
+    """
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.t0 = time.perf_counter()
+        self.k = 0
+        self.late = 0
+
+    def wait(self) -> None:
+        due = self.t0 + self.k * self.period_s
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > self.period_s:
+            self.late += 1
+        self.k += 1
+
+    def elapsed(self) -> float:
+        """Seconds since the pacer started."""
+        return time.perf_counter() - self.t0

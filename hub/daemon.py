@@ -162,9 +162,10 @@ class Hub:
     def emit_now(self, draft: Draft) -> asyncio.Task[Event]:
         """Emit from a driver callback on the loop, as fast as the disk allows.
 
-        An alarm that finds the store idle is committed, published and shown
-        on the LED before this returns: no task, no loop turn in between.
-        Anything else (or a busy store) is emitted by a task. Either way the
+        An alarm is committed, published and shown on the LED before this
+        returns (after the store's current transaction, if one is running):
+        no task, no loop turn in between. Anything else (or an alarm behind
+        other alarms) is emitted by a task. Either way the
         returned task ends with the committed event, after the rules saw it.
         """
         try:

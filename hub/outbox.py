@@ -29,9 +29,14 @@ seq, same id) as soon as the disk takes it. See the contract for what the
 central sees.
 
 SQLite work runs on one dedicated thread, so the asyncio loop does not wait on
-the disk, with one exception: a critical event that finds the store idle is
-committed on the loop itself (one fsync, no thread hop), because an alarm is
-the most urgent work the hub has. Reads (the forwarder's backlog, replays,
+the disk, with one exception: a critical event is committed on the loop itself
+(one fsync, no thread hop), because an alarm is the most urgent work the hub
+has. If the store's thread is in a transaction then (telemetry, delivered
+marks), the loop waits for it, at most :data:`ALARM_LOCK_WAIT_S`, rather than
+queue the alarm behind a thread hop and several loop turns, which under a
+storm (a loop busy parsing, the thread short of the GIL) cost tens of
+milliseconds. Alarms already queued keep their place: then the new one
+queues too. Reads (the forwarder's backlog, replays,
 status) run on a second connection and thread, so they never delay a commit.
 WAL checkpoints run from housekeeping on a connection and thread of their own.
 """
@@ -76,6 +81,8 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
+#: How long an alarm waits on the loop for the store's thread to end its transaction before it queues instead.
+ALARM_LOCK_WAIT_S = 0.05
 #: At most this many drafts in one telemetry transaction: an alarm waits behind one such batch at most.
 MAX_BATCH = 1000
 #: How often a held alarm (its commit failed) is tried again.
@@ -195,6 +202,7 @@ class Outbox:
         self._critical: list[tuple[_Group, int]] = []
         self._telemetry: list[tuple[_Group, int]] = []
         self._append_task: asyncio.Task[None] | None = None
+        self._committing_alarms = False  # the append loop's transaction in flight holds alarms
         self._held: dict[str, tuple[Draft, Event]] = {}
         self._held_retry: asyncio.TimerHandle | None = None
         self._held_due_now = False
@@ -330,11 +338,14 @@ class Outbox:
     # --- append (group commit, alarms first) -------------------------------------------
 
     def append_now(self, draft: Draft) -> Event | None:
-        """Commit a critical draft right here, on the caller's thread, if the store is idle.
+        """Commit a critical draft right here, on the caller's thread, unless alarms are waiting already.
 
-        Returns the committed event (or, if the disk refused it even after the
-        reserve was given up, the held event with ``seq`` 0), or None when the
-        draft is not critical or the store is busy (then use :meth:`append`).
+        If the store's thread is in a transaction, wait for it to end (at most
+        :data:`ALARM_LOCK_WAIT_S`). Returns the committed event (or, if the disk
+        refused it even after the reserve was given up, the held event with
+        ``seq`` 0), or None when the draft is not critical, alarms are queued or
+        being committed (they go first), held alarms wait for the disk, or the
+        store stayed busy (then use :meth:`append`).
         One fsync, no thread hop and no loop turn: an alarm is the most urgent
         work the hub has, and a driver callback can commit and publish it
         before it returns. Raises if the draft itself is refused (a duplicate
@@ -342,9 +353,10 @@ class Outbox:
         """
         if (
             draft.priority is not Priority.CRITICAL
-            or self._append_task is not None
             or self._held
-            or not self._db_lock.acquire(blocking=False)
+            or self._committing_alarms
+            or self._alarms_queued()
+            or not self._db_lock.acquire(timeout=ALARM_LOCK_WAIT_S)
         ):
             return None
         try:
@@ -357,6 +369,10 @@ class Outbox:
         if isinstance(result, Exception):
             raise result
         return result
+
+    def _alarms_queued(self) -> bool:
+        """Alarm lane drafts waiting for the append loop (they go before a new alarm)."""
+        return bool(self._critical) or any(is_alarm(d.type, d.priority) for g in self._appends for d in g.drafts)
 
     async def append(self, draft: Draft) -> Event:
         """Store a draft durably and return it as a numbered :class:`Event`.
@@ -417,6 +433,7 @@ class Outbox:
                     work, self._telemetry = self._telemetry[:MAX_BATCH], self._telemetry[MAX_BATCH:]
                     critical = False
                 drafts = [g.drafts[i] for g, i in work]
+                self._committing_alarms = critical
                 try:
                     results = await self._run(self._store_sync, drafts, critical)
                 except StoreError as exc:
@@ -424,6 +441,8 @@ class Outbox:
                 except Exception as exc:  # a bug here must still answer every caller
                     log.exception("outbox_append_failed", events=len(drafts))
                     results = [StoreError(f"{type(exc).__name__}: {exc}")] * len(drafts)
+                finally:
+                    self._committing_alarms = False
                 for (group, i), result in zip(work, results):
                     group.results[i] = result
                     group.left -= 1

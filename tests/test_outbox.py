@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -406,8 +407,8 @@ async def test_mark_delivered_is_flushed_by_close(make_outbox: OpenFn) -> None:
 async def test_close_waits_for_appends_in_flight(make_outbox: OpenFn) -> None:
     ob = await make_outbox()
     tasks = [asyncio.create_task(ob.append(alarm() if i % 9 == 0 else telemetry())) for i in range(50)]
-    await asyncio.sleep(0)  # every task has queued its draft; only an alarm on the idle fast path is done
-    assert sum(t.done() for t in tasks) <= 1
+    await asyncio.sleep(0)  # every task has queued its draft; only alarms (committed on the loop) can be done
+    assert not any(t.done() for i, t in enumerate(tasks) if i % 9), "the telemetry is still in flight"
     await ob.close()
     events = [t.result() for t in tasks]
     assert sorted(e.seq for e in events) == list(range(1, 51))
@@ -830,9 +831,47 @@ async def test_alarm_on_idle_store_commits_without_waiting_for_the_worker(make_o
     assert task.done(), "a critical event on an idle store is committed on the loop, in one step"
     ev = task.result()
     assert [e.id for e in await ob.pending()] == [ev.id]
-    # while the worker is busy with a group commit, an alarm joins the queue instead
-    many = [asyncio.create_task(ob.append(telemetry())) for _ in range(20)]
+
+
+async def test_alarm_during_a_telemetry_commit_goes_right_after_it_not_behind_the_queue(make_outbox: OpenFn) -> None:
+    """Under a storm the store's thread is often in a telemetry transaction when the button is pressed.
+
+    The alarm waits for that one transaction on the loop and commits at once
+    (in one step of its task), ahead of the telemetry queued meanwhile; an
+    alarm already waiting in the queue keeps its place before a newer one.
+    """
+    ob = await make_outbox()
+    in_txn = threading.Event()
+    store = ob._append_sync
+
+    def slow_telemetry(drafts: list[Draft]) -> list[Any]:
+        if not any(d.priority is Priority.CRITICAL for d in drafts):
+            in_txn.set()
+            time.sleep(0.02)  # a telemetry transaction the thread is in when the button is pressed
+        return store(drafts)
+
+    ob._append_sync = slow_telemetry  # type: ignore[method-assign]
+    first = [asyncio.create_task(ob.append(telemetry())) for _ in range(20)]
+    while not in_txn.is_set():
+        await asyncio.sleep(0.001)
+    queued = [asyncio.create_task(ob.append(telemetry())) for _ in range(5)]
     await asyncio.sleep(0)
-    late = asyncio.create_task(ob.append(alarm()))
-    await asyncio.gather(*many, late)
-    assert late.result().seq == 22
+    press = asyncio.create_task(ob.append(alarm()))
+    await asyncio.sleep(0)
+    assert press.done(), "the alarm waited for the transaction in flight, then was committed on the loop"
+    assert press.result().seq == 21, "right after the 20 in flight, ahead of the 5 queued"
+    assert sorted(e.seq for e in await asyncio.gather(*first, *queued)) == [*range(1, 21), *range(22, 27)]
+
+    # an alarm already queued (behind a transaction) goes before a newer one
+    in_txn.clear()
+    more = [asyncio.create_task(ob.append(telemetry())) for _ in range(5)]
+    while not in_txn.is_set():
+        await asyncio.sleep(0.001)
+    waiting = asyncio.create_task(ob.append_many([alarm()]))
+    await asyncio.sleep(0)
+    newer = asyncio.create_task(ob.append(alarm()))
+    await asyncio.sleep(0)
+    assert not newer.done()
+    (a,), b = await asyncio.gather(waiting, newer)
+    await asyncio.gather(*more)
+    assert a.seq < b.seq

@@ -44,6 +44,8 @@ class SerialStorm:
         self.stopped: float | None = None
 
     def start(self) -> SerialStorm:
+        """Start writing (again, after a :meth:`stop` that left the pty plugged)."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="serial-storm", daemon=True)
         self.started = time.monotonic()
         self._thread.start()
@@ -82,9 +84,11 @@ class SerialStorm:
         """Frames written so far (about)."""
         return int(self.bytes * self.frames_per_byte)
 
-    def stop(self) -> None:
+    def stop(self, *, unplug: bool = True) -> None:
+        """Stop writing; by default unplug the pty too (``unplug=False`` keeps it for another :meth:`start`)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
         self.stopped = time.monotonic()
-        self.device.unplug()
+        if unplug:
+            self.device.unplug()
