@@ -45,6 +45,7 @@ from paho.mqtt.properties import Properties
 
 from bench.ble_storm import AdvertMix, OurDevices, adverts_request, noise_pool
 from bench.common import Pacer, RawSim
+from tests.support.commandflood import malformed_commands
 from tests.support.storm import SerialStorm
 
 
@@ -126,31 +127,6 @@ class BleLoad:
     def close(self) -> None:
         self._stop.set()
         self.sim.close()
-
-
-def malformed_commands(base: str) -> list[tuple[str, bytes, Properties]]:
-    """(topic, payload, properties) for every pairing of a bad payload with a response topic; none is valid."""
-    payloads = [
-        ("ack", b"{not json"),
-        ("replay", b'{"from_seq": 1, "to_seq": 9223372036854775808}'),
-        ("replay", b'{"from_seq": 18446744073709551616, "to_seq": 1}'),
-        ("ack", b'{"event_id": "' + b"x" * 3000 + b'"}'),
-        ("status", b"{" + b" " * 20000 + b"}"),
-        ("reboot", b"{}"),
-        ("test-alarm", b'{"device": 12}'),
-        ("ack", b'{"event_id": "not-an-event-id"}'),
-    ]
-    response_topics = ["carehub/flood/+", "carehub/#", f"{base}/cmd/status", "carehub/flood/reply", None]
-    out = []
-    for k in range(len(payloads) * len(response_topics)):  # 8 and 5 are coprime: every pairing once
-        name, payload = payloads[k % len(payloads)]
-        rt = response_topics[k % len(response_topics)]
-        props = Properties(PacketTypes.PUBLISH)
-        if rt is not None:
-            props.ResponseTopic = rt
-            props.CorrelationData = f"flood-{k}".encode()
-        out.append((f"{base}/cmd/{name}", payload, props))
-    return out
 
 
 class CommandFlood:

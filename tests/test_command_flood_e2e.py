@@ -20,6 +20,7 @@ from paho.mqtt.properties import Properties
 
 from tests.support.broker import request
 from tests.support.central import BASE, events
+from tests.support.commandflood import malformed_commands
 
 
 def rss_kib(pid: int) -> int:
@@ -33,24 +34,16 @@ def flood(port: int, n: int, done: threading.Event) -> None:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    bad = [
-        ("ack", b"{not json"),
-        ("replay", b'{"from_seq": 1, "to_seq": 9223372036854775808}'),
-        ("replay", b'{"from_seq": 18446744073709551616, "to_seq": 1}'),
-        ("ack", b'{"event_id": "' + b"x" * 3000 + b'"}'),
-        ("status", b"{" + b" " * 20000 + b"}"),
-        ("reboot", b"{}"),
-        ("test-alarm", b'{"device": 12}'),
-        ("status", b"{}"),
-    ]
-    topics = ["carehub/flood/+", "carehub/#", f"{BASE}/cmd/status", "carehub/flood/ok", "carehub/flood/ok2"]
+    bad = malformed_commands(BASE)
     try:
         for i in range(n):
-            name, payload = bad[i % len(bad)]
-            props = Properties(PacketTypes.PUBLISH)
-            props.ResponseTopic = topics[i % len(topics)]
-            props.CorrelationData = str(i).encode()
-            client.publish(f"{BASE}/cmd/{name}", payload, qos=1, properties=props)
+            if i % 9 == 8:  # valid, but far over the status rate
+                props = Properties(PacketTypes.PUBLISH)
+                props.ResponseTopic, props.CorrelationData = "carehub/flood/ok", str(i).encode()
+                client.publish(f"{BASE}/cmd/status", b"{}", qos=1, properties=props)
+            else:
+                topic, payload, props = bad[i % len(bad)]
+                client.publish(topic, payload, qos=1, properties=props)
             if i % 500 == 0:
                 time.sleep(0.001)
         deadline = time.monotonic() + 30
