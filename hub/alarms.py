@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from drivers.base import FeedbackMode, Indicator
 from hub.events import Draft, Event, Priority
 
 log = structlog.get_logger("hub.alarms")
@@ -57,25 +58,6 @@ ALARM_TYPES = frozenset({"alarm.button", "alarm.test", "alarm.nursecall"})
 EPISODE_IDS = 64
 #: Closed episodes remembered, so a second ack is answered ``already_acknowledged``.
 KEEP_CLOSED = 256
-
-
-class FeedbackMode(str, enum.Enum):
-    """What a device's LED (and buzzer) shows the resident."""
-
-    OFF = "off"
-    FAST = "fast_blink"
-    SLOW = "slow_blink"
-    STEADY = "steady"
-    #: The alarm could not be stored (disk full, I/O error) and is sent from memory:
-    #: three short pulses then a pause (:mod:`drivers.gpio.feedback`).
-    FAULT = "fault"
-
-
-class Indicator(Protocol):
-    """A device's feedback output: an LED, a buzzer, or both."""
-
-    def show(self, mode: FeedbackMode) -> None:
-        """Switch to ``mode``; must not block."""
 
 
 class AlarmState(str, enum.Enum):

@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from hub.simctl import SimCommandError, call
+    from drivers.simctl import SimCommandError, call
 
     request: dict[str, object] = {"op": args.op}
     if args.device:

@@ -30,7 +30,7 @@ import structlog
 
 from hub import commands
 from hub.link import Incoming, check_topic, BadTopic
-from hub.tasks import TaskSet
+from drivers.helpers import TaskSet
 
 log = structlog.get_logger("hub.commandgate")
 

@@ -32,9 +32,9 @@ from hub.flood import FloodGuard
 from hub.health import HealthBoard
 from hub.link import Endpoint, LinkError, LinkSettings, MqttLink, TlsSettings, Will
 from hub.outbox import Outbox, StoreError
-from hub.simctl import SimControl
+from drivers.simctl import SimControl
 from hub.supervisor import Supervisor
-from hub.tasks import TaskSet
+from drivers.helpers import TaskSet
 
 #: Checkpoint the outbox's WAL after this many write transactions (a few pages each: SQLite's own
 #: default is 1000 pages), or every 10 s when there was any.
@@ -692,7 +692,7 @@ class Hub:
         import msgspec
 
         from drivers.serial import protocol
-        from drivers.serial.base import Emit
+        from drivers.base import Emit
         from drivers.serial.port import SerialDevice
 
         for dev in serial_devices:
@@ -732,7 +732,7 @@ class Hub:
         from drivers.ble.backend import make_backend
         from drivers.ble.devices import BtHomeDevice
         from drivers.ble.scanner import BleScanner
-        from drivers.serial.base import Emit
+        from drivers.base import Emit
         from hub.gestures import ButtonGestures
 
         b = self.cfg.ble
@@ -803,7 +803,7 @@ class Hub:
         if not gatt_devices:
             return
         from drivers.ble.gatt import GattDevice, GattManager, NotifyMapping, make_client
-        from drivers.serial.base import Emit
+        from drivers.base import Emit
 
         specs = []
         for dev in gatt_devices:
@@ -939,11 +939,11 @@ class Hub:
         name = req.get("task")
         times = req.get("times", 1)
         if not isinstance(name, str) or name not in self.supervisor.children:
-            from hub.simctl import SimCommandError
+            from drivers.simctl import SimCommandError
 
             raise SimCommandError(f"unknown task {name!r}; have: {', '.join(sorted(self.supervisor.children))}")
         if not isinstance(times, int) or not 1 <= times <= 1000:
-            from hub.simctl import SimCommandError
+            from drivers.simctl import SimCommandError
 
             raise SimCommandError("times must be an integer from 1 to 1000")
         log.warning("task_crash_injected", task=name, times=times)

@@ -53,7 +53,7 @@ from paho.mqtt.properties import Properties
 from rich.console import Console
 
 from hub import config as hubconfig
-from hub.simctl import SimClient, SimCommandError, answers
+from drivers.simctl import SimClient, SimCommandError, answers
 
 console = Console(highlight=False, soft_wrap=True)
 

@@ -41,8 +41,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hub.backoff import backoff_delays
-from hub.tasks import TaskSet
+from drivers.helpers import backoff_delays
+from drivers.helpers import TaskSet
 
 log = structlog.get_logger("hub.link")
 

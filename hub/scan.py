@@ -292,7 +292,7 @@ async def _scan(loaded: Any, args: argparse.Namespace) -> int:
     private_dir: Path | None = None
     if b.backend == "sim":
         from drivers.ble.sim import SimBackend, register_sim_ops
-        from hub.simctl import SimControl
+        from drivers.simctl import SimControl
 
         backend: Any = SimBackend(adapter=b.adapter or "hci0")
         # never the hub's [sim] socket by default: a running hub would lose it (the path is set at start)

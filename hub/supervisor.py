@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from hub.backoff import backoff_delays
+from drivers.helpers import backoff_delays
 
 log = structlog.get_logger("hub.supervisor")
 

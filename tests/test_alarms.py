@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import structlog
 
-from drivers.serial.base import Emit as DriverEmit
+from drivers.base import Emit as DriverEmit
 from hub.alarms import EPISODE_IDS, KEEP_CLOSED, AckResult, AlarmState, AlarmTracker, FeedbackMode
 from hub.events import Draft, Event, Priority, Route, Source
 

@@ -24,9 +24,9 @@ from drivers.ble.gatt import (
     make_client,
 )
 from drivers.ble.gatt_sim import SimGattClient, SimGattRegistry, register_gatt_sim_ops
-from drivers.serial.base import Emit
+from drivers.base import Emit
 from hub.events import Priority
-from hub.simctl import SimClient, SimCommandError, SimControl
+from drivers.simctl import SimClient, SimCommandError, SimControl
 from tests.support.until import until
 
 A = "AA:BB:CC:DD:EE:01"

@@ -24,11 +24,11 @@ from drivers.ble.backend import (
     make_backend,
 )
 from drivers.ble.scanner import BleScanner
-from hub.backoff import backoff_delay
+from drivers.helpers import backoff_delay
 from drivers.ble.sim import SimBackend, register_sim_ops
-from drivers.serial.base import Emit
+from drivers.base import Emit
 from hub.events import Priority
-from hub.simctl import SimClient, SimCommandError, SimControl
+from drivers.simctl import SimClient, SimCommandError, SimControl
 from tests.support.until import until
 
 A = "AA:BB:CC:DD:EE:01"

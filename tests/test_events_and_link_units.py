@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hub import commands
 from hub.events import rfc3339, uuid7
-from hub.backoff import backoff_delays
+from drivers.helpers import backoff_delays
 
 
 def test_uuid7_is_version_7_and_sorts_by_creation():

@@ -15,7 +15,7 @@ import pytest
 from drivers.gpio.button import AlarmButton, ButtonHandlers
 from drivers.gpio.feedback import GpioIndicator
 from drivers.gpio.sim import sim_factory
-from hub.alarms import FeedbackMode
+from drivers.base import FeedbackMode
 
 
 @pytest.fixture
@@ -187,7 +187,7 @@ async def test_sim_state_reports_the_fault_pattern(factory: object, tmp_path) ->
     from drivers.gpio.sim import SimButton, register
     from hub.alarms import AlarmTracker
     from hub.events import Draft, Event, Priority, Source
-    from hub.simctl import SimControl
+    from drivers.simctl import SimControl
 
     ind = GpioIndicator(led_pin=27, buzzer_pin=22, factory=factory)
     button = AlarmButton(17, factory=factory, handlers=Gestures().handlers(), loop=asyncio.get_running_loop(), bounce_s=0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from drivers.ble import bthome
-from hub.simctl import SimClient
+from drivers.simctl import SimClient
 from tests.support.hubproc import REPO, hub_config
 
 THERMO = "A4:C1:38:00:00:10"  # plain BTHome, not configured

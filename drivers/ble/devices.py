@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.ble import bthome
-from drivers.serial.base import Emit
+from drivers.base import Emit
 from hub.events import Priority
 
 BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"

@@ -60,9 +60,9 @@ from typing import Any, Literal
 import structlog
 
 from drivers.ble.backend import normalize_uuid, short_uuid
-from hub.backoff import backoff_delay
-from drivers.serial.base import Emit
-from hub.tasks import TaskSet
+from drivers.helpers import backoff_delay
+from drivers.base import Emit
+from drivers.helpers import TaskSet
 from hub.events import Priority
 
 log = structlog.get_logger("drivers.ble.gatt")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from drivers.ble.backend import normalize_uuid, short_uuid
 from drivers.ble.gatt import BATTERY_LEVEL_UUID, DisconnectedCallback, GattClient, GattError, NotifyCallback
-from hub.simctl import SimCommandError, SimControl
+from drivers.base import SimCommandError, SimOps
 
 if TYPE_CHECKING:
     from drivers.ble.gatt import GattManager
@@ -251,7 +251,7 @@ def _hex(req: dict[str, Any]) -> bytes:
         raise SimCommandError(f"bad hex {h!r}") from None
 
 
-def register_gatt_sim_ops(ctl: SimControl, registry: SimGattRegistry, *, manager: GattManager | None = None) -> None:
+def register_gatt_sim_ops(ctl: SimOps, registry: SimGattRegistry, *, manager: GattManager | None = None) -> None:
     """Add the GATT operations to the sim control socket.
 
     * ``gatt_notify`` {address, uuid, hex} -- the peripheral notifies now;

@@ -40,10 +40,10 @@ from typing import Any
 import structlog
 
 from drivers.ble.backend import Advert, BackendError, ScannerBackend
-from drivers.serial.base import Emit
-from hub.backoff import backoff_delay
+from drivers.base import Emit
+from drivers.helpers import backoff_delay
 from hub.events import Priority
-from hub.tasks import TaskSet
+from drivers.helpers import TaskSet
 
 log = structlog.get_logger("drivers.ble")
 

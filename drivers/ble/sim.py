@@ -42,7 +42,7 @@ from drivers.ble.backend import (
     ScannerBackend,
     normalize_uuid,
 )
-from hub.simctl import SimCommandError, SimControl
+from drivers.base import SimCommandError, SimOps
 
 if TYPE_CHECKING:
     from drivers.ble.scanner import BleScanner
@@ -189,7 +189,7 @@ def advert_from_request(req: dict[str, Any]) -> Advert:
     )
 
 
-def register_sim_ops(ctl: SimControl, backend: SimBackend, *, scanner: BleScanner | None = None) -> None:
+def register_sim_ops(ctl: SimOps, backend: SimBackend, *, scanner: BleScanner | None = None) -> None:
     """Add the BLE operations to the sim control socket.
 
     * ``ble_advert`` {address, name?, rssi?, service_data_hex?: {uuid: hex},

@@ -20,7 +20,7 @@ import asyncio
 
 from gpiozero import LED, Buzzer, Factory, OutputDevice
 
-from hub.alarms import FeedbackMode
+from drivers.base import FeedbackMode
 
 #: Blink timings (on, off) in seconds.
 FAST = (0.1, 0.1)

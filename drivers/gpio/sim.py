@@ -20,7 +20,7 @@ from gpiozero.pins.mock import MockFactory, MockPin, PinState
 
 from drivers.gpio.button import AlarmButton
 from drivers.gpio.feedback import GpioIndicator
-from hub.simctl import SimCommandError, SimControl
+from drivers.base import SimCommandError, SimOps
 
 
 class SimPin(MockPin):
@@ -61,7 +61,7 @@ def _output_state(dev: Any) -> dict[str, Any] | None:
     return {"pin": str(pin.info.name), "value": int(bool(pin.state)), "changes": getattr(pin, "changes", None)}
 
 
-def register(ctl: SimControl, buttons: dict[str, SimButton]) -> None:
+def register(ctl: SimOps, buttons: dict[str, SimButton]) -> None:
     """Add the GPIO operations to the sim control socket.
 
     ``press``/``release``/``click``/``hold`` drive a button's input pin the way

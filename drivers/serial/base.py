@@ -26,7 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hub.battery import battery_step
+from drivers.base import Emit
+from drivers.helpers import battery_step
 from hub.events import Priority
 
 #: The error counters every parser keeps (more may be added per protocol).
@@ -63,19 +64,6 @@ class FeedResult:
     readings: list[Reading] = field(default_factory=list)
     #: bytes to write back, in order; a Confirm (and everything after it) waits for the commit
     replies: list[bytes | Confirm] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Emit:
-    """An event a device's logic wants the hub to emit (the hub adds source, route, id, seq)."""
-
-    type: str
-    priority: Priority
-    data: dict[str, Any] = field(default_factory=dict)
-    #: For ``alarm.cancelled`` only: which of the device's open alarms this closes, as key/values
-    #: that alarm's ``data`` holds (an ESPA reset names the call address). The hub closes the
-    #: matching alarm and sets the event's ``cause`` to its id; with no match it logs and counts.
-    closes: dict[str, Any] | None = None
 
 
 class BatteryWatch:

@@ -5,7 +5,7 @@ creates a pty pair, points the symlink ``PATH`` at its device end (the way
 ``/dev/serial/by-id/...`` points at ``/dev/ttyUSB0``), and plays the
 protocol's :class:`~drivers.serial.base.Emulator` on the other end. The
 control socket speaks the same JSON lines as the hub's sim socket
-(:mod:`hub.simctl`):
+(:mod:`drivers.simctl`):
 
 * ``{"op": "send", "what": "occupancy", "args": {"state": "out"}}`` – a frame;
 * ``{"op": "send", "what": "corrupt", "args": {"how": "noise"}}`` – garbage;
@@ -32,7 +32,8 @@ from typing import Any
 
 from drivers.serial import protocol
 from drivers.serial.base import Emulator
-from hub.simctl import SimCommandError, SimControl
+from drivers.base import SimCommandError
+from drivers.simctl import SimControl
 
 
 class PtyDevice:

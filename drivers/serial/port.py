@@ -36,7 +36,7 @@ import serial
 import structlog
 
 from drivers.serial.base import Confirm, DeviceLogic, Emit, Parser
-from hub.tasks import TaskSet
+from drivers.helpers import TaskSet
 
 log = structlog.get_logger("drivers.serial")
 

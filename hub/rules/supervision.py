@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hub.battery import battery_step
+from drivers.helpers import battery_step
 from hub.events import Event, Priority, Route
 from hub.rules.base import Rule, RuleOutput, _opt_float, iso, shifted
 

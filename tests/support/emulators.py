@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.simctl import SimClient
+from drivers.simctl import SimClient
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hub.simctl import SimClient
+from drivers.simctl import SimClient
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,13 +23,11 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("hub.simctl")
+from drivers.base import SimCommandError
+
+log = structlog.get_logger("drivers.simctl")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class SimCommandError(Exception):
-    """A sim request that cannot be carried out (unknown op or device, bad fields)."""
 
 
 class SimControl:
