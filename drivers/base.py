@@ -1,11 +1,21 @@
-"""The seam between the hub and its drivers: the value types both sides speak.
+"""The seam between the hub and its drivers: the one way in, and the value types both sides speak.
 
-No driver owns this module and it knows nothing of the hub's internals. A
-driver tells the hub what happened as :class:`Emit` values (the hub adds
-source, route, id and seq); it shows the resident where an alarm stands
-through an :class:`Indicator` (:class:`FeedbackMode`); a simulated backend
-registers its operations on the sim socket through :class:`SimOps`, raising
-:class:`SimCommandError` for a request it cannot carry out.
+No driver owns this module and it knows nothing of the hub's internals. The
+hub knows a driver only through its registry line (:mod:`drivers.registry`):
+its :class:`DriverConfig` and ``attach(port, devices, settings) -> Driver``.
+
+* The hub hands every driver a :class:`HubPort`: ``emit`` / ``post`` / ``emit_many`` an
+  :class:`Emit` for a device (the hub adds source, route, id and seq, commits
+  it and publishes it), ``report`` that a device was heard (supervision, its
+  battery), ``now`` (the rules' clock), ``spawn``, ``button`` (what presses
+  mean), ``feedback`` (register an LED or buzzer, an :class:`Indicator` showing
+  a :class:`FeedbackMode`) and ``sim`` (the sim socket's :class:`SimOps`).
+* A :class:`Driver` gives back the long-running ``tasks`` the hub supervises,
+  ``health`` per device, the commands it owns (``command``), and ``close``.
+
+As Home Assistant's integrations have one ``async_setup_entry``, gpiozero's
+devices one pin factory and bleak one backend per platform: a new sensor is a
+new package with a config module and an ``attach``, plus one registry line.
 """
 
 from __future__ import annotations
@@ -18,7 +28,11 @@ from typing import Any, Protocol
 from hub.events import Priority
 
 __all__ = [
+    "ButtonInput",
+    "Driver",
     "DriverConfig",
+    "HubPort",
+    "Task",
     "Emit",
     "FeedbackMode",
     "Indicator",
@@ -28,6 +42,9 @@ __all__ = [
     "SimHandler",
     "SimOps",
 ]
+
+#: A long-running job of a driver, run (and restarted when it dies) by the hub's supervisor.
+Task = tuple[str, Callable[[], Awaitable[Any]]]
 
 
 @dataclass(frozen=True)
@@ -101,3 +118,75 @@ class DriverConfig:
     kinds: Mapping[str, tuple[str, ...]]
     settings: tuple[str, type] | None = None
     check: Callable[[Sequence[Any], Any, Report], None] | None = None
+
+
+class ButtonInput(Protocol):
+    """What a button's press, hold and release mean: the hub's gestures for one device.
+
+    ``t`` is the wall-clock time of the edge (the alarm's ``ts``); ``held_s``
+    how long it was held. Called on the loop; never blocks.
+    """
+
+    def press(self, t: float) -> None: ...
+
+    def hold(self, t: float) -> None: ...
+
+    def release(self, t: float, held_s: float) -> None: ...
+
+
+class HubPort(Protocol):
+    """What the hub gives a driver: the only way a driver reaches the hub."""
+
+    async def emit(self, device: str | None, e: Emit) -> bool:
+        """Commit ``e`` as an event of ``device`` (None: of the hub itself) and publish it.
+
+        True when it was taken (committed, held as an alarm after a failed
+        commit, or dropped by the device's telemetry limit); False when the
+        store refused it (telemetry on a full disk)."""
+
+    def post(self, device: str, e: Emit) -> None:
+        """Emit from a callback without waiting: over the device's telemetry limit it is dropped at
+        once (no task for it), else committed and published by a task the hub holds."""
+
+    async def emit_many(self, device: str, emits: Sequence[Emit]) -> list[Emit]:
+        """Emit a burst (one read of a port) in order; returns the Emits the store refused."""
+
+    def report(self, device: str, *, battery: float | None = None) -> None:
+        """``device`` was heard from (any reading, events or not): for supervision, with its battery."""
+
+    def now(self) -> float:
+        """The wall-clock time the rules use (wall-clock steps already accounted for)."""
+
+    def path(self, name: str) -> str:
+        """A path from the config, relative to the config file's directory when not absolute."""
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> Any:
+        """Run a short job as a task the hub holds and whose failure is logged."""
+
+    def button(self, device: str, *, input_name: str) -> ButtonInput:
+        """The gestures of button ``device`` (``input_name``: gpio, ble, ...)."""
+
+    def feedback(self, device: str, indicator: Indicator) -> None:
+        """Register ``device``'s LED or buzzer: the hub shows alarms on it."""
+
+    @property
+    def sim(self) -> SimOps:
+        """The sim socket, for a simulated backend's operations (created on first use)."""
+
+
+class Driver(Protocol):
+    """What ``attach`` returns: the driver as the hub sees it."""
+
+    name: str
+
+    def tasks(self) -> Sequence[Task]:
+        """The driver's long-running jobs: ``(name, run)`` each; the hub supervises them."""
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """For ``status`` and the heartbeat: per device id (or a part of the driver), what it knows."""
+
+    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """A central's command this driver owns (``ble-forget``): the reply, or None if not its own."""
+
+    def close(self) -> None:
+        """Release the hardware (the hub is stopping); the tasks are cancelled already."""

@@ -508,7 +508,8 @@ def _run(config_path: Path, keep_running: bool, signals: _Signals) -> int:
             except Stopped:
                 pass  # the way to end --keep-running
             else:
-                if signals.first is None:
+                # exit 0: the hub was stopped (our process group's Ctrl-C, or a SIGTERM), not a failure
+                if signals.first is None and hub.returncode != 0:
                     raise DemoError(f"the hub exited with status {hub.returncode} (log: {log_path})")
         _stop_child(hub, signals)
         time.sleep(0.3)  # its clean offline status reaches the central

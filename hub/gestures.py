@@ -9,22 +9,21 @@
   cause = the open alarm); held, it cancels. So the hold that cancels never
   raises a second alarm.
 
-Used by every driver with a button (GPIO today, BLE buttons later).
+Used by every driver with a button (GPIO, BLE): a driver asks its port for
+the device's gestures (:meth:`drivers.base.HubPort.button`) and calls
+``press`` / ``hold`` / ``release`` on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 
-from hub.alarms import AlarmState
-from hub.events import Draft, Priority, rfc3339
-
-if TYPE_CHECKING:
-    from hub.config import Device
-    from hub.daemon import Hub
+from hub.alarms import AlarmState, AlarmTracker
+from hub.events import Draft, Event, Priority, Source, rfc3339
 
 log = structlog.get_logger("hub.gestures")
 
@@ -32,9 +31,21 @@ log = structlog.get_logger("hub.gestures")
 class ButtonGestures:
     """Turns press / hold / release of one device into alarm events. Runs on the loop."""
 
-    def __init__(self, hub: Hub, device: Device, *, input_name: str = "gpio") -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        device: Any,
+        *,
+        alarms: AlarmTracker,
+        emit_now: Callable[[Draft], asyncio.Task[Event]],
+        spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
+        source: Source,
+        input_name: str = "gpio",
+    ) -> None:
         self.device = device
+        self.alarms = alarms
+        self.emit_now = emit_now
+        self.spawn = spawn
+        self.source = source
         self.input_name = input_name
         self._deferred = False  # this press started while an alarm was open
         self._held = False
@@ -44,7 +55,7 @@ class ButtonGestures:
         return Draft(
             type="alarm.button",
             priority=Priority.CRITICAL,
-            source=self.hub.device_source(self.device),
+            source=self.source,
             route=self.device.routing,
             data={"input": self.input_name, **data},
             ts=rfc3339(t),
@@ -53,26 +64,26 @@ class ButtonGestures:
 
     def press(self, t: float) -> None:
         self._held = False
-        open_alarm = self.hub.alarms.active(self.device.id)
+        open_alarm = self.alarms.active(self.device.id)
         if open_alarm is None or open_alarm.state is AlarmState.ACKNOWLEDGED:
             self._deferred = False
-            self._pressing = self.hub.emit_now(self._alarm(t, gesture="press"))
+            self._pressing = self.emit_now(self._alarm(t, gesture="press"))
         else:
             self._deferred = True
             log.info("press_while_alarm_open", device=self.device.id, alarm_id=open_alarm.event.id)
 
     def hold(self, t: float) -> None:
         self._held = True
-        self.hub.spawn(self._cancel(), "alarm.cancelled")
+        self.spawn(self._cancel(), "alarm.cancelled")
 
     async def _cancel(self) -> None:
         if self._pressing is not None and not self._pressing.done():
             await asyncio.wait([self._pressing])  # the alarm this hold cancels must be open first
-        await self.hub.alarms.cancel(self.device.id, how="hold")
+        await self.alarms.cancel(self.device.id, how="hold")
 
     def release(self, t: float, held_s: float) -> None:
         if self._deferred and not self._held:
-            open_alarm = self.hub.alarms.active(self.device.id)
+            open_alarm = self.alarms.active(self.device.id)
             cause = open_alarm.event.id if open_alarm is not None else None
-            self.hub.emit_now(self._alarm(t, gesture="press", repeat=True, cause=cause))
+            self.emit_now(self._alarm(t, gesture="press", repeat=True, cause=cause))
         self._deferred = False

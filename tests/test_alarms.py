@@ -383,11 +383,11 @@ class _Recorder:
 
 
 async def test_the_daemon_routes_an_emit_with_closes_to_cancel_matching_in_burst_order() -> None:
-    from hub.daemon import Hub
+    from hub.emitter import Emitter
 
     central = Central()
     t, _ = tracker(central)
-    hub = Hub.__new__(Hub)  # just the emit plumbing
+    hub = Emitter.__new__(Emitter)  # just the emit plumbing
     hub.alarms = t
     rec = _Recorder(t)
     hub.emit_many = rec.emit_many  # type: ignore[method-assign]

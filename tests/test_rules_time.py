@@ -224,21 +224,20 @@ def test_clock_watch_tells_a_step_from_time_passing() -> None:
 
 
 def test_the_hub_moves_the_rules_instants_by_a_step_before_they_see_the_time() -> None:
-    from hub.daemon import Hub
     from hub.rules import RulesConfig, build_rules
+    from hub.rules_runner import RulesRunner
 
     wall, mono = [time.time()], [100.0]
-    hub = Hub.__new__(Hub)  # just the clock and the rules: rules_now() is all this test calls
+    rules = build_rules(RulesConfig(), tz=ZoneInfo("Europe/Oslo"), devices={"mat": ("bed_mat", 60.0)})
+    hub = RulesRunner(rules, None, None, None, devices={}, source=None)  # type: ignore[arg-type]  # the clock only
     hub.clock = ClockWatch(wall=lambda: wall[0], mono=lambda: mono[0])
-    hub.rules = build_rules(RulesConfig(), tz=ZoneInfo("Europe/Oslo"), devices={"mat": ("bed_mat", 60.0)})
-    hub._rules_dirty = False
     supervision = hub.rules.get("supervision")
     assert supervision is not None
     hub.rules.report("mat", wall[0])
     seen = supervision.status("mat")["last_seen"]
     wall[0] += 7200.0  # NTP: two hours forward, no time passed
-    now = hub.rules_now()
+    now = hub.now()
     assert now == wall[0]
     assert supervision.status("mat")["last_seen"] != seen  # moved with the clock
     assert hub.rules.tick(now) == []  # so the mat is not "silent for two hours"
-    assert hub._rules_dirty  # and the moved state is saved
+    assert hub._dirty  # and the moved state is saved

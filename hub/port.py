@@ -1,0 +1,102 @@
+"""The hub's side of the seam: the :class:`~drivers.base.HubPort` every driver is handed.
+
+It is all a driver sees of the hub: device events go through the emitter
+(commit, then publish; the device's telemetry limit; a reset closing its
+alarm), reports to the rules runner (supervision, battery), buttons to the
+hub's gestures, LEDs and buzzers to the alarm tracker, simulated operations
+to the sim socket (created on first use, started with the hub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from drivers.base import ButtonInput, Emit, Indicator, SimOps
+from drivers.simctl import SimControl
+from hub.alarms import AlarmTracker
+from hub.emitter import Emitter
+from hub.gestures import ButtonGestures
+from hub.rules_runner import RulesRunner
+
+
+class DriverPort:
+    """What the hub gives its drivers (see :class:`drivers.base.HubPort`)."""
+
+    def __init__(
+        self,
+        *,
+        emitter: Emitter,
+        rules: RulesRunner,
+        alarms: AlarmTracker,
+        devices: dict[str, Any],
+        spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
+        resolve: Callable[[str], Path],
+        sim_socket: Path,
+    ) -> None:
+        self.emitter = emitter
+        self.rules = rules
+        self.alarms = alarms
+        self.devices = devices
+        self._spawn = spawn
+        self._resolve = resolve
+        self._sim_socket = sim_socket
+        self.sim_control: SimControl | None = None
+
+    def _device(self, device: str | None) -> Any | None:
+        return None if device is None else self.devices[device]
+
+    async def emit(self, device: str | None, e: Emit) -> bool:
+        from hub.outbox import StoreError
+
+        try:
+            await self.emitter.emit_for(self._device(device), e)
+        except StoreError:
+            return False
+        return True
+
+    def post(self, device: str, e: Emit) -> None:
+        dev = self.devices[device]
+        if e.closes is None and not self.emitter.admit(dev, e):
+            return  # over the device's limit: dropped here, before any task
+        if e.closes is not None:
+            self._spawn(self.emitter.emit_for(dev, e), e.type)
+        else:
+            self._spawn(self.emitter.emit_logged(self.emitter.draft_for(dev, e)), e.type)
+
+    async def emit_many(self, device: str, emits: Sequence[Emit]) -> list[Emit]:
+        return await self.emitter.emit_many_for(self.devices[device], list(emits))
+
+    def report(self, device: str, *, battery: float | None = None) -> None:
+        self.rules.report(device, battery=battery)
+
+    def now(self) -> float:
+        return self.rules.now()
+
+    def path(self, name: str) -> str:
+        return str(self._resolve(name))
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        return self._spawn(coro, name)
+
+    def button(self, device: str, *, input_name: str) -> ButtonInput:
+        dev = self.devices[device]
+        return ButtonGestures(
+            dev,
+            alarms=self.alarms,
+            emit_now=self.emitter.emit_now,
+            spawn=self._spawn,
+            source=self.emitter.source(dev),
+            input_name=input_name,
+        )
+
+    def feedback(self, device: str, indicator: Indicator) -> None:
+        self.alarms.indicators[device] = indicator
+
+    @property
+    def sim(self) -> SimOps:
+        if self.sim_control is None:
+            self.sim_control = SimControl(self._sim_socket)
+        return self.sim_control

@@ -1,0 +1,164 @@
+"""The rules runner: every committed event and every second through the local rules, their state kept.
+
+The rules themselves (:mod:`hub.rules`) are pure; this is what drives them
+in the daemon: each committed event (:meth:`RulesRunner.on_event`), each
+device report (:meth:`report`, for supervision), a tick a second
+(:meth:`run`); what they decide is emitted; their state is saved in the
+outbox and restored at start, with the events they had not seen caught up.
+A wall-clock step (NTP after a boot without RTC) moves the rules' instants
+before they see the time (:meth:`now`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from hub.clockstep import ClockWatch
+from hub.events import Draft, Event, Source
+from hub.outbox import Outbox, StoreError
+
+log = structlog.get_logger("hub.rules_runner")
+
+#: How often the rules look at the clock.
+RULES_TICK_S = 1.0
+
+EmitLogged = Callable[[Draft], Awaitable[Event | None]]
+Spawn = Callable[[Awaitable[Any], str], asyncio.Task[Any]]
+
+
+def epoch(ts: str) -> float:
+    """An event's ``ts`` as epoch seconds."""
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class RulesRunner:
+    """Feeds the rules, emits their outputs, keeps their state across restarts."""
+
+    def __init__(
+        self,
+        rules: Any,
+        outbox: Outbox,
+        emit: EmitLogged,
+        spawn: Spawn,
+        *,
+        devices: dict[str, Any],
+        source: Callable[[Any], Source],
+    ) -> None:
+        self.rules = rules
+        self.outbox = outbox
+        self.emit = emit
+        self.spawn = spawn
+        self.devices = devices
+        self.source = source
+        self.clock = ClockWatch()  # tells the rules of wall-clock steps (NTP after a boot without RTC)
+        #: monotonic time of the last tick (the supervisor's sign of progress)
+        self.ticked_at = time.monotonic()
+        #: called every tick before the rules (the flood guard's episode ends)
+        self.on_tick: Callable[[], None] | None = None
+        self._seq = 0  # the last event the rules have seen
+        self._saved: bytes | None = None
+        self._dirty = False
+        self._save_failures = 0
+
+    def now(self) -> float:
+        """The time for the rules: now, after moving their instants by any wall-clock step since the last look."""
+        now, step = self.clock.read()
+        if step:
+            log.warning("clock_stepped", step_s=round(step, 3))
+            self.rules.clock_stepped(step)
+            self._dirty = True
+        return now
+
+    async def on_event(self, event: Event) -> None:
+        """Feed one committed event to the rules; emit what they decide; save their state."""
+        if event.type.startswith("rule."):
+            return
+        try:
+            outputs = self.rules.on_event(event, self.now())
+        except Exception:  # a rule bug must not lose the event (it is committed already)
+            log.exception("rules_failed", event_id=event.id, type=event.type)
+            return
+        self._seq = max(self._seq, event.seq)
+        if outputs:
+            await self._emit(outputs)
+        else:
+            self._dirty = True  # saved by the ticker; a crash before that is caught up from the outbox
+
+    def report(self, device: str, *, battery: float | None = None) -> None:
+        """A device was heard from (any reading, not only events): for supervision."""
+        try:
+            outputs = self.rules.report(device, self.now(), battery=battery)
+        except Exception:
+            log.exception("rules_report_failed", device=device)
+            return
+        if outputs:
+            self.spawn(self._emit(outputs), "rules")
+
+    async def _emit(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            dev = self.devices.get(out.device) if out.device else None
+            await self.emit(out.to_draft(self.source(dev) if dev else None))
+        await self._save()
+
+    async def _save(self) -> None:
+        """Save the rules' state if it changed; a store that refuses keeps it dirty for the next tick."""
+        self._dirty = False
+        blob = json.dumps({"seq": self._seq, "state": self.rules.state()}, sort_keys=True).encode()
+        if blob == self._saved:
+            return
+        try:
+            await self.outbox.save_state("rules", blob)
+        except (StoreError, sqlite3.Error) as exc:  # a full disk: the outbox's health says so
+            self._dirty = True
+            if self._save_failures % 60 == 0:
+                log.error("rules_state_not_saved", error=str(exc), failures=self._save_failures + 1)
+            self._save_failures += 1
+            return
+        self._save_failures = 0
+        self._saved = blob
+
+    async def restore(self) -> None:
+        """Rule state survives a restart: restore it, then replay the events it had not seen yet."""
+        blob = await self.outbox.load_state("rules")
+        now = time.time()
+        if blob:
+            saved = json.loads(blob)
+            broken = self.rules.restore(saved.get("state", {}), now)
+            if broken:
+                log.warning("rules_state_dropped", rules=broken)
+            self._seq = int(saved.get("seq", 0))
+            self._saved = blob
+        last = (await self.outbox.stats()).last_seq
+        missed = await self.outbox.range(self._seq + 1, last) if last > self._seq else []
+        for event in missed:
+            if not event.type.startswith("rule."):
+                # catch up silently, at the time each event happened: they were handled before the crash
+                self.rules.on_event(event, epoch(event.ts))
+            self._seq = event.seq
+        self.clock = ClockWatch()  # steps count from here: the restored instants are in today's clock
+        log.info("rules_restored", rules=[r.name for r in self.rules.rules], caught_up=len(missed))
+
+    async def run(self) -> None:
+        """The tick loop, for the daemon's lifetime (supervised)."""
+        while True:
+            await asyncio.sleep(RULES_TICK_S)
+            self.ticked_at = time.monotonic()
+            if self.on_tick is not None:
+                self.on_tick()
+            try:
+                outputs = self.rules.tick(self.now())
+            except Exception:
+                log.exception("rules_tick_failed")
+                continue
+            if outputs:
+                await self._emit(outputs)
+            elif self._dirty:
+                await self._save()

@@ -1,0 +1,136 @@
+"""The shape of the tree, as a newcomer relies on it: one seam between the hub and its drivers.
+
+* no import cycle among the hub's and the drivers' modules at load time
+  (imports inside functions, for lazy backends, do not count);
+* drivers reach the hub only through the seam: they import ``drivers.*`` and
+  the event contract ``hub.events``, nothing else of the hub;
+* the daemon names no driver: its modules import only the seam
+  (``drivers.base``, ``drivers.helpers``, ``drivers.registry``, ``drivers.simctl``),
+  never a driver package;
+* no module over 400 lines, but data tables.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("hub", "drivers")
+#: The seam: what the daemon may import of drivers/.
+SEAM = {"drivers", "drivers.base", "drivers.helpers", "drivers.registry", "drivers.simctl"}
+#: The installer's command-line tools reach drivers directly (a BLE scan, a serial emulator); not the daemon.
+TOOLS = {"hub.cli", "hub.scan", "hub.demo"}
+#: Modules allowed past 400 lines: data tables only.
+DATA_TABLES: set[str] = set()
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            rel = path.relative_to(REPO).with_suffix("")
+            parts = list(rel.parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imports(path: Path, module: str, *, top_level_only: bool) -> set[str]:
+    """Modules ``module`` imports (absolute names); top level only: not in functions or TYPE_CHECKING."""
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                found.add(base)
+                found.update(f"{base}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.If) and _is_type_checking(node):
+                continue
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and top_level_only:
+                continue
+            elif isinstance(node, (ast.ClassDef, ast.If, ast.Try, ast.With, ast.For, ast.While)):
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    for child in getattr(node, field, []) or []:
+                        visit([child] if isinstance(child, ast.stmt) else child.body)
+            elif not top_level_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(node.body)
+
+    visit(tree.body)
+    return found
+
+
+def graph(*, top_level_only: bool) -> dict[str, set[str]]:
+    mods = modules()
+    return {m: {i for i in imports(p, m, top_level_only=top_level_only) if i in mods} - {m} for m, p in mods.items()}
+
+
+def test_no_import_cycle_at_load_time() -> None:
+    g = graph(top_level_only=True)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(g[m]):
+            if state.get(n) == 1:
+                cycle = stack[stack.index(n):] + [n]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                dfs(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            dfs(m)
+
+
+def test_drivers_reach_the_hub_only_through_the_event_contract() -> None:
+    wrong = {}
+    for m, path in modules().items():
+        if not m.startswith("drivers"):
+            continue
+        bad = sorted(i for i in imports(path, m, top_level_only=False) if i.startswith("hub") and i != "hub.events"
+                     and not i.startswith("hub.events."))
+        if bad:
+            wrong[m] = bad
+    assert not wrong, f"drivers importing hub internals: {wrong}"
+
+
+def test_the_daemon_names_no_driver() -> None:
+    wrong = {}
+    for m, path in modules().items():
+        if not m.startswith("hub") or m in TOOLS:
+            continue
+        bad = sorted(
+            i for i in imports(path, m, top_level_only=False)
+            if i.startswith("drivers.") and i not in SEAM and i.rpartition(".")[0] not in SEAM
+        )
+        if bad:
+            wrong[m] = bad
+    assert not wrong, f"hub modules naming a driver (use drivers.registry and the port): {wrong}"
+
+
+def test_no_module_over_400_lines_but_data_tables() -> None:
+    long = {m: n for m, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES
+            and m not in DATA_TABLES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
