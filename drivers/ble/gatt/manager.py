@@ -1,42 +1,30 @@
-"""GATT connections: configured devices kept connected, battery polled, notifications turned into events.
+"""The GATT manager: configured devices kept connected, battery polled, notifications turned into events.
 
-Some BLE devices are not read from their adverts but through a connection:
-a fall sensor that notifies on a characteristic, a bed sensor whose battery
-is only in the Battery Service. This module keeps those connected.
+:class:`GattManager` keeps every :class:`~drivers.ble.gatt.GattDevice` connected:
 
-* :class:`GattClient` is the connection API every backend implements, as
-  :class:`~drivers.ble.backend.ScannerBackend` is for scanning;
-  :func:`make_client` picks one by its config name and imports it only then:
-  ``bleak`` (:mod:`drivers.ble.gatt_bleak`, the real radio through BlueZ) or
-  ``sim`` (:mod:`drivers.ble.gatt_sim`, peripherals driven through the hub's
-  sim control socket).
-* :class:`NotifyMapping` says which characteristic's notifications become
-  which event, and how the payload is decoded into its data.
-* :class:`GattManager` keeps every :class:`GattDevice` connected:
-
-  - at most ``max_connections`` devices are connected *or connecting* at
-    once (a semaphore held from the start of a connection attempt until the
-    disconnect; BlueZ adapters handle only a few connections, and parallel
-    connection attempts on one adapter fail with ``InProgress``); devices
-    beyond the limit wait for a slot (state ``waiting``);
-  - a failed attempt or a lost connection is retried after a jittered,
-    exponentially growing, capped delay (the slot is released meanwhile);
-  - the first failure of an outage emits ``device.offline`` (HIGH; data:
-    reason, address) -- once, however many retries fail after it; the next
-    successful connection emits ``device.online`` (NORMAL; data: offline_s,
-    address). A device that was never connected and fails its first attempt
-    is offline too;
-  - while connected, Battery Level (0x2A19, Battery Service 0x180F) is read
-    right away and then every ``battery_interval_s``; each reading goes to
-    ``on_battery(device_id, pct)`` (the daemon passes it to the supervision
-    rule, which owns ``device.battery_low``) and into :meth:`GattManager.health`;
-  - configured notifications are subscribed at every connection and emitted
-    as ``Emit(mapping.event_type, mapping.priority, {mapping.key: value,
-    "raw": hex})``. A payload that does not decode is counted and logged
-    (rate-limited), never raised;
-  - every notification that decodes calls ``on_heard(device_id)`` first (the
-    daemon's supervision report: the device itself spoke); a battery read is
-    heard through ``on_battery``.
+- at most ``max_connections`` devices are connected *or connecting* at
+  once (a semaphore held from the start of a connection attempt until the
+  disconnect; BlueZ adapters handle only a few connections, and parallel
+  connection attempts on one adapter fail with ``InProgress``); devices
+  beyond the limit wait for a slot (state ``waiting``);
+- a failed attempt or a lost connection is retried after a jittered,
+  exponentially growing, capped delay (the slot is released meanwhile);
+- the first failure of an outage emits ``device.offline`` (HIGH; data:
+  reason, address) -- once, however many retries fail after it; the next
+  successful connection emits ``device.online`` (NORMAL; data: offline_s,
+  address). A device that was never connected and fails its first attempt
+  is offline too;
+- while connected, Battery Level (0x2A19, Battery Service 0x180F) is read
+  right away and then every ``battery_interval_s``; each reading goes to
+  ``on_battery(device_id, pct)`` (the daemon passes it to the supervision
+  rule, which owns ``device.battery_low``) and into :meth:`GattManager.health`;
+- configured notifications are subscribed at every connection and emitted
+  as ``Emit(mapping.event_type, mapping.priority, {mapping.key: value,
+  "raw": hex})``. A payload that does not decode is counted and logged
+  (rate-limited), never raised;
+- every notification that decodes calls ``on_heard(device_id)`` first (the
+  daemon's supervision report: the device itself spoke); a battery read is
+  heard through ``on_battery``.
 
 Events go out in order through one emitter task, as ``await emit(device_id,
 Emit)`` (the manager serves many devices, so the caller learns which one;
@@ -48,199 +36,32 @@ every connection is closed on the way out.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
-from drivers.ble.backend import normalize_uuid, short_uuid
-from drivers.helpers import backoff_delay
 from drivers.base import Emit
-from drivers.helpers import TaskSet
+from drivers.ble.backend import short_uuid
+from drivers.ble.gatt.client import BATTERY_LEVEL_UUID, GattClient, GattError
+from drivers.ble.gatt.device import DeviceState, GattDevice, stopped_health
+from drivers.ble.gatt.notify import DecodeError, NotifyMapping
+from drivers.helpers import TaskSet, backoff_delay
 from hub.events import Priority
 
 log = structlog.get_logger("drivers.ble.gatt")
 
-#: Battery Service and its Battery Level characteristic (one byte, 0..100 %).
-BATTERY_SERVICE_UUID = normalize_uuid("180f")
-BATTERY_LEVEL_UUID = normalize_uuid("2a19")
-
 #: Decode errors / callback errors are logged at most once per this many seconds per device.
 ERROR_LOG_INTERVAL_S = 5.0
-
-NotifyCallback = Callable[[bytes], None]
-DisconnectedCallback = Callable[[], None]
-EmitFn = Callable[[str, Emit], Awaitable[Any]]
-BatteryFn = Callable[[str, int], Any]
-
-
 #: Events waiting for the hub at most; beyond, notifications are dropped and counted.
 MAX_QUEUED = 1000
 
-class GattError(Exception):
-    """A GATT operation failed (cannot connect, not connected, no such characteristic...)."""
-
-
-class GattClient(abc.ABC):
-    """One connection to one peripheral; may be connected again after a disconnect.
-
-    Callbacks are called on the event loop's thread and must not block.
-    """
-
-    @property
-    @abc.abstractmethod
-    def address(self) -> str:
-        """The peripheral's upper-case MAC."""
-
-    @property
-    @abc.abstractmethod
-    def is_connected(self) -> bool: ...
-
-    @abc.abstractmethod
-    async def connect(self, timeout: float) -> None:
-        """Connect within ``timeout`` seconds; raises :class:`GattError` or ``TimeoutError``."""
-
-    @abc.abstractmethod
-    async def disconnect(self) -> None:
-        """Disconnect. Idempotent; never raises because the link is already gone."""
-
-    @abc.abstractmethod
-    async def read(self, char_uuid: str) -> bytes:
-        """Read a characteristic's value (``char_uuid`` in any form :func:`normalize_uuid` takes)."""
-
-    @abc.abstractmethod
-    async def start_notify(self, char_uuid: str, callback: NotifyCallback) -> None:
-        """Call ``callback(payload)`` for each notification of the characteristic, until disconnected."""
-
-    @abc.abstractmethod
-    def set_disconnected_callback(self, callback: DisconnectedCallback | None) -> None:
-        """Call ``callback()`` when an established connection is lost (not on our own disconnect)."""
-
-
-def make_client(backend: str, address: str, **kw: Any) -> GattClient:
-    """A GATT client for ``[ble] backend``, importing the backend only then.
-
-    ``bleak`` gives :class:`~drivers.ble.gatt_bleak.BleakGattClient` (keyword:
-    ``adapter``), ``sim`` gives :class:`~drivers.ble.gatt_sim.SimGattClient`
-    (keyword: ``registry``, a :class:`~drivers.ble.gatt_sim.SimGattRegistry`).
-    """
-    if backend == "bleak":
-        from drivers.ble.gatt_bleak import BleakGattClient
-
-        return BleakGattClient(address, **kw)
-    if backend == "sim":
-        from drivers.ble.gatt_sim import SimGattClient
-
-        return SimGattClient(address=address, **kw)
-    raise ValueError(f"unknown BLE backend {backend!r}; have: bleak, sim")
-
-
-# --- notification mapping ----------------------------------------------------------------
-
-Decode = Literal["uint8", "uint16le", "int16le", "utf8", "hex"]
-DECODERS = ("uint8", "uint16le", "int16le", "utf8", "hex")
-_INT_SIZES = {"uint8": (1, False), "uint16le": (2, False), "int16le": (2, True)}
-
-
-class DecodeError(ValueError):
-    """A notification payload that does not fit its mapping's ``decode``."""
-
-
-@dataclass(frozen=True, slots=True)
-class NotifyMapping:
-    """Notifications of ``uuid`` become ``event_type`` events, with the payload decoded into ``data[key]``.
-
-    ``decode``: ``uint8``, ``uint16le``, ``int16le`` (the payload must be
-    exactly that long), ``utf8`` (strict) or ``hex``. ``scale`` multiplies an
-    integer value (``0.01`` for hundredths). The raw payload is always in
-    ``data["raw"]`` as hex.
-    """
-
-    uuid: str
-    event_type: str
-    priority: Priority = Priority.NORMAL
-    decode: Decode = "hex"
-    scale: float | None = None
-    key: str = "value"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "uuid", normalize_uuid(self.uuid))
-        if not isinstance(self.priority, Priority):
-            object.__setattr__(self, "priority", Priority(self.priority))
-        if self.decode not in DECODERS:
-            raise ValueError(f"unknown decode {self.decode!r}; have: {', '.join(DECODERS)}")
-        if self.scale is not None and self.decode not in _INT_SIZES:
-            raise ValueError(f"scale only applies to integer decodes, not {self.decode!r}")
-        if not self.event_type or not self.key or self.key == "raw":
-            raise ValueError("event_type and key must be non-empty, and key not 'raw'")
-
-    def value(self, payload: bytes) -> Any:
-        """The decoded value; raises :class:`DecodeError` when the payload does not fit."""
-        if self.decode in _INT_SIZES:
-            size, signed = _INT_SIZES[self.decode]
-            if len(payload) != size:
-                raise DecodeError(f"{self.decode} needs {size} byte(s), got {len(payload)}")
-            n = int.from_bytes(payload, "little", signed=signed)
-            if self.scale is None:
-                return n
-            return round(n * self.scale, 9)
-        if self.decode == "utf8":
-            try:
-                return bytes(payload).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DecodeError(f"not UTF-8: {exc}") from None
-        return bytes(payload).hex()
-
-    def emit(self, payload: bytes) -> Emit:
-        """The event for one notification; raises :class:`DecodeError`."""
-        return Emit(self.event_type, self.priority, {self.key: self.value(payload), "raw": bytes(payload).hex()})
-
-
-@dataclass(frozen=True, slots=True)
-class GattDevice:
-    """A configured connected device. ``battery_interval_s`` None or 0: no battery reads."""
-
-    device_id: str
-    address: str
-    mappings: tuple[NotifyMapping, ...] = ()
-    battery_interval_s: float | None = 3600.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "address", self.address.upper())
-        object.__setattr__(self, "mappings", tuple(self.mappings))
-
-
-# --- the manager -----------------------------------------------------------------------------
-
-
-class _DeviceState:
-    def __init__(self, dev: GattDevice) -> None:
-        self.dev = dev
-        self.state = "waiting"  # waiting, connecting, connected, offline, stopped
-        self.client: GattClient | None = None
-        self.connects = 0
-        self.failures = 0
-        self.losses = 0
-        self.attempt = 0
-        self.notifications = 0
-        self.decode_errors = 0
-        self.battery_errors = 0
-        self.notify_errors = 0
-        self.last_battery: int | None = None
-        self.last_battery_t: float | None = None
-        self.last_notify: float | None = None
-        self.reported_offline = False
-        self.offline_since: float | None = None
-        self.last_reason: str | None = None
-        self.gen = 0  # bumped per connection: callbacks of older ones are ignored
-        self.lost: asyncio.Event = asyncio.Event()
-        self.last_error_log = float("-inf")
+EmitFn = Callable[[str, Emit], Awaitable[Any]]
+BatteryFn = Callable[[str, int], Any]
 
 
 class GattManager:
@@ -287,7 +108,7 @@ class GattManager:
         self.clock = clock
         self.rng = rng
 
-        self._states: dict[str, _DeviceState] = {}
+        self._states: dict[str, DeviceState] = {}
         self._stopping = False
         self._wake: asyncio.Event | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -302,27 +123,7 @@ class GattManager:
         out: dict[str, dict[str, Any]] = {}
         for dev in self.devices:
             st = self._states.get(dev.device_id)
-            if st is None:
-                out[dev.device_id] = {"state": "stopped", "driver": "ble_gatt", "address": dev.address}
-                continue
-            h: dict[str, Any] = {
-                "state": st.state,
-                "driver": "ble_gatt",
-                "address": dev.address,
-                "connects": st.connects,
-                "failures": st.failures,
-                "losses": st.losses,
-                "notifications": st.notifications,
-                "last_battery": st.last_battery,
-                "last_notify_s_ago": round(now - st.last_notify, 1) if st.last_notify is not None else None,
-            }
-            if st.state == "offline":
-                h["reason"] = st.last_reason
-                h["offline_s"] = round(now - st.offline_since, 1) if st.offline_since is not None else None
-            for k in ("decode_errors", "battery_errors", "notify_errors"):
-                if getattr(st, k):
-                    h[k] = getattr(st, k)
-            out[dev.device_id] = h
+            out[dev.device_id] = stopped_health(dev) if st is None else st.health(now)
         return out
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -334,7 +135,7 @@ class GattManager:
             self._wake.set()
         self._sem = asyncio.Semaphore(self.max_connections)
         self._queue = asyncio.Queue(MAX_QUEUED)
-        self._states = {d.device_id: _DeviceState(d) for d in self.devices}
+        self._states = {d.device_id: DeviceState(d) for d in self.devices}
         emitter = self._tasks.spawn(self._emit_loop(), "gatt-emitter")
         workers = [self._tasks.spawn(self._device_loop(st), f"gatt-{st.dev.device_id}") for st in self._states.values()]
         cancelled = False
@@ -370,7 +171,7 @@ class GattManager:
 
     # --- one device ---------------------------------------------------------------------
 
-    async def _device_loop(self, st: _DeviceState) -> None:
+    async def _device_loop(self, st: DeviceState) -> None:
         assert self._sem is not None
         while not self._stopping:
             reason: str | None = None
@@ -394,7 +195,7 @@ class GattManager:
             log.info("gatt_retry_scheduled", device=st.dev.device_id, in_s=round(delay, 3), attempt=st.attempt, reason=reason)
             await self._sleep(delay)
 
-    async def _connect(self, st: _DeviceState) -> str | None:
+    async def _connect(self, st: DeviceState) -> str | None:
         """Connect; None when connected, else the reason it failed."""
         st.gen += 1
         gen = st.gen
@@ -422,7 +223,7 @@ class GattManager:
         await self._came_online(st)
         return None
 
-    async def _connected(self, st: _DeviceState) -> str | None:
+    async def _connected(self, st: DeviceState) -> str | None:
         """Subscribe, poll battery, wait for loss; the loss reason, or None when stopping."""
         client, gen = st.client, st.gen
         assert client is not None
@@ -452,7 +253,7 @@ class GattManager:
                     await st.lost.wait()
         return None
 
-    async def _read_battery(self, st: _DeviceState, client: GattClient) -> bool:
+    async def _read_battery(self, st: DeviceState, client: GattClient) -> bool:
         """Read Battery Level; False when that showed the connection is gone."""
         try:
             async with asyncio.timeout(self.read_timeout_s):
@@ -474,7 +275,7 @@ class GattManager:
                 log.exception("gatt_battery_callback_failed", device=st.dev.device_id)
         return True
 
-    async def _disconnect(self, st: _DeviceState) -> None:
+    async def _disconnect(self, st: DeviceState) -> None:
         st.gen += 1  # ignore whatever the old connection still says
         client, st.client = st.client, None
         if client is None:
@@ -495,14 +296,14 @@ class GattManager:
 
     # --- callbacks from the client -------------------------------------------------------
 
-    def _on_lost(self, st: _DeviceState, gen: int) -> None:
+    def _on_lost(self, st: DeviceState, gen: int) -> None:
         if gen != st.gen:
             return
         st.losses += 1
         log.warning("gatt_connection_lost", device=st.dev.device_id, address=st.dev.address)
         st.lost.set()
 
-    def _on_notify(self, st: _DeviceState, gen: int, m: NotifyMapping, data: bytes) -> None:
+    def _on_notify(self, st: DeviceState, gen: int, m: NotifyMapping, data: bytes) -> None:
         if gen != st.gen:
             return
         st.last_notify = self.clock()
@@ -520,7 +321,7 @@ class GattManager:
                 log.exception("gatt_heard_callback_failed", device=st.dev.device_id)
         self._queue_event(st.dev.device_id, e)
 
-    def _log_error(self, st: _DeviceState, what: str, **kw: Any) -> None:
+    def _log_error(self, st: DeviceState, what: str, **kw: Any) -> None:
         now = self.clock()
         if now - st.last_error_log >= ERROR_LOG_INTERVAL_S:
             st.last_error_log = now
@@ -528,7 +329,7 @@ class GattManager:
 
     # --- state changes and events -------------------------------------------------------
 
-    async def _went_offline(self, st: _DeviceState, reason: str) -> None:
+    async def _went_offline(self, st: DeviceState, reason: str) -> None:
         st.state = "offline"
         st.last_reason = reason
         if st.reported_offline:
@@ -538,7 +339,7 @@ class GattManager:
         log.warning("gatt_offline", device=st.dev.device_id, address=st.dev.address, reason=reason)
         self._queue_event(st.dev.device_id, Emit("device.offline", Priority.HIGH, {"reason": reason, "address": st.dev.address}))
 
-    async def _came_online(self, st: _DeviceState) -> None:
+    async def _came_online(self, st: DeviceState) -> None:
         if not st.reported_offline:
             return
         offline_s = self.clock() - st.offline_since if st.offline_since is not None else 0.0
@@ -572,4 +373,3 @@ class GattManager:
                 log.exception("gatt_emit_failed", device=device_id, type=e.type)
             finally:
                 self._queue.task_done()
-
