@@ -1,8 +1,10 @@
 """Serial sensors: bed-occupancy mat, medication dispenser, ESPA 4.4.4 nurse-call input.
 
-Each protocol lives in its own module with the same three pieces (see
-:mod:`drivers.serial.base`): a Parser, a DeviceLogic and an Emulator, plus
-its options struct. :func:`protocol` looks one up by its config name,
+Each protocol is a package (``drivers.serial.bedmat``, ``.dispenser``,
+``.espa444``) with the same pieces, one module each (see :mod:`drivers.serial.base`):
+``wire`` (the bytes), ``parser`` (a Parser), ``logic`` (a DeviceLogic),
+``emulator`` (an Emulator) and ``options`` (its options struct); the package
+re-exports them all. :func:`protocol` looks one up by its config name,
 importing it only then. :mod:`drivers.serial.port` runs a device over a real
 port; :mod:`drivers.serial.emulator` plays the device on a pty (or a real
 USB-serial port) for the demo, the tests and the rig.
@@ -17,7 +19,11 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """Where a protocol's pieces are."""
+    """Where a protocol's pieces are: the package, and the class name of each piece.
+
+    Each piece is in the package's module of the same name: ``parser`` in
+    ``<module>.parser``, ``logic`` in ``<module>.logic``, and so on.
+    """
 
     module: str
     parser: str
@@ -26,7 +32,8 @@ class ProtocolSpec:
     options: str
 
     def load(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self.module), getattr(self, attr))
+        """The class of a piece (``"parser"``, ``"logic"``, ``"emulator"`` or ``"options"``), imported now."""
+        return getattr(importlib.import_module(f"{self.module}.{attr}"), getattr(self, attr))
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
