@@ -78,8 +78,14 @@ def imports(path: Path, module: str, *, top_level_only: bool) -> set[str]:
 
 
 def graph(*, top_level_only: bool) -> dict[str, set[str]]:
+    """Module-level import edges. A module's own ancestor packages are left out: Python initialises a
+    package before any of its modules (``from pkg import sibling`` inside ``pkg`` is not a cycle)."""
     mods = modules()
-    return {m: {i for i in imports(p, m, top_level_only=top_level_only) if i in mods} - {m} for m, p in mods.items()}
+    out = {}
+    for m, p in mods.items():
+        ancestors = {".".join(m.split(".")[:k]) for k in range(1, m.count(".") + 1)}
+        out[m] = {i for i in imports(p, m, top_level_only=top_level_only) if i in mods} - {m} - ancestors
+    return out
 
 
 def test_no_import_cycle_at_load_time() -> None:
