@@ -5,7 +5,7 @@ own). A device is *heard from* only on :meth:`Supervision.report`, which
 every driver calls for what the device itself sent, including readings that
 make no event (a bed mat repeats its state every 60 s; a BLE sensor
 advertises every few seconds): a serial reading (``SerialDevice.on_reading``
--> ``Hub.device_report``), a BLE advert that decodes, a GATT notification
+-> ``HubPort.report``), a BLE advert that decodes, a GATT notification
 or battery read, a GPIO button's press.
 
 Events are never taken as "heard from", whatever their source: many that
