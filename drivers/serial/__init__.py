@@ -17,16 +17,25 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """Where a protocol's pieces are."""
+    """Where a protocol's pieces are: the protocol's package and the names it exports."""
 
+    #: The protocol's package (``drivers.serial.bedmat``); its ``__init__`` exports the names below.
     module: str
     parser: str
     logic: str
     emulator: str
+    #: The options struct (``[device.serial.<protocol>]``); the config loader's serial section
+    #: (:mod:`drivers.serial.config`) imports it from the package by this name.
     options: str
 
     def load(self, attr: str) -> Any:
+        """One of the pieces (``"parser"``, ``"logic"``, ``"emulator"``, ``"options"``), imported now."""
         return getattr(importlib.import_module(self.module), getattr(self, attr))
+
+    def options_struct(self) -> type:
+        """The protocol's options struct, imported from the protocol's package."""
+        struct: type = self.load("options")
+        return struct
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
