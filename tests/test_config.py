@@ -290,7 +290,7 @@ def test_schema_is_up_to_date() -> None:
     generated = cfg.schema_text()
     assert committed.exists(), "config/schema.json is missing: run `python -m hub.config --write-schema`"
     assert committed.read_text() == generated, (
-        "config/schema.json differs from what hub/config.py generates: "
+        "config/schema.json differs from what hub/config/ generates: "
         "run `python -m hub.config --write-schema` and commit the result"
     )
 

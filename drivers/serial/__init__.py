@@ -25,15 +25,23 @@ class ProtocolSpec:
     ``<module>.parser``, ``logic`` in ``<module>.logic``, and so on.
     """
 
+    #: The protocol's package (``drivers.serial.bedmat``); each piece is in its module of that name.
     module: str
     parser: str
     logic: str
     emulator: str
+    #: The options struct (``[device.serial.<protocol>]``); the config loader's serial section
+    #: (:mod:`drivers.serial.config`) imports it from the package by this name.
     options: str
 
     def load(self, attr: str) -> Any:
         """The class of a piece (``"parser"``, ``"logic"``, ``"emulator"`` or ``"options"``), imported now."""
         return getattr(importlib.import_module(f"{self.module}.{attr}"), getattr(self, attr))
+
+    def options_struct(self) -> type:
+        """The protocol's options struct, imported from the protocol's package."""
+        struct: type = self.load("options")
+        return struct
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {

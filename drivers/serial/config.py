@@ -1,5 +1,103 @@
-"""Provisional: the serial driver's config (the config work moves the structs here)."""
+"""The serial driver's part of the residence config: ``[device.serial]`` and its protocols' options.
 
-from drivers.base import DriverConfig
+The protocol option tables (``[device.serial.<protocol>]``) come from the
+protocol registry (:data:`drivers.serial.PROTOCOLS`): each protocol's package
+exports its options struct, and :class:`SerialSettings` gets one optional
+field per protocol. A new protocol is a new registry line, not an edit here.
 
-CONFIG = DriverConfig(name="serial", device_sections={"serial": object}, kinds={"serial": ()})
+Structs and checks only: this module is imported by the config loader, so it
+imports no pyserial and no port code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from drivers.base import DriverConfig, Report
+from drivers.serial import PROTOCOLS
+
+__all__ = ["CONFIG", "OPTIONS", "PROTOCOL_FOR_KIND", "SerialSettings"]
+
+#: Each protocol's options struct, by protocol name, imported from the protocol's package.
+OPTIONS: dict[str, type] = {name: spec.options_struct() for name, spec in PROTOCOLS.items()}
+
+#: The protocol names, as the ``protocol`` key accepts them.
+ProtocolName = Literal[tuple(PROTOCOLS)]  # type: ignore[valid-type]
+
+#: Serial protocol each serial device kind speaks.
+PROTOCOL_FOR_KIND = {"bed_mat": "bedmat", "medication_dispenser": "dispenser", "nurse_call": "espa444"}
+
+
+class _SerialPort(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[device.serial]`` without the protocol option tables (added below from the registry)."""
+
+    port: Annotated[str, msgspec.Meta(min_length=1)]
+    protocol: ProtocolName
+    baud: Annotated[int, msgspec.Meta(ge=50, le=4_000_000)] = 9600
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+
+    def options(self) -> Any:
+        """The protocol's options struct (its defaults when the table is absent)."""
+        opts = getattr(self, self.protocol)
+        return opts if opts is not None else OPTIONS[self.protocol]()
+
+
+SerialSettings = msgspec.defstruct(
+    "SerialSettings",
+    [(name, struct | None, None) for name, struct in OPTIONS.items()],
+    bases=(_SerialPort,),
+    module=__name__,
+    namespace={
+        "__doc__": """``[device.serial]``: a sensor on a serial port, and its protocol's options.
+
+    ``port`` may be a ``/dev/serial/by-id/...`` link, so a replugged adapter
+    is found again whatever ttyUSB number it gets. The protocol's own options
+    go in ``[device.serial.<protocol>]``; defaults apply when it is absent.
+    """
+    },
+    kw_only=True,
+    forbid_unknown_fields=True,
+    frozen=True,
+)
+
+
+def check(devices: Sequence[Any], settings: Any, report: Report) -> None:
+    """The protocol fits the kind, options only for that protocol and valid, no port used twice."""
+    ports: dict[str, int] = {}
+    for i, dev in enumerate(devices):
+        serial = dev.serial
+        if serial is None:
+            continue
+        want = PROTOCOL_FOR_KIND.get(dev.kind)
+        if want is not None and serial.protocol != want:
+            report(("device", i, "serial", "protocol"), f"expected {want!r} for kind {dev.kind!r}, found {serial.protocol!r}")
+        for other in OPTIONS:
+            if other != serial.protocol and getattr(serial, other) is not None:
+                report(
+                    ("device", i, "serial", other),
+                    f"expected options for protocol {serial.protocol!r} only, found [device.serial.{other}]",
+                )
+        own_check = getattr(serial.options(), "check", None)
+        for key, message in own_check() if own_check else []:
+            report(("device", i, "serial", serial.protocol, key), message)
+        port = os.path.realpath(serial.port) if os.path.exists(serial.port) else serial.port
+        if port in ports:
+            report(
+                ("device", i, "serial", "port"),
+                f"expected a port no other device uses, found {serial.port!r} (also device[{ports[port]}])",
+            )
+        ports.setdefault(port, i)
+
+
+CONFIG = DriverConfig(
+    name="serial",
+    device_sections={"serial": SerialSettings},
+    kinds={"serial": tuple(PROTOCOL_FOR_KIND)},
+    check=check,
+)

@@ -75,7 +75,7 @@ __all__ = [
 
 #: ``HH:MM-HH:MM``, 00:00 to 23:59, or 24:00 as an end. (The start-equals-end case is in check().)
 WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
-#: What :data:`WINDOW_PATTERN` means, for the config loader's ``_PATTERN_HELP``.
+#: What :data:`WINDOW_PATTERN` means, for the config loader's ``PATTERN_HELP`` (:mod:`hub.config.sections`).
 WINDOW_HELP = "a local time window 'HH:MM-HH:MM' such as '22:00-07:00' (it may cross midnight; '00:00-24:00' is the whole day)"
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -92,7 +92,7 @@ Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """Base of every rules table: keyword-only, frozen, unknown keys refused (as hub.config._Section)."""
+    """Base of every rules table: keyword-only, frozen, unknown keys refused (as hub.config.sections.Section)."""
 
 
 class BedNotReturnedConfig(_Section):

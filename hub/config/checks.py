@@ -1,0 +1,122 @@
+"""What the config structs alone cannot say: checks across keys, devices and files.
+
+The hub's own checks (rules, time zone, unique device ids, the right driver
+table for each kind, MQTT credentials and TLS files) are here; each driver's
+``check`` (a pin, a port or an address used twice ...) runs with the same
+``report``, so its problems carry FILE:LINE:COL and the key path too.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from drivers.base import Report
+from hub.config.model import DRIVER_CONFIGS, DRIVER_FIELDS, DRIVERS_FOR_KIND, Config
+
+__all__ = ["check_semantics"]
+
+
+def check_semantics(config: Config, base: Path, check_files: bool, report: Report) -> None:
+    """Every check of a decoded :class:`~hub.config.Config`; ``base`` is where relative paths start."""
+    for path, message in config.rules.check():
+        report(("rules", *path), message)
+    try:
+        ZoneInfo(config.hub.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
+    _check_devices(config.devices, report)
+    for driver in DRIVER_CONFIGS:
+        if driver.check is not None:
+            settings = getattr(config, driver.settings[0]) if driver.settings else None
+            driver.check(config.devices, settings, report)
+    _check_mqtt(config.mqtt, report)
+    if check_files:
+        _check_files(config.mqtt, base, report)
+
+
+def _check_devices(devices: list[Any], report: Report) -> None:
+    """Unique ids; exactly one driver table per device, one its kind may use."""
+    seen: dict[str, int] = {}
+    for i, dev in enumerate(devices):
+        if dev.id in seen:
+            report(("device", i, "id"), f"expected a unique device id, found {dev.id!r} again (first at device[{seen[dev.id]}])")
+        seen.setdefault(dev.id, i)
+        present = [d for d in DRIVER_FIELDS if getattr(dev, d) is not None]
+        allowed = DRIVERS_FOR_KIND.get(dev.kind, ())
+        if not allowed:
+            report(("device", i, "kind"), f"expected a kind a driver reads, found {dev.kind!r} (no driver reads it)")
+            continue
+        if not present:
+            report(("device", i), f"expected a driver table [device.{allowed[0]}] for kind {dev.kind!r}, found none")
+        for d in present:
+            if d not in allowed:
+                report(("device", i, d), f"expected one of {', '.join(allowed)} for kind {dev.kind!r}, found {d!r}")
+        if len(present) > 1:
+            report(("device", i, present[1]), f"expected exactly one driver table, found {', '.join(present)}")
+
+
+def _check_mqtt(mqtt: Any, report: Report) -> None:
+    """Keys that go together: username and password_file, a client cert and its key."""
+    if (mqtt.username is None) != (mqtt.password_file is None):
+        missing = "password_file" if mqtt.password_file is None else "username"
+        report(("mqtt",), f"missing required key {missing!r}: username and password_file go together")
+    if mqtt.tls is not None and (mqtt.tls.cert is None) != (mqtt.tls.key is None):
+        missing = "key" if mqtt.tls.key is None else "cert"
+        report(("mqtt", "tls"), f"missing required key {missing!r}: a client certificate needs both cert and key")
+
+
+def _check_files(mqtt: Any, base: Path, report: Report) -> None:
+    """The files the config names exist, are readable, secrets private; the TLS files fit together."""
+    files: list[tuple[tuple[str | int, ...], str | None, bool]] = [
+        (("mqtt", "password_file"), mqtt.password_file, True),
+    ]
+    if mqtt.tls is not None:
+        files += [
+            (("mqtt", "tls", "ca"), mqtt.tls.ca, False),
+            (("mqtt", "tls", "cert"), mqtt.tls.cert, False),
+            (("mqtt", "tls", "key"), mqtt.tls.key, True),
+        ]
+    for path, name, secret in files:
+        if name is None:
+            continue
+        p = Path(name) if os.path.isabs(name) else base / name
+        try:
+            st = p.stat()
+        except OSError as exc:
+            where = "" if os.path.isabs(name) else f"; looked for {p}"
+            report(path, f"expected a readable file, found {name!r} ({exc.strerror}{where})")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            report(path, f"expected a regular file, found {name!r}")
+        elif not os.access(p, os.R_OK):
+            report(path, f"expected a file the hub's user ({_user()}) can read, found {name!r} it cannot read")
+        elif secret and st.st_mode & 0o077:
+            report(
+                path,
+                f"expected a file only its owner can read (chmod 600), found {name!r} with mode {stat.S_IMODE(st.st_mode):04o}",
+            )
+        elif secret and st.st_uid != os.geteuid() and os.geteuid() != 0:
+            report(path, f"expected a file owned by the hub's user ({_user()}), found {name!r} owned by uid {st.st_uid}")
+    if mqtt.tls is not None:
+        from hub.tlsfiles import check_tls
+
+        def where(name: str | None) -> Path | None:
+            return None if name is None else (Path(name) if os.path.isabs(name) else base / name)
+
+        ca = where(mqtt.tls.ca)
+        assert ca is not None
+        for key, message in check_tls(ca, where(mqtt.tls.cert), where(mqtt.tls.key)):
+            report(("mqtt", "tls", key), message)
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, ImportError):
+        return f"uid {os.geteuid()}"
