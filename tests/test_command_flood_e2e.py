@@ -79,8 +79,11 @@ def test_a_flood_of_bad_commands_costs_no_memory_and_no_alarm(make_hub, subscrib
 
     status = request("127.0.0.1", broker.port, f"{BASE}/cmd/status", {})
     assert status["ok"], status
-    refused = status["commands"]["refused"]
-    assert sum(refused.values()) >= 4000, refused
+    refused, handled = status["commands"]["refused"], status["commands"]["handled"]
+    # Mosquitto drops QoS 1 messages beyond its queue for the hub (max_queued_messages, 1000) when the hub
+    # reads slower than the flood comes: the hub sees most, not all; everything malformed it saw is refused
+    assert sum(refused.values()) > 1000, refused
+    assert handled <= 60, f"{handled} commands run: only valid status requests within their rate may be"
     assert {"invalid", "response_topic", "too_large"} <= set(refused), refused
     assert len([e for e in hub.log_lines() if e.get("event") == "mqtt_connected"]) == 1, "the flood made it reconnect"
     refusal_lines = [e for e in hub.log_lines() if e.get("event") == "command_refused"]

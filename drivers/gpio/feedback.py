@@ -64,7 +64,7 @@ async def _groups(dev: OutputDevice, groups: int | None) -> None:
 
 
 class GpioIndicator:
-    """LED plus optional buzzer on GPIO pins; implements :class:`hub.alarms.Indicator`.
+    """LED plus optional buzzer on GPIO pins; implements :class:`drivers.base.Indicator`.
 
     The pins are gpiozero output devices; blinking and beeping are timed by
     tasks on the asyncio loop rather than by gpiozero's ``blink``, which

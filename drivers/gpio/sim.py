@@ -71,7 +71,7 @@ def register(ctl: SimOps, buttons: dict[str, SimButton]) -> None:
     so a rig can time edge to subscriber); ``state`` reads the
     button, the LED and the buzzer (``feedback`` is the pattern shown: ``off``,
     ``fast_blink``, ``slow_blink``, ``steady`` or ``fault``, the
-    :class:`~hub.alarms.FeedbackMode` values); ``devices`` lists what can be driven.
+    :class:`~drivers.base.FeedbackMode` values); ``devices`` lists what can be driven.
     """
 
     def lookup(req: dict[str, Any]) -> SimButton:
