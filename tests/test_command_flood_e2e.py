@@ -64,6 +64,7 @@ def test_a_flood_of_bad_commands_costs_no_memory_and_no_alarm(make_hub, subscrib
 
     done = threading.Event()
     t = threading.Thread(target=flood, args=(broker.port, 5000, done), daemon=True)
+    started = time.monotonic()
     t.start()
     time.sleep(0.2)
     hub.press()
@@ -71,6 +72,7 @@ def test_a_flood_of_bad_commands_costs_no_memory_and_no_alarm(make_hub, subscrib
     alarm_during_flood = not done.is_set()
     t.join(60)
     assert done.is_set()
+    lasted = time.monotonic() - started
     time.sleep(1.0)
     after = rss_kib(hub.proc.pid)
     print(f"flood: RSS {before} -> {after} KiB; alarm arrived during the flood: {alarm_during_flood}")
@@ -83,7 +85,8 @@ def test_a_flood_of_bad_commands_costs_no_memory_and_no_alarm(make_hub, subscrib
     # Mosquitto drops QoS 1 messages beyond its queue for the hub (max_queued_messages, 1000) when the hub
     # reads slower than the flood comes: the hub sees most, not all; everything malformed it saw is refused
     assert sum(refused.values()) > 1000, refused
-    assert handled <= 60, f"{handled} commands run: only valid status requests within their rate may be"
+    # status: 5 a second, 20 saved up (hub/commandgate.py); plus this test's own requests
+    assert handled <= 20 + 5 * (lasted + 2) + 3, f"{handled} commands run: only status requests within their rate may"
     assert {"invalid", "response_topic", "too_large"} <= set(refused), refused
     assert len([e for e in hub.log_lines() if e.get("event") == "mqtt_connected"]) == 1, "the flood made it reconnect"
     refusal_lines = [e for e in hub.log_lines() if e.get("event") == "command_refused"]
