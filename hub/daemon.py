@@ -33,6 +33,7 @@ from hub.commandgate import CommandGate
 from hub.config import Config, LoadedConfig, secret_text
 from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority
+from hub.flood import FloodGuard
 from hub.forwarder import Forwarder
 from hub.health import HealthBoard
 from hub.housekeeping import Housekeeping
@@ -75,7 +76,8 @@ class Hub:
         self.forwarder = Forwarder(
             self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
         )
-        self.emitter = Emitter(self.outbox, self.forwarder, self.devices, self.spawn)
+        flood = FloodGuard(rate=c.limits.telemetry_per_s, burst=c.limits.telemetry_burst)
+        self.emitter = Emitter(self.outbox, self.forwarder, self.devices, self.spawn, flood=flood)
         self.alarms = AlarmTracker(
             self.emitter.emit,
             ack_timeout_s=c.alarm.ack_timeout_s,

@@ -39,12 +39,14 @@ OnCommitted = Callable[[Event], Awaitable[None]]
 class Emitter:
     """Commit, then publish: the one way an event enters the hub."""
 
-    def __init__(self, outbox: Outbox, forwarder: Forwarder, devices: dict[str, Any], spawn: Spawn) -> None:
+    def __init__(
+        self, outbox: Outbox, forwarder: Forwarder, devices: dict[str, Any], spawn: Spawn, *, flood: FloodGuard
+    ) -> None:
         self.outbox = outbox
         self.forwarder = forwarder
         self.devices = devices
         self.spawn = spawn
-        self.flood = FloodGuard()
+        self.flood = flood
         #: set by the wiring: the alarms opened by committed alarm events
         self.alarms: AlarmTracker | None = None
         #: set by the wiring: what the rules do with each committed event

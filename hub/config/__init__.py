@@ -22,6 +22,7 @@ from hub.config.schema import SCHEMA_PATH, config_schema, schema_text
 from hub.config.sections import (
     DEFAULT_ROUTE,
     AlarmSection,
+    LimitsSection,
     Broker,
     DeviceKind,
     HubSection,
@@ -39,6 +40,7 @@ __all__ = [
     "DRIVER_FIELDS",
     "SCHEMA_PATH",
     "AlarmSection",
+    "LimitsSection",
     "Broker",
     "Config",
     "ConfigError",

@@ -120,6 +120,14 @@ class AlarmSection(Section):
     steady_s: Seconds = 900.0
 
 
+class LimitsSection(Section):
+    """``[limits]``: what one device may send; beyond, its telemetry is dropped and counted
+    (``device.flooding``). Alarms are never limited."""
+
+    telemetry_per_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    telemetry_burst: Annotated[float, msgspec.Meta(ge=1)] = 200.0
+
+
 DeviceKind = Literal[
     "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor"
 ]
@@ -156,4 +164,5 @@ class ConfigCore(Section):
     log: LogSection = LogSection()
     sim: SimSection = SimSection()
     alarm: AlarmSection = AlarmSection()
+    limits: LimitsSection = LimitsSection()
     rules: RulesConfig = RulesConfig()
