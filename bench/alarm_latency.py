@@ -8,7 +8,7 @@ A benchmark, not a test. Run from the repository root::
 
 What it does, all in one run and against one private broker:
 
-1. Starts its own ``mosquitto`` (``tests.support.broker.Mosquitto``) on a free
+1. Starts its own ``mosquitto`` (``hil.harness.broker.Mosquitto``) on a free
    port in a temporary directory.
 2. **Baseline (raw):** two paho-mqtt clients in this process (MQTT v5, each
    with ``loop_start``), one publishing, one subscribed, both QoS 1. N messages
@@ -20,7 +20,7 @@ What it does, all in one run and against one private broker:
    as any hub must before it publishes an alarm. ``floor/raw`` says how much
    of the 3x budget one durable commit takes on this disk; ``hub/floor`` is
    what the hub adds beyond it.
-4. **Hub:** the real daemon as a subprocess (``tests.support.hubproc``),
+4. **Hub:** the real daemon as a subprocess (``hil.harness.hubproc``),
    ``hold_s = 30`` (a hold never triggers), ``bounce_s = 0``, ack timeout and
    heartbeat one hour (no reminder or heartbeat traffic during the run). A
    subscriber in this process listens on ``carehub/v1/<hub>/event/alarm.button``;
@@ -150,8 +150,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from bench.common import BenchSubscriber, cpu_s, iso_to_epoch, log, raise_interrupt, stop_hub  # noqa: E402
 from bench.loads import LoadProcess  # noqa: E402
-from tests.support.broker import Mosquitto, request  # noqa: E402
-from tests.support.hubproc import HubProcess, gpio_devices, hub_config  # noqa: E402
+from hil.harness.broker import Mosquitto, request  # noqa: E402
+from hil.harness.hubproc import HubProcess, gpio_devices, hub_config  # noqa: E402
 
 HUB_ID = "bench-hub"
 TARGET_P99_RATIO = 3.0

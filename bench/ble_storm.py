@@ -13,8 +13,8 @@ allowlist, 5 % (every 20th advert) from the five configured devices in turn,
 and reports the hub process's CPU share of one core and how many button
 presses arrived.
 
-Setup: its own ``mosquitto`` (``tests.support.broker``) and the real daemon as
-a subprocess (``tests.support.hubproc``) with ``[ble] backend = "sim"`` and
+Setup: its own ``mosquitto`` (``hil.harness.broker``) and the real daemon as
+a subprocess (``hil.harness.hubproc``) with ``[ble] backend = "sim"`` and
 five BTHome devices: an encrypted ``alarm_button``, a ``door``, a ``motion``
 and two ``sensor`` s (temperature, humidity, battery). Adverts go in through
 the hub's sim socket with the batch op ``ble_adverts`` (one request per
@@ -79,8 +79,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from drivers.ble import bthome  # noqa: E402
 from bench.common import BenchSubscriber, Pacer, RawSim, cpu_s, log, raise_interrupt, stop_hub
-from tests.support.broker import Mosquitto  # noqa: E402
-from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
+from hil.harness.broker import Mosquitto  # noqa: E402
+from hil.harness.hubproc import HubProcess, hub_config  # noqa: E402
 
 HUB_ID = "bench-hub"
 TARGET_CPU_SHARE = 0.10

@@ -7,7 +7,7 @@ A benchmark, not a test. Run from the repository root::
 
 What it does, all in one run and against one private broker:
 
-1. Starts its own ``mosquitto`` (``tests.support.broker.Mosquitto``) on a free
+1. Starts its own ``mosquitto`` (``hil.harness.broker.Mosquitto``) on a free
    port in a temporary directory, with ``max_queued_messages 0``: by default
    the broker drops QoS 1 messages for a subscriber more than 1000 behind,
    and this process's subscriber does fall behind the raw publisher.
@@ -24,7 +24,7 @@ What it does, all in one run and against one private broker:
 3. **Hub:** this process creates the emulator's pty
    (``drivers.serial.emulator.PtyDevice``: ``os.openpty``, both ends raw,
    master non-blocking, a symlink to the slave) and starts the real daemon
-   (``tests.support.hubproc``) with one ``bed_mat`` on that symlink and the
+   (``hil.harness.hubproc``) with one ``bed_mat`` on that symlink and the
    durable outbox as always (SQLite WAL, ``synchronous=FULL``, group commit).
    After ``serial_online`` the bench writes N ``$BED`` frames
    (``drivers.serial.bedmat.encode``) straight into the pty master, as fast as
@@ -100,8 +100,8 @@ from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from drivers.serial.emulator import PtyDevice  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
 from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, stop_hub
-from tests.support.broker import LOCALHOST, Mosquitto, request  # noqa: E402
-from tests.support.hubproc import HubProcess, hub_config  # noqa: E402
+from hil.harness.broker import LOCALHOST, Mosquitto, request  # noqa: E402
+from hil.harness.hubproc import HubProcess, hub_config  # noqa: E402
 
 HUB_ID = "bench-hub"
 RAW_HUB_ID = "bench-raw"  # same length as HUB_ID: the raw topic is as long as the hub's

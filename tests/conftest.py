@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.broker import Mosquitto, Subscriber
-from tests.support.emulators import EmulatedDevice
-from tests.support.hubproc import HubProcess, hub_config
+from hil.harness.broker import Mosquitto, Subscriber
+from hil.harness.emulators import EmulatedDevice
+from hil.harness.hubproc import HubProcess, hub_config
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from drivers.ble import bthome
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
 
 BUTTON = "A4:C1:38:00:00:01"

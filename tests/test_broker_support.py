@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.support.broker import (
+from hil.harness.broker import (
     Mosquitto,
     Received,
     Subscriber,

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
 from tests.support.commandflood import malformed_commands
 

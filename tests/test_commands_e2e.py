@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import make_tls
+from hil.harness.broker import make_tls
 
 from hub import config as cfg
 from hub.config import ConfigError, ConfigUnreadable, load

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Mosquitto
-from tests.support.hubproc import REPO
+from hil.harness.broker import Mosquitto
+from hil.harness.hubproc import REPO
 
 DEMO_TOML = REPO / "config" / "examples" / "demo.toml"
 

@@ -27,11 +27,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
-from tests.support.emulators import EmulatedDevice, serial_devices
-from tests.support.hubproc import HubProcess, gpio_devices
-from tests.support.smallfs import Filler, mount_small_fs, unmount
+from hil.harness.emulators import EmulatedDevice, serial_devices
+from hil.harness.hubproc import HubProcess, gpio_devices
+from hil.harness.smallfs import Filler, mount_small_fs, unmount
 
 pytestmark = pytest.mark.slow
 

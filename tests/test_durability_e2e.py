@@ -10,7 +10,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from tests.support.broker import Mosquitto, Subscriber, free_port, make_tls
+from hil.harness.broker import Mosquitto, Subscriber, free_port, make_tls
 
 from tests.support.central import BASE, events
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.broker import request
+from hil.harness.broker import request
 
 from tests.support.central import BASE, events
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.flood import FloodGuard
-from tests.support.hubproc import hub_config
+from hil.harness.hubproc import hub_config
 
 
 def test_a_device_over_its_rate_is_cut_told_once_and_counted() -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Mosquitto, Subscriber
-from tests.support.hubproc import HubProcess, hub_config
+from hil.harness.broker import Mosquitto, Subscriber
+from hil.harness.hubproc import HubProcess, hub_config
 
 from tests.support.central import BASE, events
 

@@ -20,7 +20,7 @@ import pytest
 
 from hub.events import Draft, Event, Priority, Source
 from hub.outbox import Outbox, StoreError, StoreFull
-from tests.support.smallfs import Filler, free_bytes, mount_small_fs, unmount
+from hil.harness.smallfs import Filler, free_bytes, mount_small_fs, unmount
 
 SRC = Source(device="btn1", kind="alarm_button")
 

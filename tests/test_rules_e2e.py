@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.support.central import BASE, events
-from tests.support.emulators import serial_devices
+from hil.harness.emulators import serial_devices
 
 RULES = """
 [rules]

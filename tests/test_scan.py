@@ -17,7 +17,7 @@ import pytest
 
 from drivers.ble import bthome
 from drivers.simctl import SimClient
-from tests.support.hubproc import REPO, hub_config
+from hil.harness.hubproc import REPO, hub_config
 
 THERMO = "A4:C1:38:00:00:10"  # plain BTHome, not configured
 BUTTON = "A4:C1:38:00:00:11"  # encrypted, configured with its key

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.broker import Mosquitto, Subscriber, make_tls
-from tests.support.hubproc import HubProcess, hub_config
+from hil.harness.broker import Mosquitto, Subscriber, make_tls
+from hil.harness.hubproc import HubProcess, hub_config
 BASE = "carehub/v1/test-hub"
 
 

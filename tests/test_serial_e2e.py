@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
-from tests.support.emulators import EmulatedDevice, serial_devices
+from hil.harness.emulators import EmulatedDevice, serial_devices
 
 
 def test_bed_mat_exit_and_return(make_hub, subscribe, emulate):

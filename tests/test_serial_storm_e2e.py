@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import request
+from hil.harness.broker import request
 from tests.support.central import BASE, events
-from tests.support.emulators import serial_devices
-from tests.support.hubproc import gpio_devices
+from hil.harness.emulators import serial_devices
+from hil.harness.hubproc import gpio_devices
 from tests.support.storm import SerialStorm
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.broker import Subscriber
+from hil.harness.broker import Subscriber
 
 BASE = "carehub/v1/test-hub"
 
