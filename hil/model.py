@@ -11,12 +11,14 @@ A scenario file (``hil/scenarios/<name>.toml``) is one :class:`Scenario`:
   its kind (:data:`Step`), the other keys its fields. A step may ``mark`` the
   instant it took effect (a press: the edge; an expected event: its arrival at
   the central), so measurements can pair marks;
+* ``[params]``: sizes the steps use as ``"$name"``, smaller under ``[params.quick]``
+  (:mod:`hil.params`);
 * ``[[measure]]``: a figure computed from marks (``from`` and ``to``, paired in
   order) with its limits per rig kind, declared before the run, as OpenHTF
   does; the outcome is pass, marginal (within ``marginal_pct`` of a limit) or fail.
 
 Devices are named by the rig's device ids (``button-1``, ``cord-1``, ``bed``,
-``door``, ``dispenser``, ``espa``, ``ble-button``, ``ble-door``); a rig maps them
+``dispenser``, ``espa``, ``ble-button``, ``ble-door``); a rig maps them
 to its wiring (:mod:`hil.fixtures`).
 
 The structs are msgspec, keyword-only, unknown keys refused: the loader
@@ -333,6 +335,9 @@ class Scenario(Struct, kw_only=True, forbid_unknown_fields=True):
     measure: list[Measure] = field(default_factory=list)
     name: str = ""
     path: str = ""
+    #: The ``[params]`` values in effect (:mod:`hil.params`) and the profile that chose them.
+    params: dict[str, Any] = field(default_factory=dict)
+    profile: str = "full"
 
 
 def step_kind(step: Any) -> str:
