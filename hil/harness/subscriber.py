@@ -54,6 +54,9 @@ class Subscriber:
     the first CONNACK and SUBACK arrived, raising AssertionError otherwise. Use
     None for clients that are expected not to connect (or before the broker runs).
     ``topics=[]`` gives a publish-only client.
+
+    ``on_message``: called with each :class:`Received` after it is recorded, on
+    paho's network thread (it must not block on this client, and should not raise).
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class Subscriber:
         username: str | None = None,
         password: str | None = None,
         connect_timeout: float | None = 10.0,
+        on_message: Callable[[Received], None] | None = None,
     ) -> None:
         self.host = host
+        self._hook = on_message
         self.port = port
         self.topics = ["#"] if topics is None else list(topics)
         self.client_id = client_id or f"test-{uuid.uuid4().hex[:12]}"
@@ -152,6 +157,8 @@ class Subscriber:
         with self._cond:
             self._messages.append(received)
             self._cond.notify_all()
+        if self._hook is not None:
+            self._hook(received)
 
     def _on_disconnect(
         self,
