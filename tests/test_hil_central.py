@@ -251,3 +251,20 @@ def test_a_hub_killed_and_restarted_leaves_no_gap(central, make_hub):
     assert len(committed) >= 5 and {i: seen.get(i) for i in committed} == committed
     assert sorted(seen.values()) == list(range(1, len(seen) + 1))
     assert c.problems() == [] and c.summary()["gaps"] == []
+
+
+@pytest.mark.slow
+def test_the_central_keeps_its_session_across_a_broker_restart(central, make_hub, broker):
+    c = central(first_seq=1)
+    hub = make_hub().start().wait_online()
+    hub.press("button-1")
+    assert c.wait_for(of_type("alarm.button"), 5), c.summary()
+    broker.stop()
+    for dev in ("cord-1", "button-1"):  # pressed while the broker is down: the hub keeps them
+        hub.press(dev)
+    broker.start()
+    assert c.wait_for(of_type("alarm.button", 3), 15), c.summary()
+    assert until(lambda: c.connected, 5)
+    assert c.problems() == [] and c.summary()["gaps"] == []
+    alarm = c.events("alarm.button")[-1]
+    assert c.ack(alarm["id"], "operator-2")["ok"] is True, "acks work on the new connection"
