@@ -158,8 +158,6 @@ class CentralRecorder:
             self._cond.notify_all()
         if arrival is None:
             return
-        log.debug("central_event", type=arrival.event.get("type"), seq=arrival.event.get("seq"),
-                  event_id=arrival.event.get("id"), duplicate=arrival.duplicate)
         if self._queue is not None and not arrival.duplicate and arrival.event.get("type") in ALARM_TYPES:
             self._queue.put(str(arrival.event.get("id")))
 
