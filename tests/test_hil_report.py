@@ -304,3 +304,25 @@ def test_html_renders_in_headless_chromium(two: RunSet, tmp_path: Path) -> None:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     dom = subprocess.run([*base, "--dump-dom", page.as_uri()], check=True, capture_output=True, text=True, timeout=60)
     assert 'id="summary-table"' in dom.stdout and "kill9_burst" in dom.stdout and "MARGINAL" in dom.stdout
+
+
+def test_odd_results_still_render(tmp_path: Path) -> None:
+    """No limit, no value, one sample, a count with a lower bound, a fail that says nothing, nothing run."""
+    odd = [
+        Measured(name="first_event", stat="max", unit="ms", value=None, samples=[12.0]),
+        Measured(name="events", stat="count", unit="count", value=3.0, samples=[],
+                 limit=Limit(min=5.0), outcome=F),  # fmt: skip
+    ]
+    s = scenario("dose_missed", F, [step("1", "wait", 0, 0)], odd)
+    rs = RunSet(runs=[run([s])])
+    dom = Dom(html.render(rs)).root
+    table = dom.by_id("s-dose_missed").all("table", "measurements")[0].text()
+    assert "n/a" in table and "no limit" in table and "≥ 5" in table
+    (plot,) = dom.by_id("s-dose_missed").all("svg", "latency")  # the ms one; a count has no latency plot
+    assert not plot.all("line", "limit")
+    case = ET.parse(junit.write(rs, tmp_path / "j.xml")).getroot().find("testsuite/testcase")
+    assert "events count = 3 (limit ≥ 5): fail" in case.find("failure").get("message")
+    assert record.read(record.write(rs, tmp_path / "r.json")) == rs
+    empty = RunSet(runs=[])
+    assert "NOT RUN" in Dom(html.render(empty)).root.by_id("verdict").text()
+    assert ET.parse(junit.write(empty, tmp_path / "e.xml")).getroot().get("tests") == "0"
