@@ -18,7 +18,7 @@ import msgspec
 
 from hub.config.checks import check_semantics
 from hub.config.model import Config
-from hub.config.tomlerrors import syntax_error
+from hub.tomlerrors import syntax_error
 from hub.config.walk import check_value
 from hub.tomlpos import format_path, key_positions, locate
 
