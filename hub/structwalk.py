@@ -37,7 +37,7 @@ _TOML_TYPE = {dict: "a table", list: "an array", str: "a string", int: "an integ
 
 _MSGSPEC_WORDS = {"`int`": "an integer", "`float`": "a number", "`str`": "a string", "`bool`": "a boolean",
                   "`array`": "an array", "`object`": "a table", "`int | str`": "an integer or a string",
-                  "`str | null`": "a string", "`int | str | null`": "an integer or a string", "`null`": "nothing"}
+                  "`null`": "nothing"}
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,7 @@ def _leaf_message(exc: msgspec.ValidationError, value: Any, tp: Any, words: Voca
     meaning = (words.patterns.get(m.group(1)) or _pattern_help(tp, m.group(1))) if m else None
     if meaning:
         return f"expected {meaning}, found {describe(value)}"
+    msg = re.sub(r"`([^`]*?) \| null`", r"`\1`", msg)  # an optional value: what it is when it is there
     for raw, word in {**_MSGSPEC_WORDS, **words.types}.items():
         msg = msg.replace(raw, word)
     msg = msg[0].lower() + msg[1:] if msg else "invalid value"

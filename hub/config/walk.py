@@ -19,7 +19,7 @@ __all__ = ["CONFIG_WORDS", "check_value", "describe"]
 #: The residence config's words for its patterns and types.
 CONFIG_WORDS = Vocabulary(
     patterns=PATTERN_HELP,
-    types={"`int | str`": "a pin number or name", "`int | str | null`": "a pin number or name"},
+    types={"`int | str`": "a pin number or name"},
 )
 
 
