@@ -6,7 +6,7 @@ names (bare names, files, directories). A bad file raises
 :class:`ScenarioError`, one line per problem, exactly as a bad residence
 config does (the same machinery: :mod:`hub.tomldoc`, :mod:`hub.structwalk`)::
 
-    hil/scenarios/press_ack.toml:14:1: step[2].devcie: unknown key (did you mean 'device'?); expected one of: mark, device, hold_ms
+    hil/scenarios/press_ack.toml:14:1: step[2].devcie: unknown key (did you mean 'device'?); expected one of: ...
     hil/scenarios/press_ack.toml:21:1: step[4].do: expected one of 'press', 'hold', ..., found a string 'prss'
     hil/scenarios/press_ack.toml:30:1: measure[0].from: no step sets the mark 'pres' (marks set: 'press', 'alarm')
 

@@ -158,7 +158,8 @@ def evaluate(measure: Measure, marks: dict[str, list[float]], rig_kind: str) -> 
     if measure.from_ is None:
         what = f"{measure.stat} of the {measure.to!r} marks"
     else:
-        what = f"{measure.stat} of {len(values)} intervals {measure.from_!r} → {measure.to!r}"
+        intervals = "interval" if len(values) == 1 else "intervals"
+        what = f"{measure.stat} of {len(values)} {intervals} {measure.from_!r} → {measure.to!r}"
     left = unpaired(from_marks, to_marks, measure.from_ or "", measure.to)
     detail = f"{what}: {verdict}" + (f"; {left}" if left else "")
     return MeasurementResult(name=measure.name, stat=measure.stat, unit=measure.unit, value=value,

@@ -33,7 +33,8 @@ __all__ = ["Report", "Vocabulary", "check_value", "describe", "tagged_members"]
 #: Where a problem is (a key path) and what it is.
 Report = Callable[[Path, str], None]
 
-_TOML_TYPE = {dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a float", bool: "a boolean"}
+_TOML_TYPE = {dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a float",
+              bool: "a boolean"}
 
 _MSGSPEC_WORDS = {"`int`": "an integer", "`float`": "a number", "`str`": "a string", "`bool`": "a boolean",
                   "`array`": "an array", "`object`": "a table", "`int | str`": "an integer or a string",

@@ -193,7 +193,8 @@ STEPS = HEAD + textwrap.dedent("""\
 
 
 def test_measure_naming_an_unknown_mark(tmp_path: Path) -> None:
-    body = STEPS + '\n[[measure]]\nname = "m"\nfrom = "pres"\nto = "alarm"\n\n[[measure]]\nname = "n"\nto = "ack"\nstat = "count"\n'
+    body = STEPS + ('\n[[measure]]\nname = "m"\nfrom = "pres"\nto = "alarm"\n'
+                    '\n[[measure]]\nname = "n"\nto = "ack"\nstat = "count"\n')
     assert errors(tmp_path, body) == [
         "F:16:1: measure[0].from: no step sets the mark 'pres' (did you mean 'press'?); marks set: 'alarm', 'press'",
         "F:21:1: measure[1].to: no step sets the mark 'ack'; marks set: 'alarm', 'press'",
@@ -240,7 +241,8 @@ def test_join_naming_no_background_and_two_backgrounds_of_one_name(tmp_path: Pat
 
 
 def test_a_mark_set_by_two_steps(tmp_path: Path) -> None:
-    body = STEPS + '\n[[step]]\ndo = "repeat"\ntimes = 2\n  [[step.steps]]\n  do = "pull"\n  device = "cord-1"\n  mark = "press"\n'
+    body = STEPS + ('\n[[step]]\ndo = "repeat"\ntimes = 2\n'
+                    '  [[step.steps]]\n  do = "pull"\n  device = "cord-1"\n  mark = "press"\n')
     assert errors(tmp_path, body) == [
         "F:20:3: step[2].steps[0].mark: the mark 'press' is already set by step[0] (line 7); a mark names one "
         "step (inside a repeat it collects one instant per pass)"
@@ -256,7 +258,8 @@ def test_a_fixture_no_rig_knows(tmp_path: Path) -> None:
 
 
 def test_wait_with_ms_and_random_ms_and_a_reversed_range(tmp_path: Path) -> None:
-    body = HEAD + '[[step]]\ndo = "wait"\nms = 5\nrandom_ms = [300, 100]\n\n[[step]]\ndo = "wait"\nrandom_ms = [10, 20]\n'
+    body = HEAD + ('[[step]]\ndo = "wait"\nms = 5\nrandom_ms = [300, 100]\n'
+                   '\n[[step]]\ndo = "wait"\nrandom_ms = [10, 20]\n')
     assert errors(tmp_path, body) == [
         "F:7:1: step[0].random_ms: expected [lo, hi] with lo <= hi, found [300, 100]",
         "F:7:1: step[0].random_ms: give either ms (a fixed wait) or random_ms (a random one), not both",
@@ -264,8 +267,11 @@ def test_wait_with_ms_and_random_ms_and_a_reversed_range(tmp_path: Path) -> None
 
 
 def test_a_limit_with_min_above_max(tmp_path: Path) -> None:
-    body = STEPS + '\n[[measure]]\nname = "m"\nfrom = "press"\nto = "alarm"\n[measure.limits.virtual]\nmin = 60\nmax = 50\n'
-    assert errors(tmp_path, body) == ["F:19:1: measure[0].limits.virtual.min: min 60 is above max 50; no value could pass"]
+    body = STEPS + ('\n[[measure]]\nname = "m"\nfrom = "press"\nto = "alarm"\n'
+                    '[measure.limits.virtual]\nmin = 60\nmax = 50\n')
+    assert errors(tmp_path, body) == [
+        "F:19:1: measure[0].limits.virtual.min: min 60 is above max 50; no value could pass"
+    ]
 
 
 def test_every_problem_of_a_file_in_one_pass_sorted_by_line(tmp_path: Path) -> None:
@@ -358,8 +364,8 @@ def test_load_toml_struct_for_another_struct_with_its_own_checks(tmp_path: Path)
             if fx not in FIXTURES:
                 doc.report(("fixtures", i), f"unknown fixture {fx!r}")
 
-    path = write(tmp_path, 'name = "pi-1"\nfixtures = ["gpio_loopback", "wires"]\n\n[pins.button-1]\nout = 17\nin = 27\n',
-                 "rig.toml")
+    text = 'name = "pi-1"\nfixtures = ["gpio_loopback", "wires"]\n\n[pins.button-1]\nout = 17\nin = 27\n'
+    path = write(tmp_path, text, "rig.toml")
     with pytest.raises(RigFileError) as info:
         load_toml_struct(path, _RigFile, check=check, error=RigFileError)
     assert [line.replace(str(path), "F") for line in info.value.lines()] == [
