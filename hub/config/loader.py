@@ -1,7 +1,8 @@
 """Reading a residence config: :func:`load` a file, :func:`parse` text, every issue at once.
 
-The text is decoded as TOML, walked against :class:`~hub.config.Config`
-(:mod:`hub.config.walk`), converted, then checked across keys and devices
+The text is decoded as TOML (:mod:`hub.tomldoc`), walked against
+:class:`~hub.config.Config` (:mod:`hub.structwalk`, in the config's words:
+:mod:`hub.config.walk`), converted, then checked across keys and devices
 (:mod:`hub.config.checks`, the drivers' checks included). Every problem
 becomes a :class:`ConfigIssue` at the line and column of its key in the
 source; :class:`ConfigError` carries them all, sorted by position.
@@ -11,37 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-import msgspec
 
 from hub.config.checks import check_semantics
 from hub.config.model import Config
-from hub.config.tomlerrors import syntax_error
-from hub.config.walk import check_value
-from hub.tomlpos import format_path, key_positions, locate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hub.config.walk import CONFIG_WORDS
+from hub.tomldoc import Issue, TomlDocument
 
 __all__ = ["ConfigError", "ConfigIssue", "ConfigUnreadable", "LoadedConfig", "load", "parse", "secret_text"]
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One thing wrong with a config file."""
-
-    file: str
-    line: int
-    col: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.key}: {self.message}"
+#: One thing wrong with a config file (the generic :class:`hub.tomldoc.Issue`).
+ConfigIssue = Issue
 
 
 class ConfigError(Exception):
@@ -96,30 +79,14 @@ def load(path: str | os.PathLike[str], *, check_files: bool = True) -> LoadedCon
 
 def parse(text: str, *, filename: str = "<config>", base_dir: Path | None = None, check_files: bool = True) -> Config:
     """Decode and check config text; raises :class:`ConfigError` listing every issue."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, col, message = syntax_error(exc, text)
-        raise ConfigError([ConfigIssue(filename, line, col, "toml", message)]) from None
-    positions = key_positions(text)
-    issues: list[ConfigIssue] = []
-
-    def report(path: tuple[str | int, ...], message: str) -> None:
-        line, col = locate(positions, path)
-        issues.append(ConfigIssue(filename, line, col, format_path(path), message))
-
-    check_value(data, Config, (), report)
-    if issues:
-        raise ConfigError(_sorted(issues))
-    config = msgspec.convert(data, Config)
-    check_semantics(config, base_dir or Path("."), check_files, report)
-    if issues:
-        raise ConfigError(_sorted(issues))
+    doc = TomlDocument.parse(text, filename)
+    config = doc.decode(Config, CONFIG_WORDS)
+    if config is None:
+        raise ConfigError(doc.sorted_issues())
+    check_semantics(config, base_dir or Path("."), check_files, doc.report)
+    if doc.issues:
+        raise ConfigError(doc.sorted_issues())
     return config
-
-
-def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
-    return sorted(issues, key=lambda i: (i.line, i.col, i.key))
 
 
 def secret_text(loaded: LoadedConfig, name: str) -> str:
