@@ -26,6 +26,7 @@ from typing import TypeVar
 from hub.structwalk import PLAIN, Vocabulary
 from hub.tomldoc import Issue, TomlDocument
 from hil.model import Scenario
+from hil.params import ParamError, substitute
 from hil.scenario_checks import check_scenario
 
 __all__ = ["SCENARIO_DIR", "LoadError", "ScenarioError", "load_scenario", "load_scenarios", "load_toml_struct",
@@ -74,6 +75,7 @@ def load_toml_struct(
     check: Callable[[TomlDocument, T | None], None] | None = None,
     error: type[LoadError] = LoadError,
     words: Vocabulary = PLAIN,
+    prepare: Callable[[TomlDocument], None] | None = None,
 ) -> T:
     """Read ``path`` as TOML and decode it into ``struct_type`` (a msgspec struct), or raise ``error``
     with every problem as ``FILE:LINE:COL: key.path: message``.
@@ -93,9 +95,13 @@ def load_toml_struct(
       and may use ``doc.line_of(path)`` to point at another key in a message.
 
     ``words`` gives the file's own words for its patterns (see :class:`hub.structwalk.Vocabulary`);
-    a pattern's ``msgspec.Meta(extra={"help": ...})`` is used without it.
+    a pattern's ``msgspec.Meta(extra={"help": ...})`` is used without it. ``prepare(doc)`` may rewrite
+    ``doc.data`` after parsing and before decoding (a scenario's ``"$name"`` parameters), reporting
+    what it cannot do; positions stay those of the text.
     """
     doc = read_document(path)
+    if doc.data is not None and prepare is not None:
+        prepare(doc)
     obj = doc.decode(struct_type, words)
     if doc.data is not None and check is not None:
         check(doc, obj)
@@ -104,18 +110,41 @@ def load_toml_struct(
     return obj
 
 
-def load_scenario(path: PathLike) -> Scenario:
+def _parameters(profile: str | None) -> Callable[[TomlDocument], None]:
+    """The ``prepare`` step of a scenario: ``"$name"`` replaced by its ``[params]`` value for ``profile``."""
+
+    def prepare(doc: TomlDocument) -> None:
+        assert doc.data is not None
+        try:
+            data, used = substitute(doc.data, profile)
+        except ParamError as exc:  # said where; the structs are not decoded (each "$name" would be a type error)
+            for where, message in exc.problems:
+                doc.report(where, message)
+            doc.data = None
+            return
+        doc.data = {**data, "params": used}
+
+    return prepare
+
+
+def load_scenario(path: PathLike, profile: str | None = None) -> Scenario:
     """One scenario file, checked; ``name`` is the file's stem, ``path`` the path as given.
 
+    ``profile`` (``quick``) picks the smaller sizes of ``[params.quick]`` (:mod:`hil.params`).
     Raises :class:`ScenarioError` with every problem of the file.
     """
-    scenario = load_toml_struct(path, Scenario, check=check_scenario, error=ScenarioError)
+    scenario = load_toml_struct(
+        path, Scenario, check=check_scenario, error=ScenarioError, prepare=_parameters(profile)
+    )
+    scenario.profile = profile or "full"
     scenario.name = Path(path).stem
     scenario.path = os.fspath(path)
     return scenario
 
 
-def load_scenarios(paths_or_names: Iterable[PathLike], scenario_dir: PathLike = SCENARIO_DIR) -> list[Scenario]:
+def load_scenarios(
+    paths_or_names: Iterable[PathLike], scenario_dir: PathLike = SCENARIO_DIR, profile: str | None = None
+) -> list[Scenario]:
     """The scenarios a command line names, in its order, each once.
 
     A bare name (``press_ack``: no ``/``, no ``.toml``) is ``scenario_dir/press_ack.toml``; a directory is
@@ -126,7 +155,7 @@ def load_scenarios(paths_or_names: Iterable[PathLike], scenario_dir: PathLike = 
     scenarios: list[Scenario] = []
     for f in files:
         try:
-            scenarios.append(load_scenario(f))
+            scenarios.append(load_scenario(f, profile))
         except ScenarioError as exc:
             issues.extend(exc.issues)
     if issues:

@@ -18,12 +18,16 @@ PROFILES = ("quick",)
 
 
 class ParamError(Exception):
-    """A ``$name`` with no parameter, or a bad ``[params]`` table; ``path`` is the key path."""
+    """A ``$name`` with no parameter, or a bad ``[params]`` table; ``path`` is the (first) key path.
 
-    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+    ``problems`` has every one found, as (key path, message)."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str,
+                 problems: list[tuple[tuple[str | int, ...], str]] | None = None) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
+        self.problems = problems or [(path, message)]
 
 
 def values(params: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -54,11 +58,14 @@ def substitute(data: dict[str, Any], profile: str | None = None) -> tuple[dict[s
     if profile is not None and profile not in PROFILES:
         raise ParamError(("params",), f"unknown profile {profile!r} (have: {', '.join(PROFILES)})")
     used = values(params, profile)
+    problems: list[tuple[tuple[str | int, ...], str]] = []
 
     def walk(v: Any, path: tuple[str | int, ...]) -> Any:
         if isinstance(v, str) and (m := _REF.match(v)):
             if m.group(1) not in used:
-                raise ParamError(path, f"no parameter {m.group(1)!r} in [params] (have: {', '.join(sorted(used)) or 'none'})")
+                have = ", ".join(sorted(used)) or "none"
+                problems.append((path, f"no parameter {m.group(1)!r} in [params] (have: {have})"))
+                return v
             return used[m.group(1)]
         if isinstance(v, dict):
             return {k: walk(x, (*path, k)) for k, x in v.items()}
@@ -67,4 +74,6 @@ def substitute(data: dict[str, Any], profile: str | None = None) -> tuple[dict[s
         return v
 
     out = {k: walk(v, (k,)) for k, v in data.items() if k != "params"}
+    if problems:
+        raise ParamError(*problems[0], problems=problems)
     return out, used

@@ -63,6 +63,10 @@ def _names(names: Any) -> str:
     return ", ".join(repr(n) for n in sorted(names)) or "none"
 
 
+#: Keys of :class:`~hil.model.Scenario` the loader sets, and from what.
+_SET_BY = {"name": "the file's stem", "path": "where the file is", "profile": "the command line's profile"}
+
+
 def check_scenario(doc: TomlDocument, scenario: Scenario | None = None) -> None:
     """Report every problem across the scenario's parts through ``doc.report``.
 
@@ -70,9 +74,9 @@ def check_scenario(doc: TomlDocument, scenario: Scenario | None = None) -> None:
     checks read ``doc.data``; the parameter is there for :func:`hil.loader.load_toml_struct`.
     """
     data = doc.data if isinstance(doc.data, dict) else {}
-    for key in ("name", "path"):
+    for key in _SET_BY:
         if key in data:
-            doc.report((key,), f"set by the loader from the file ({'its stem' if key == 'name' else 'where it is'}); "
+            doc.report((key,), f"set by the loader ({_SET_BY[key]}); "
                                "remove this key")
     head = data.get("scenario")
     needs = head.get("needs") if isinstance(head, dict) else None

@@ -76,8 +76,8 @@ def test_unknown_key_is_refused_on_its_own_line_with_a_guess(tmp_path: Path) -> 
 def test_unknown_top_level_table_and_name_written_in_the_file(tmp_path: Path) -> None:
     body = 'name = "x"\n' + HEAD + '[[step]]\ndo = "hub_start"\n\n[hubb]\nstart = false\n'
     assert errors(tmp_path, body) == [
-        "F:1:1: name: set by the loader from the file (its stem); remove this key",
-        "F:8:1: hubb: unknown key (did you mean 'hub'?); expected one of: scenario, hub, step, measure, name, path",
+        "F:1:1: name: set by the loader (the file's stem); remove this key",
+        "F:8:1: hubb: unknown key (did you mean 'hub'?); expected one of: scenario, hub, step, measure, name, path, params, profile",
     ]
 
 
