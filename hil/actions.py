@@ -3,7 +3,9 @@
 Each handler takes the run's context, the step's lane and the step, and
 returns a :class:`hil.runctx.Done`. Rig methods block until their action took
 effect; those that return an instant (press, hold, release, serial, advertise)
-give the step's mark its instant, the others are marked when they returned.
+give the step's mark its instant, the others are marked when the step began
+(a ``broker_start`` mark is before the hub could reconnect, a ``hub_kill``
+mark is the kill, not the restart that follows).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class Done:
     outcome: Outcome = Outcome.PASS
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-    #: The instants the step took effect (its mark gets them); empty: when the handler returned.
+    #: The instants the step took effect (its mark gets them); empty: when the step began.
     instants: list[float] = field(default_factory=list)
     #: Event ids behind the instants (``expect_event``), kept per mark for ``ack``.
     ids: list[str] = field(default_factory=list)

@@ -35,7 +35,7 @@ from hil.fixtures import Rig, RigError, missing
 from hil.model import Scenario
 from hil.results import MeasurementResult, Outcome, RunRecord, RunSet, ScenarioResult, StepResult, worst
 from hil.runctx import Lane, RunContext
-from hil.sequence import join_all, run_steps
+from hil.sequence import join_all, not_run, run_steps
 
 log = structlog.get_logger("hil.runner")
 
@@ -99,6 +99,7 @@ def _execute(rig: Rig, scenario: Scenario, workdir: Path, seed: int,
 
         if _rig_call(ctx, "setup", setup).outcome is not Outcome.PASS:
             ctx.halt("setup failed")
+            not_run(ctx, scenario.step, "", 1)
             return
         run_steps(ctx, Lane(prefix="", rng=random.Random(seed)), scenario.step, "")
         stuck = join_all(ctx, BACKGROUND_GRACE_S)
@@ -175,7 +176,8 @@ def _judge(ctx: RunContext, result: ScenarioResult, stuck_in_rig: bool) -> None:
         reasons.append(f"a step was still inside the rig {STUCK_GRACE_S:g} s after timeout_s; torn down regardless")
     for s in steps:
         if s.outcome in (Outcome.FAIL, Outcome.ERROR):
-            reasons.append(f"step {s.index} ({s.do}) {s.outcome.value}: {s.detail}")
+            where = s.do if s.index == s.do else f"step {s.index} ({s.do})"  # setup, teardown
+            reasons.append(f"{where} {s.outcome.value}: {s.detail}")
     if ctx.timed_out and not any(s.outcome is Outcome.FAIL for s in steps):
         reasons.append(ctx.stop_reason)
     for m in result.measurements:

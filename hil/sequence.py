@@ -64,7 +64,7 @@ def run_step(ctx: RunContext, lane: Lane, step: Any, index: str) -> bool:
     if kind in EXPECTATIONS:
         lane.fresh = True
     if step.mark is not None and (done.instants or done.outcome is Outcome.PASS):
-        ctx.add_mark(step.mark, done.instants or [end], done.ids)
+        ctx.add_mark(step.mark, done.instants or [start], done.ids)
     level = "info" if done.outcome is Outcome.PASS else "warning"
     getattr(log, level)("step_end", scenario=ctx.scenario.name, index=index, do=kind,
                         outcome=done.outcome.value, ms=result.duration_ms, detail=done.detail)

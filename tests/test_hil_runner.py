@@ -1,0 +1,357 @@
+"""The runner at the unit level: scenarios run against a rig in memory (tests/support/fakerig.py).
+
+What a scenario author relies on: marks feed measurements; a failed expectation
+stops the scenario; a missing fixture skips it without touching the rig; a rig
+that breaks is an error, not a failure; timeout_s holds; repeat, background,
+ack, the central's checks and check_config do what the model says; --repeat
+finds the flaky; --jobs keeps the order; the command line's exit codes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import tomllib
+import types
+from pathlib import Path
+
+import pytest
+
+from hil import model
+from hil.fixtures import FIXTURES, RigError
+from hil.results import Outcome, ScenarioResult
+from hil.runner import run_scenario, run_set
+from tests.support.fakerig import FakeRig, stand_in_evaluate
+
+
+@pytest.fixture(autouse=True)
+def measure_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measurement helper's hil.measure when it is in the tree; a stand-in with its signature until then."""
+    if importlib.util.find_spec("hil.measure") is None:
+        monkeypatch.setitem(sys.modules, "hil.measure", types.SimpleNamespace(evaluate=stand_in_evaluate))
+
+
+def scenario(text: str, name: str = "t", timeout_s: float = 20) -> model.Scenario:
+    head = f'[scenario]\ntitle = "a test"\ntimeout_s = {timeout_s}\n'
+    sc = model.decode(tomllib.loads(head + text))
+    sc.name, sc.path = name, f"{name}.toml"
+    return sc
+
+
+def run(rig: FakeRig, text: str, tmp_path: Path, **kw: object) -> ScenarioResult:
+    return run_scenario(rig, scenario(text, **kw), tmp_path, seed=7)  # type: ignore[arg-type]
+
+
+def steps(result: ScenarioResult) -> dict[str, tuple[str, Outcome, str]]:
+    return {s.index: (s.do, s.outcome, s.detail) for s in result.steps}
+
+
+PRESS_EXPECT = """
+[[step]]
+do = "press"
+device = "button-1"
+hold_ms = 10
+mark = "pressed"
+[[step]]
+do = "expect_event"
+type = "alarm.*"
+device = "button-1"
+fields = {"data.gesture" = "press", priority = "critical"}
+within_ms = 1000
+mark = "arrived"
+"""
+
+MEASURE = """
+[[measure]]
+name = "press_to_event"
+from = "pressed"
+to = "arrived"
+stat = "max"
+limits.virtual = {max = 1000}
+"""
+
+
+def test_marks_feed_the_measurement_and_steps_are_timed(tmp_path: Path) -> None:
+    rig = FakeRig(delay_s=0.05)
+    r = run(rig, PRESS_EXPECT + MEASURE, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    [m] = r.measurements
+    assert m.name == "press_to_event" and len(m.samples) == 1
+    assert 45 <= m.value <= 500  # the fake delivers 50 ms after the edge
+    s = steps(r)
+    assert list(s) == ["setup", "1", "2", "teardown"]
+    press, expect = r.steps[1], r.steps[2]
+    assert expect.at_ms >= press.at_ms + press.duration_ms - 1
+    assert expect.data["ids"] == ["ev-0001"]
+    assert r.central["received"] == 1 and r.log_tail == ""  # no log tail on a pass
+    assert [c[0] for c in rig.calls] == ["setup", "press", "teardown"]
+
+
+def test_a_measurement_over_its_limit_fails_the_scenario(tmp_path: Path) -> None:
+    r = run(FakeRig(delay_s=0.05), PRESS_EXPECT + MEASURE.replace("max = 1000", "max = 10"), tmp_path)
+    assert r.outcome is Outcome.FAIL and "press_to_event fail" in r.reason
+
+
+def test_a_failing_expectation_stops_the_scenario(tmp_path: Path) -> None:
+    rig = FakeRig(drop=("button-1",))
+    r = run(rig, PRESS_EXPECT.replace("within_ms = 1000", "within_ms = 300")
+            + '[[step]]\ndo = "press"\ndevice = "button-2"\n[[step]]\ndo = "wait"\nms = 10\n', tmp_path)
+    assert r.outcome is Outcome.FAIL
+    s = steps(r)
+    assert s["2"][1] is Outcome.FAIL and "0 of 1 alarm.* from button-1" in s["2"][2]
+    assert s["3"] == ("press", Outcome.SKIP, "not run") and s["4"] == ("wait", Outcome.SKIP, "not run")
+    assert ("press", "button-2") not in rig.calls and rig.calls[-1] == ("teardown",)
+    assert r.reason.startswith("step 2 (expect_event) fail")
+    assert r.log_tail == "fake hub log: the end" and "received" in r.central
+
+
+def test_near_misses_are_named(tmp_path: Path) -> None:
+    r = run(FakeRig(), PRESS_EXPECT.replace('"data.gesture" = "press"', '"data.gesture" = "hold"')
+            .replace("within_ms = 1000", "within_ms = 200"), tmp_path)
+    assert r.outcome is Outcome.FAIL and "data.gesture='press' (wanted 'hold')" in steps(r)["2"][2]
+
+
+def test_a_missing_fixture_skips_without_touching_the_rig(tmp_path: Path) -> None:
+    rig = FakeRig(fixtures=set(FIXTURES) - {"uart_loopback", "net_cut"})
+    r = run(rig, '[[step]]\ndo = "serial"\ndevice = "bed"\nsend = "occupancy"\n[[step]]\ndo = "net_cut"\n', tmp_path)
+    assert r.outcome is Outcome.SKIP and r.reason == "needs fixture net_cut, uart_loopback"
+    assert rig.calls == [] and r.steps == []
+
+
+def test_a_rig_error_is_an_error_and_the_rig_is_torn_down(tmp_path: Path) -> None:
+    rig = FakeRig(raise_on={"hub_kill": RigError("no such process")})
+    r = run(rig, '[[step]]\ndo = "hub_kill"\n[[step]]\ndo = "wait"\n', tmp_path)
+    assert r.outcome is Outcome.ERROR
+    assert steps(r)["1"][1:] == (Outcome.ERROR, "rig: no such process") and steps(r)["2"][2] == "not run"
+    assert rig.calls[-1] == ("teardown",) and r.log_tail
+
+
+def test_an_unexpected_exception_is_an_error_with_its_last_line(tmp_path: Path) -> None:
+    rig = FakeRig(raise_on={"setup": ZeroDivisionError("division by zero")})
+    r = run(rig, '[[step]]\ndo = "wait"\n', tmp_path)
+    assert r.outcome is Outcome.ERROR and "ZeroDivisionError: division by zero" in r.reason
+    assert r.reason == "setup error: ZeroDivisionError: division by zero" and steps(r)["1"][2] == "not run"
+    assert rig.calls[-1] == ("teardown",)
+    assert "Traceback" in r.steps[0].data["traceback"]
+
+
+def test_timeout_s_stops_a_waiting_step(tmp_path: Path) -> None:
+    t = time.monotonic()
+    r = run(FakeRig(), '[[step]]\ndo = "expect_event"\ntype = "never.*"\nwithin_ms = 60000\n'
+            '[[step]]\ndo = "wait"\n', tmp_path, timeout_s=0.5)
+    assert time.monotonic() - t < 3
+    assert r.outcome is Outcome.FAIL
+    assert steps(r)["1"][1] is Outcome.FAIL and "timeout_s=0.5 reached" in steps(r)["1"][2]
+    assert steps(r)["2"][2] == "not run"
+
+
+def test_repeat_indexes_each_pass_and_marks_collect_one_instant_per_pass(tmp_path: Path) -> None:
+    body = "\n".join(line if not line.startswith("[[step]]") else "[[step.steps]]" for line in PRESS_EXPECT.splitlines())
+    text = '[[step]]\ndo = "repeat"\ntimes = 3\n' + body + MEASURE.replace('stat = "max"', 'stat = "p50"')
+    text += '\n[[measure]]\nname = "arrivals"\nto = "arrived"\nstat = "count"\nunit = "count"\n'
+    r = run(FakeRig(), text, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    assert [s.index for s in r.steps] == ["setup", "1", "1.1.1", "1.1.2", "1.2.1", "1.2.2", "1.3.1", "1.3.2",
+                                          "teardown"]
+    latency, count = r.measurements
+    assert len(latency.samples) == 3 and count.value == 3
+    assert len({tuple(s.data["ids"]) for s in r.steps if s.do == "expect_event"}) == 3  # each pass its own event
+
+
+def test_a_failure_inside_repeat_names_the_pass(tmp_path: Path) -> None:
+    rig = FakeRig(raise_on={"disk_fill": RigError("no space to fill")})
+    text = '[[step]]\ndo = "repeat"\ntimes = 3\n[[step.steps]]\ndo = "wait"\n[[step.steps]]\ndo = "disk_fill"\n'
+    r = run(rig, text, tmp_path)
+    s = steps(r)
+    assert r.outcome is Outcome.ERROR and s["1"][1] is Outcome.ERROR and "pass 1 of 3" in s["1"][2]
+    assert "1.2.1" not in s
+
+
+def test_background_runs_beside_the_steps_and_join_waits(tmp_path: Path) -> None:
+    text = """
+[[step]]
+do = "background"
+name = "burst"
+[[step.steps]]
+do = "repeat"
+times = 4
+[[step.steps.steps]]
+do = "press"
+device = "button-1"
+hold_ms = 5
+[[step.steps.steps]]
+do = "wait"
+ms = 30
+[[step]]
+do = "expect_event"
+type = "alarm.button"
+count = 4
+within_ms = 3000
+[[step]]
+do = "join"
+name = "burst"
+"""
+    r = run(FakeRig(), text, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    s = steps(r)
+    assert s["1.1"][0] == "repeat" and s["1.1.4.2"][0] == "wait" and s["3"][0] == "join"
+    press_at = [x.at_ms for x in r.steps if x.index.startswith("1.1.") and x.do == "press"]
+    expect = next(x for x in r.steps if x.index == "2")
+    assert expect.at_ms < press_at[-1]  # the expectation waited while the burst went on
+
+
+def test_a_failing_background_fails_the_scenario(tmp_path: Path) -> None:
+    rig = FakeRig(raise_on={"net_cut": RigError("no veth")})
+    text = ('[[step]]\ndo = "background"\nname = "b"\n[[step.steps]]\ndo = "net_cut"\n'
+            '[[step]]\ndo = "wait"\nms = 5000\n[[step]]\ndo = "join"\nname = "b"\n')
+    t = time.monotonic()
+    r = run(rig, text, tmp_path)
+    assert time.monotonic() - t < 2  # the main lane's wait stopped
+    s = steps(r)
+    assert r.outcome is Outcome.ERROR and s["1.1"][1] is Outcome.ERROR
+    assert s["2"][1] is Outcome.SKIP and s["2"][2].startswith("stopped: step 1.1")
+
+
+def test_ack_acknowledges_every_event_of_the_mark(tmp_path: Path) -> None:
+    rig = FakeRig()
+    text = PRESS_EXPECT + """
+[[step]]
+do = "ack"
+event = "arrived"
+by = "op-7"
+[[step]]
+do = "expect_event"
+type = "alarm.acknowledged"
+within_ms = 1000
+[[step]]
+do = "expect_feedback"
+device = "button-1"
+state = "steady"
+within_ms = 1000
+"""
+    r = run(rig, text, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    assert rig.central.acks == [("ev-0001", "op-7")]
+    assert steps(r)["5"][2].startswith("button-1 led: steady")
+    again = run(FakeRig(), text.replace('by = "op-7"', 'by = "op-7"\n[[step]]\ndo = "ack"\nevent = "arrived"'), tmp_path)
+    assert steps(again)["4"][1] is Outcome.FAIL and "no open alarm" in steps(again)["4"][2]
+
+
+def test_expect_no_event_sees_what_arrived_since_the_last_act(tmp_path: Path) -> None:
+    text = ('[[step]]\ndo = "serial"\ndevice = "bed"\nsend = "occupancy"\n'
+            '[[step]]\ndo = "wait"\nms = 100\n[[step]]\ndo = "expect_no_event"\ntype = "sensor.*"\nfor_ms = 100\n')
+    r = run(FakeRig(), text, tmp_path)
+    assert r.outcome is Outcome.FAIL and "unexpected sensor.occupancy from ['bed']" in steps(r)["3"][2]
+    ok = run(FakeRig(), text.replace('"sensor.*"', '"alarm.*"'), tmp_path)
+    assert ok.outcome is Outcome.PASS, ok.reason
+
+
+def test_an_event_counts_for_one_expectation_and_duplicates_once(tmp_path: Path) -> None:
+    text = ('[[step]]\ndo = "press"\ndevice = "button-1"\n[[step]]\ndo = "press"\ndevice = "button-2"\n'
+            '[[step]]\ndo = "expect_event"\ntype = "alarm.button"\n[[step]]\ndo = "expect_event"\ntype = "alarm.button"\n'
+            '[[step]]\ndo = "expect_event"\ntype = "alarm.button"\nwithin_ms = 300\n')
+    r = run(FakeRig(duplicate=True), text, tmp_path)
+    s = steps(r)
+    assert s["3"][1] is Outcome.PASS and s["4"][1] is Outcome.PASS
+    assert s["5"][1] is Outcome.FAIL  # two presses, each redelivered: still only two alarms
+    assert r.steps[3].data["ids"] != r.steps[4].data["ids"]
+
+
+def test_nothing_lost(tmp_path: Path) -> None:
+    text = ('[[step]]\ndo = "press"\ndevice = "button-1"\n[[step]]\ndo = "press"\ndevice = "button-2"\n'
+            '[[step]]\ndo = "check_central"\nwithin_ms = 400\n')
+    assert run(FakeRig(), text, tmp_path).outcome is Outcome.PASS
+    lost = run(FakeRig(drop=("button-2",)), text, tmp_path)
+    assert lost.outcome is Outcome.FAIL
+    assert "1 alarms taken by the hub never arrived (ev-0002)" in steps(lost)["3"][2]
+    rig = FakeRig()
+    rig.central.problem_list = ["seq gap: 3..4 missing"]
+    gaps = run(rig, text, tmp_path)
+    assert gaps.outcome is Outcome.FAIL and "seq gap: 3..4 missing" in steps(gaps)["3"][2]
+
+
+ALARMS_FIRST = """
+[[step]]
+do = "broker_stop"
+[[step]]
+do = "serial"
+device = "bed"
+send = "occupancy"
+times = 3
+[[step]]
+do = "press"
+device = "button-1"
+[[step]]
+do = "serial"
+device = "bed"
+send = "occupancy"
+[[step]]
+do = "broker_start"
+mark = "up"
+[[step]]
+do = "check_central"
+alarms_first_after = "up"
+within_ms = 1000
+"""
+
+
+def test_alarms_first_after_a_mark(tmp_path: Path) -> None:
+    r = run(FakeRig(order="priority"), ALARMS_FIRST, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    fifo = run(FakeRig(order="fifo"), ALARMS_FIRST, tmp_path)
+    assert fifo.outcome is Outcome.FAIL
+    assert "1 alarms overtaken: alarm.button seq 4" in steps(fifo)["6"][2]
+    assert "sensor.occupancy seq 1" in steps(fifo)["6"][2]
+
+
+def test_check_config_expectations(tmp_path: Path) -> None:
+    refused = '[[step]]\ndo = "check_config"\nset = {"mqtt.port" = "x"}\nerrors = [\'hub\\.toml:\\d+:\\d+: mqtt\\.port\']\n'
+    r = run(FakeRig(), refused, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    assert steps(r)["1"][2] == "refused (exit 1)"
+    wrong = run(FakeRig(), refused.replace("mqtt\\.port", "mqtt\\.host"), tmp_path)
+    assert wrong.outcome is Outcome.FAIL and "output lacks" in steps(wrong)["1"][2]
+    accepted = run(FakeRig(), '[[step]]\ndo = "check_config"\n', tmp_path)
+    assert accepted.outcome is Outcome.FAIL and "accepted (exit 0), expected refused" in steps(accepted)["1"][2]
+    assert run(FakeRig(), '[[step]]\ndo = "check_config"\nrefused = false\n', tmp_path).outcome is Outcome.PASS
+
+
+def test_random_waits_are_seeded_and_recorded(tmp_path: Path) -> None:
+    text = '[[step]]\ndo = "repeat"\ntimes = 3\n[[step.steps]]\ndo = "wait"\nrandom_ms = [1, 20]\n'
+    draws = [[s.data["ms"] for s in run(FakeRig(), text, tmp_path).steps if s.do == "wait"] for _ in range(2)]
+    assert draws[0] == draws[1] and len(set(draws[0])) == 3 and all(1 <= d <= 20 for d in draws[0])
+    other = run_scenario(FakeRig(), scenario(text), tmp_path, seed=8)
+    assert [s.data["ms"] for s in other.steps if s.do == "wait"] != draws[0] and other.seed == 8
+
+
+def test_repeat_finds_the_flaky(tmp_path: Path) -> None:
+    rig = FakeRig(drop_on_setup=3)  # the second pass (setups 3 and 4) loses button-1's alarm
+    sets = [scenario(PRESS_EXPECT.replace("1000", "300"), "press"), scenario('[[step]]\ndo = "wait"\n', "idle")]
+    runset = run_set(rig, sets, tmp_path, repeat=3, seed=1)
+    assert [[s.outcome.value for s in run.scenarios] for run in runset.runs] == [
+        ["pass", "pass"], ["fail", "pass"], ["pass", "pass"]]
+    assert runset.flaky() == {"press": ["pass", "fail", "pass"]}
+    assert [run.repeat for run in runset.runs] == [1, 2, 3]
+    assert [run.rig_info["seed"] for run in runset.runs] == [1, 2, 3]
+    assert runset.runs[0].hub_version == "0.1.0" and runset.runs[0].config_hash == "c0ffee"
+    assert (tmp_path / "pass2" / "press").is_dir()
+
+
+def test_jobs_run_at_once_on_their_own_rigs_and_results_keep_the_order(tmp_path: Path) -> None:
+    rigs: list[FakeRig] = []
+
+    def make() -> FakeRig:
+        rigs.append(FakeRig())
+        return rigs[-1]
+
+    sets = [scenario('[[step]]\ndo = "wait"\nms = 600\n', "slow"), scenario('[[step]]\ndo = "wait"\nms = 50\n', "fast"),
+            scenario('[[step]]\ndo = "wait"\nms = 300\n', "middle")]
+    ended: list[str] = []
+    t = time.monotonic()
+    runset = run_set(make, sets, tmp_path, jobs=2, on_result=lambda k, r: ended.append(r.name))
+    assert time.monotonic() - t < 1.3  # 950 ms of waits one after the other
+    assert [s.name for s in runset.runs[0].scenarios] == ["slow", "fast", "middle"]
+    assert ended[0] == "fast" and len(rigs) == 3 and all(r.setups == 1 for r in rigs)
+    with pytest.raises(ValueError, match="rig factory"):
+        run_set(FakeRig(), sets, tmp_path, jobs=2)
