@@ -355,3 +355,132 @@ def test_jobs_run_at_once_on_their_own_rigs_and_results_keep_the_order(tmp_path:
     assert ended[0] == "fast" and len(rigs) == 3 and all(r.setups == 1 for r in rigs)
     with pytest.raises(ValueError, match="rig factory"):
         run_set(FakeRig(), sets, tmp_path, jobs=2)
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+class _StandInScenarioError(Exception):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self._lines = lines
+
+    def lines(self) -> list[str]:
+        return self._lines
+
+
+def _stand_in_load_scenarios(paths: list[Path]) -> list[model.Scenario]:
+    import re
+
+    import msgspec
+
+    out, issues = [], []
+    for p in paths:
+        try:
+            sc = model.decode(tomllib.loads(Path(p).read_text()))
+        except tomllib.TOMLDecodeError as exc:
+            at = re.search(r"line (\d+), column (\d+)", str(exc))
+            issues.append(f"{p}:{at[1]}:{at[2]}: {exc}" if at else f"{p}: {exc}")
+            continue
+        except msgspec.ValidationError as exc:
+            issues.append(f"{p}:1:1: {exc}")
+            continue
+        sc.name, sc.path = Path(p).stem, str(p)
+        out.append(sc)
+    if issues:
+        raise _StandInScenarioError(issues)
+    return out
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> object:
+    """hil.cli.main, with the loader's hil.loader (a stand-in with its signature until it is in the tree);
+    the process's logging left alone."""
+    if importlib.util.find_spec("hil.loader") is None:
+        monkeypatch.setitem(sys.modules, "hil.loader", types.SimpleNamespace(
+            ScenarioError=_StandInScenarioError, load_scenarios=_stand_in_load_scenarios))
+    monkeypatch.setattr("hub.logs.configure", lambda *a, **k: None)
+    from hil.cli import main
+
+    return main
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'[scenario]\ntitle = "{name}"\n' + text)
+    return path
+
+
+def test_cli_exit_0_when_all_pass_and_the_temporary_workdir_goes(cli, tmp_path: Path, capsys,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = _write(tmp_path, "press_ok", PRESS_EXPECT + MEASURE)
+    assert cli(["run", str(path), "--seed", "5"], rig_factory=FakeRig) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "press_ok" in out and "press_to_event max" in out and "seed 5" in out
+    assert "files kept" not in out and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_cli_exit_1_on_a_failure_keeps_the_workdir(cli, tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, "lost", PRESS_EXPECT.replace("1000", "200"))
+    code = cli(["run", str(path), "--workdir", str(tmp_path / "wd")], rig_factory=lambda: FakeRig(drop=("button-1",)))
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL" in out and "step 2 (expect_event) fail" in out
+    assert f"files kept in {tmp_path / 'wd'}" in out and (tmp_path / "wd" / "lost").is_dir()
+
+
+def test_cli_exit_3_when_the_rig_breaks(cli, tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, "broken", '[[step]]\ndo = "hub_kill"\n')
+    assert cli(["run", str(path)], rig_factory=lambda: FakeRig(raise_on={"hub_kill": RigError("pid gone")})) == 3
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_cli_exit_2_on_a_bad_scenario_file_with_its_line(cli, tmp_path: Path, capsys) -> None:
+    good = _write(tmp_path, "good", '[[step]]\ndo = "wait"\n')
+    bad = _write(tmp_path, "bad", '[[step]]\ndo = "wait"\nms = = 3\n')
+    rig = FakeRig()
+    assert cli(["run", str(good), str(bad)], rig_factory=lambda: rig) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:5:" in err and rig.calls == []
+
+
+def test_cli_exit_2_on_usage(cli, tmp_path: Path, capsys) -> None:
+    assert cli(["run", "no_such_scenario"], rig_factory=FakeRig) == 2
+    assert "no_such_scenario: no such scenario file or name" in capsys.readouterr().err
+    assert cli(["run", "--repeat", "0", str(_write(tmp_path, "x", '[[step]]\ndo = "wait"\n'))], rig_factory=FakeRig) == 2
+    assert cli(["run", "--rig", str(tmp_path / "nope.toml"), str(tmp_path / "x.toml")]) == 2
+    assert "nope.toml: no such rig file" in capsys.readouterr().err
+
+
+def test_cli_repeat_reports_the_flaky(cli, tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path, "press", PRESS_EXPECT.replace("1000", "200"))
+    rig = FakeRig(drop_on_setup=2)
+    assert cli(["run", str(path), "--repeat", "3"], rig_factory=lambda: rig) == 1
+    assert "flaky: press: pass fail pass" in capsys.readouterr().out
+
+
+def test_cli_dry_run_prints_the_plan_and_runs_nothing(cli, tmp_path: Path, capsys) -> None:
+    runs = _write(tmp_path, "runs", '[[step]]\ndo = "wait"\n')
+    skips = _write(tmp_path, "skips", '[[step]]\ndo = "serial"\ndevice = "bed"\nsend = "occupancy"\n')
+    rig = FakeRig(fixtures=set(FIXTURES) - {"uart_loopback"})
+    assert cli(["run", "--dry-run", str(runs), str(skips)], rig_factory=lambda: rig) == 0
+    out = capsys.readouterr().out
+    assert "run   runs" in out and "skip  skips" in out and "needs fixture uart_loopback" in out
+    assert "1 would run, 1 would be skipped" in out and rig.calls == []
+
+
+def test_cli_help_documents_the_exit_codes_and_carehub_delegates(capsys) -> None:
+    from hub.cli import main as carehub
+
+    assert carehub(["hil", "run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: carehub hil run") and "exit codes:" in out and "3  no failure, but the rig broke" in out
+
+
+def test_the_daemon_and_the_carehub_command_do_not_import_hil() -> None:
+    import subprocess
+
+    code = ("import sys, hub.cli, hub.daemon; bad = sorted(m for m in sys.modules if m == 'hil' or "
+            "m.startswith('hil.')); assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
