@@ -89,13 +89,13 @@ def _execute(rig: Rig, scenario: Scenario, workdir: Path, seed: int,
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(rig, scenario, seed, time.monotonic())
     info: dict[str, Any] = {}
-    set_up = threading.Event()
+    set_up = threading.Event()  # the rig is ready and the steps may run
 
     def body() -> None:
         def setup() -> None:
             rig.setup(scenario, workdir)
-            set_up.set()
             info.update(rig.info())
+            set_up.set()
 
         if _rig_call(ctx, "setup", setup).outcome is not Outcome.PASS:
             ctx.halt("setup failed")

@@ -65,9 +65,8 @@ def run_step(ctx: RunContext, lane: Lane, step: Any, index: str) -> bool:
         lane.fresh = True
     if step.mark is not None and (done.instants or done.outcome is Outcome.PASS):
         ctx.add_mark(step.mark, done.instants or [start], done.ids)
-    level = "info" if done.outcome is Outcome.PASS else "warning"
-    getattr(log, level)("step_end", scenario=ctx.scenario.name, index=index, do=kind,
-                        outcome=done.outcome.value, ms=result.duration_ms, detail=done.detail)
+    log.info("step_end", scenario=ctx.scenario.name, index=index, do=kind,
+             outcome=done.outcome.value, ms=result.duration_ms, detail=done.detail)
     if done.outcome in (Outcome.FAIL, Outcome.ERROR):
         lane.failed = lane.failed or f"step {index} ({kind}) {done.outcome.value}: {done.detail}"
         ctx.halt(lane.failed)
