@@ -46,10 +46,6 @@ examples:
 """
 
 
-class UsageError(Exception):
-    """A command line the runner cannot act on."""
-
-
 def build_parser(prog: str = "python -m hil") -> argparse.ArgumentParser:
     """The argument parser: one sub-command, ``run``."""
     parser = argparse.ArgumentParser(prog=prog, description="Hardware-in-the-loop acceptance runs for carehub.")
@@ -88,34 +84,12 @@ def _positive(text: str) -> int:
     return n
 
 
-def scenario_files(items: Sequence[str], default_dir: Path = SCENARIOS_DIR) -> list[Path]:
-    """The files named by the command line's SCENARIO arguments, in order, each once."""
-    out: list[Path] = []
-    for item in items or [str(default_dir)]:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(path.glob("*.toml"))
-            if not found:
-                raise UsageError(f"{item}: no scenario files (*.toml) in this directory")
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        elif (default_dir / f"{item}.toml").is_file():
-            out.append(default_dir / f"{item}.toml")
-        else:
-            have = ", ".join(sorted(p.stem for p in default_dir.glob("*.toml"))) or "none"
-            raise UsageError(f"{item}: no such scenario file or name (names in {default_dir}: {have})")
-    unique: dict[Path, None] = {}
-    for p in out:
-        unique.setdefault(p.resolve(), None)
-    return list(unique)
-
-
-def load(files: list[Path]) -> list[Scenario]:
-    """The scenarios, through the loader (``hil.loader.ScenarioError`` on a bad file)."""
+def load(items: Sequence[str]) -> list[Scenario]:
+    """The scenarios the command line names (none: the acceptance set), through the loader, which
+    resolves names and directories and raises ``hil.loader.ScenarioError`` with every bad line."""
     from hil.loader import load_scenarios
 
-    return list(load_scenarios(files))
+    return list(load_scenarios(list(items) or [str(SCENARIOS_DIR)], SCENARIOS_DIR))
 
 
 def exit_code(runset: RunSet) -> int:
@@ -143,15 +117,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hil",
     from hil.loader import ScenarioError
 
     try:
-        scenarios = load(scenario_files(args.scenarios))
+        scenarios = load(args.scenarios)
         choice = (rigsel.RigChoice(label="custom", make=rig_factory, parallel=True) if rig_factory is not None
                   else rigsel.choose(args.rig))
     except (ScenarioError, rigsel.BadInput) as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
-        return BAD_INPUT
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
     if args.dry_run:
         return _dry_run(out, err, choice, scenarios)
@@ -163,20 +134,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hil",
 
 
 def _dry_run(out: Console, err: Console, choice: rigsel.RigChoice, scenarios: list[Scenario]) -> int:
+    """Print the plan; 0 when the rig is fit for it (skips are fine), 2 when the rig file has problems."""
     try:
-        problems, rows = rigsel.plan(choice, scenarios)
+        text, fit = rigsel.dry_run(choice, scenarios)
     except RigError as exc:
         err.print(f"rig error: {exc}")
         return RIG_ERROR
-    for p in problems:
-        print(p, file=sys.stderr)
-    for row in rows:
-        word = "[green]run [/green]" if row.action == "run" else "[dim]skip[/dim]"
-        out.print(f"{word}  {row.name:<24} {row.reason}")
-    n_run = sum(r.action == "run" for r in rows)
-    out.print(f"rig {choice.label}: {n_run} would run, {len(rows) - n_run} would be skipped"
-              + (f"; {len(problems)} problems in the rig file" if problems else ""))
-    return BAD_INPUT if problems else OK
+    out.print(text, markup=False)
+    return OK if fit else BAD_INPUT
 
 
 def _run(args: argparse.Namespace, argv: list[str], prog: str, out: Console, err: Console,

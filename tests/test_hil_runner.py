@@ -370,12 +370,21 @@ class _StandInScenarioError(Exception):
         return self._lines
 
 
-def _stand_in_load_scenarios(paths: list[Path]) -> list[model.Scenario]:
+def _stand_in_load_scenarios(items: list[str], scenario_dir: Path) -> list[model.Scenario]:
     import re
 
     import msgspec
 
-    out, issues = [], []
+    out, issues, paths = [], [], []
+    for item in items:
+        if Path(item).is_dir():
+            paths += sorted(Path(item).glob("*.toml"))
+        elif "/" in item or item.endswith(".toml"):
+            paths.append(Path(item))
+        elif (Path(scenario_dir) / f"{item}.toml").is_file():
+            paths.append(Path(scenario_dir) / f"{item}.toml")
+        else:
+            issues.append(f"{item}: no scenario called {item!r} in {scenario_dir}")
     for p in paths:
         try:
             sc = model.decode(tomllib.loads(Path(p).read_text()))
@@ -448,7 +457,7 @@ def test_cli_exit_2_on_a_bad_scenario_file_with_its_line(cli, tmp_path: Path, ca
 
 def test_cli_exit_2_on_usage(cli, tmp_path: Path, capsys) -> None:
     assert cli(["run", "no_such_scenario"], rig_factory=FakeRig) == 2
-    assert "no_such_scenario: no such scenario file or name" in capsys.readouterr().err
+    assert "no scenario called 'no_such_scenario'" in capsys.readouterr().err
     assert cli(["run", "--repeat", "0", str(_write(tmp_path, "x", '[[step]]\ndo = "wait"\n'))], rig_factory=FakeRig) == 2
     assert cli(["run", "--rig", str(tmp_path / "nope.toml"), str(tmp_path / "x.toml")]) == 2
     assert "nope.toml: no such rig file" in capsys.readouterr().err
@@ -467,8 +476,8 @@ def test_cli_dry_run_prints_the_plan_and_runs_nothing(cli, tmp_path: Path, capsy
     rig = FakeRig(fixtures=set(FIXTURES) - {"uart_loopback"})
     assert cli(["run", "--dry-run", str(runs), str(skips)], rig_factory=lambda: rig) == 0
     out = capsys.readouterr().out
-    assert "run   runs" in out and "skip  skips" in out and "needs fixture uart_loopback" in out
-    assert "1 would run, 1 would be skipped" in out and rig.calls == []
+    assert "runs      runs" in out and "skips     skip      needs fixture uart_loopback" in out
+    assert "1 run, 1 skipped" in out and rig.calls == []
 
 
 def test_cli_help_documents_the_exit_codes_and_carehub_delegates(capsys) -> None:
