@@ -34,7 +34,11 @@ def _wait_arrival(ctx: RunContext, seen: int, until: float) -> None:
 
 
 def _expect_event(ctx: RunContext, lane: Lane, step: m.ExpectEvent) -> Done:
-    """``count`` unclaimed events matching, in the window, within ``within_ms`` of the step's start."""
+    """``count`` unclaimed events matching, in the window, within ``within_ms`` of the step's start.
+
+    ``data``: the events' ``ids`` and ``types``; ``window_from``, the step whose start opened the
+    window; ``after_ms``, each arrival in ms after that step began (a press's alarm may arrive while
+    the press is still held, before this step begins); ``at_ms``, each arrival in scenario time."""
     start = time.monotonic()
     until = start + step.within_ms / 1000
     got: list[Any] = []
@@ -60,9 +64,11 @@ def _expect_event(ctx: RunContext, lane: Lane, step: m.ExpectEvent) -> Done:
         if time.monotonic() >= until:
             break
         _wait_arrival(ctx, len(arrivals), until)
-    latencies = [round((a.t - start) * 1000, 3) for a in got]
+    opened = lane.opened_at or ctx.t0
+    latencies = [round((a.t - opened) * 1000, 3) for a in got]
     ids = [str(a.event.get("id")) for a in got]
-    data = {"ids": ids, "after_ms": latencies, "types": [a.event.get("type") for a in got]}
+    data = {"ids": ids, "types": [a.event.get("type") for a in got], "window_from": lane.opened_by,
+            "after_ms": latencies, "at_ms": [ctx.ms(a.t) for a in got]}
     what = _describe(step.type, step.device, step.fields)
     if len(got) < step.count:
         detail = f"{len(got)} of {step.count} {what} within {step.within_ms:g} ms"
@@ -70,7 +76,7 @@ def _expect_event(ctx: RunContext, lane: Lane, step: m.ExpectEvent) -> Done:
             data["near_misses"] = near
             detail += "; the same type arrived with " + " | ".join(near[:2])
         return Done(Outcome.FAIL, detail, data, instants=[a.t for a in got], ids=ids)
-    tail = f" ({max(latencies):.1f} ms after the step began)" if latencies else ""
+    tail = f", {max(latencies):.1f} ms after {lane.opened_by} began" if latencies else ""
     return Done(detail=f"{len(got)} {what}{tail}", data=data, instants=[a.t for a in got], ids=ids)
 
 

@@ -52,6 +52,9 @@ class Lane:
     rng: random.Random
     #: Index into the central's arrivals where this lane's expectations start looking.
     horizon: int = 0
+    #: The step that opened the window, and when (monotonic; 0: the scenario's start).
+    opened_by: str = "setup"
+    opened_at: float = 0.0
     #: True until a step acts on the world after the lane's last expectation (then it moves ``horizon``).
     fresh: bool = True
     failed: str = ""

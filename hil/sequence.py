@@ -51,10 +51,10 @@ def not_run(ctx: RunContext, steps: list[Any], prefix: str, first: int) -> None:
 def run_step(ctx: RunContext, lane: Lane, step: Any, index: str) -> bool:
     """Run one step and record its result; True when it passed."""
     kind = m.step_kind(step)
+    start = time.monotonic()
     if kind not in PASSIVE and lane.fresh:
         lane.horizon = len(ctx.rig.central.arrivals())
-        lane.fresh = False
-    start = time.monotonic()
+        lane.opened_by, lane.opened_at, lane.fresh = index, start, False
     result = StepResult(index=index, do=kind, at_ms=ctx.ms(start), duration_ms=0, outcome=Outcome.PASS)
     ctx.record(result)  # first, so a container's line comes before its children's
     done = _execute(ctx, lane, step, index)
