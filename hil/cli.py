@@ -140,7 +140,7 @@ def _dry_run(out: Console, err: Console, choice: rigsel.RigChoice, scenarios: li
     except RigError as exc:
         err.print(f"rig error: {exc}")
         return RIG_ERROR
-    out.print(text, markup=False)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
     return OK if fit else BAD_INPUT
 
 

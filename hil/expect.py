@@ -161,8 +161,11 @@ def _central_findings(ctx: RunContext, step: m.CheckCentral) -> tuple[list[str],
 
 
 def _check_central(ctx: RunContext, lane: Lane, step: m.CheckCentral) -> Done:
-    """The recorder's problems empty, every alarm the hub took arrived (both waited for up to
-    ``within_ms``), then no waiting alarm overtaken after the mark ``alarms_first_after``."""
+    """``no_seq_gaps``: the recorder's :meth:`problems` empty (gaps, an id with two bodies, a bad
+    priority); ``nothing_lost``: every id of :meth:`Rig.taken` among the arrivals; both waited for
+    up to ``within_ms`` (the backlog may still be draining). Then ``alarms_first_after``: among the
+    arrivals after the mark's first instant, no alarm that was created before that instant arrived
+    after a non-alarm event created before it (:func:`hil.matching.alarms_overtaken`)."""
     until = time.monotonic() + step.within_ms / 1000
     while True:
         problems, lost = _central_findings(ctx, step)

@@ -6,13 +6,16 @@ steps and each ``background`` block, which runs in a thread of its own with a
 
 The event window (``Lane.horizon``): an ``expect_event`` or ``expect_no_event``
 step looks at the central's arrivals from the start of the first step that
-acted on the world (anything but ``wait``, ``join``, the expectations and the
-checks) after this lane's previous expectation; before any such step, at every
-arrival since setup. So ``press A; press B; expect A; expect B`` sees both
-alarms even when they arrived before the expectations began, and ``ack e;
-expect alarm.acknowledged`` looks only from the ack on. An event matched by an
-``expect_event`` is *claimed* (by id, across lanes): no later expectation
-counts it again, and ``expect_no_event`` ignores it.
+acted on the world (anything but ``wait``, ``join``, ``repeat``, ``background``,
+the ``expect_*`` steps, ``check_central`` and ``check_config``) after this
+lane's previous ``expect_event`` or ``expect_no_event``; before any acting
+step, at every arrival since setup. So ``press A; press B; expect A; expect B``
+sees both alarms even when they arrived while the presses were still held, and
+``ack e; expect alarm.acknowledged`` looks only from the ack on. An event
+matched by an ``expect_event`` is *claimed* (by id, across lanes): no later
+expectation counts it again, ``expect_no_event`` ignores it, and a redelivered
+duplicate (same id) never counts twice. ``expect_no_event`` fails on an
+unclaimed match anywhere from the window's opening to ``for_ms`` after its own start.
 """
 
 from __future__ import annotations

@@ -13,8 +13,14 @@ One scenario, as :func:`run_scenario` runs it:
 6. ``rig.teardown``, whatever happened (a result line ``teardown``).
 
 The outcome is the worst of the steps' and the measurements' (error over fail over
-marginal over pass); the reason names the first step that failed or errored, or
-the measurement that was marginal or failed.
+marginal over pass); the reason names the step that failed or errored, and the
+measurements that were marginal or failed.
+
+What each step does: :mod:`hil.actions` (acting: one rig call each; a mark gets
+the instant the rig returns for press, hold, release, serial and advertise, the
+step's start for the others), :mod:`hil.expect` (looking: which arrivals an
+expectation sees is the lane's event window, :mod:`hil.runctx`; the central's
+checks), :mod:`hil.sequence` (order, indexes, repeat, background, join, errors).
 """
 
 from __future__ import annotations
@@ -182,8 +188,8 @@ def _judge(ctx: RunContext, result: ScenarioResult, stuck_in_rig: bool) -> None:
         reasons.append(ctx.stop_reason)
     for m in result.measurements:
         if m.outcome in (Outcome.FAIL, Outcome.ERROR, Outcome.MARGINAL):
-            value = "none" if m.value is None else f"{m.value:g} {m.unit}"
-            reasons.append(f"{m.name} {m.outcome.value}: {value}" + (f" ({m.detail})" if m.detail else ""))
+            value = "no value" if m.value is None else f"{m.value:g} {m.unit}"
+            reasons.append(f"{m.name} {m.outcome.value}: {m.detail or value}")
     result.reason = "; ".join(reasons)
 
 
