@@ -494,3 +494,52 @@ def test_the_daemon_and_the_carehub_command_do_not_import_hil() -> None:
     code = ("import sys, hub.cli, hub.daemon; bad = sorted(m for m in sys.modules if m == 'hil' or "
             "m.startswith('hil.')); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+# --- the matching rules, on their own -------------------------------------------------------------
+
+
+def test_matching_device_fields_and_order_rules() -> None:
+    from types import SimpleNamespace as A
+
+    from hil import matching
+
+    offline = {"type": "device.offline", "source": {"device": "hub"}, "data": {"device": "bed", "n": 1, "on": True}}
+    assert matching.matches(offline, "device.*", "bed", {"data.n": 1})
+    assert not matching.matches(offline, "device.*", "door", {})
+    assert matching.mismatches(offline, "device.*", None, {"data.on": 1}) == ["data.on=True (wanted 1)"]
+    assert matching.mismatches(offline, "device.*", None, {"data.x": 1}) == ["data.x missing (wanted 1)"]
+
+    def ev(i: int, type_: str, seq: int, ts: str) -> A:
+        return A(t=float(i), event={"id": f"e{seq}", "type": type_, "seq": seq, "ts": ts, "priority": "normal"})
+
+    # after t=0: telemetry seq 1 (older) arrives before the alarm seq 2 that waited: overtaken;
+    # a reminder created after the mark (ts later than waited_since) may follow telemetry in flight
+    arrivals = [ev(1, "sensor.bed", 1, "2026-01-01T00:00:00.000Z"), ev(2, "alarm.button", 2, "2026-01-01T00:00:00.500Z"),
+                ev(3, "sensor.bed", 3, "2026-01-01T00:00:00.600Z"), ev(4, "alarm.unacknowledged", 4, "2026-01-01T00:00:09.000Z")]
+    assert len(matching.alarms_overtaken(arrivals, 0.0)) == 2
+    [only] = matching.alarms_overtaken(arrivals, 0.0, waited_since="2026-01-01T00:00:01.000Z")
+    assert only.startswith("alarm.button seq 2") and "sensor.bed seq 1" in only
+    # after t=1.5 the older telemetry had already arrived: the alarm that waited was not overtaken
+    assert matching.alarms_overtaken(arrivals, 1.5, waited_since="2026-01-01T00:00:01.000Z") == []
+    held = ev(5, "alarm.button", 0, "2026-01-01T00:00:00.100Z")  # seq 0: a held alarm, compared by ts
+    assert len(matching.alarms_overtaken([arrivals[0], held], 0.0)) == 1
+
+
+def test_expect_status_waits_for_the_state(tmp_path: Path) -> None:
+    rig = FakeRig()
+    rig.status = "offline"
+    r = run(rig, '[[step]]\ndo = "expect_status"\nstate = "online"\nwithin_ms = 200\n', tmp_path)
+    assert r.outcome is Outcome.FAIL and steps(r)["1"][2] == "status: offline after 200 ms, not online"
+    rig = FakeRig()
+    r = run(rig, '[[step]]\ndo = "broker_stop"\n[[step]]\ndo = "expect_status"\nstate = "online"\nmark = "up"\n', tmp_path)
+    assert r.outcome is Outcome.PASS and r.steps[2].data["seen"] == [[0.0, "online"]]
+
+
+def test_a_background_not_joined_is_waited_for_at_the_end(tmp_path: Path) -> None:
+    text = ('[[step]]\ndo = "background"\nname = "late"\n[[step.steps]]\ndo = "wait"\nms = 200\n'
+            '[[step.steps]]\ndo = "press"\ndevice = "button-3"\nhold_ms = 1\n')
+    rig = FakeRig()
+    r = run(rig, text, tmp_path)
+    assert r.outcome is Outcome.PASS and steps(r)["1.2"][0] == "press"
+    assert rig.calls.index(("press", "button-3")) < rig.calls.index(("teardown",))
