@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hil",
         args = build_parser(prog).parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, a usage error 2
         return int(exc.code or 0)
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = Console(highlight=False, soft_wrap=True), Console(stderr=True, highlight=False, soft_wrap=True)
     from hub.logs import configure
 
     configure("info" if args.verbose else "warning", "console")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
 import time
 import tomllib
 import types
@@ -403,13 +404,15 @@ def _stand_in_load_scenarios(items: list[str], scenario_dir: Path) -> list[model
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> object:
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> object:
     """hil.cli.main, with the loader's hil.loader (a stand-in with its signature until it is in the tree);
     the process's logging left alone."""
     if importlib.util.find_spec("hil.loader") is None:
         monkeypatch.setitem(sys.modules, "hil.loader", types.SimpleNamespace(
             ScenarioError=_StandInScenarioError, load_scenarios=_stand_in_load_scenarios))
     monkeypatch.setattr("hub.logs.configure", lambda *a, **k: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the default workdirs go here
+    (tmp_path / "tmp").mkdir()
     from hil.cli import main
 
     return main
@@ -421,15 +424,15 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def test_cli_exit_0_when_all_pass_and_the_temporary_workdir_goes(cli, tmp_path: Path, capsys,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+def test_cli_exit_0_when_all_pass_and_the_temporary_workdir_goes(cli, tmp_path: Path, capsys) -> None:
     path = _write(tmp_path, "press_ok", PRESS_EXPECT + MEASURE)
     assert cli(["run", str(path), "--seed", "5"], rig_factory=FakeRig) == 0
     out = capsys.readouterr().out
     assert "PASS" in out and "press_ok" in out and "press_to_event max" in out and "seed 5" in out
     assert "files kept" not in out and list((tmp_path / "tmp").iterdir()) == []
+    assert cli(["run", str(path)], rig_factory=lambda: FakeRig(drop=("button-1",), delay_s=2)) == 1
+    [kept] = (tmp_path / "tmp").iterdir()
+    assert f"files kept in {kept}" in capsys.readouterr().out and (kept / "press_ok").is_dir()
 
 
 def test_cli_exit_1_on_a_failure_keeps_the_workdir(cli, tmp_path: Path, capsys) -> None:
