@@ -97,12 +97,12 @@ def _execute(rig: Rig, scenario: Scenario, workdir: Path, seed: int,
     info: dict[str, Any] = {}
     set_up = threading.Event()  # the rig is ready and the steps may run
 
-    def body() -> None:
-        def setup() -> None:
-            rig.setup(scenario, workdir)
-            info.update(rig.info())
-            set_up.set()
+    def setup() -> None:
+        rig.setup(scenario, workdir)
+        info.update(rig.info())
+        set_up.set()
 
+    def steps() -> None:
         if _rig_call(ctx, "setup", setup).outcome is not Outcome.PASS:
             ctx.halt("setup failed")
             not_run(ctx, scenario.step, "", 1)
@@ -111,6 +111,16 @@ def _execute(rig: Rig, scenario: Scenario, workdir: Path, seed: int,
         stuck = join_all(ctx, BACKGROUND_GRACE_S)
         if stuck:
             log.warning("background_stuck", scenario=scenario.name, names=stuck)
+
+    def body() -> None:
+        try:
+            steps()
+        except Exception as exc:  # a bug in the runner itself: never a silent pass
+            ctx.halt("the runner crashed")
+            line = StepResult(index="runner", do="runner", at_ms=ctx.ms(time.monotonic()), duration_ms=0,
+                              outcome=Outcome.ERROR, detail=_error_line(exc), data={"traceback": traceback.format_exc()})
+            ctx.record(line)
+            log.error("runner_crashed", scenario=scenario.name, exc_info=exc)
 
     log.info("scenario_start", scenario=scenario.name, rig=rig.name, seed=seed)
     watchdog = threading.Timer(scenario.scenario.timeout_s, ctx.halt,

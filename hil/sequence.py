@@ -52,12 +52,16 @@ def run_step(ctx: RunContext, lane: Lane, step: Any, index: str) -> bool:
     """Run one step and record its result; True when it passed."""
     kind = m.step_kind(step)
     start = time.monotonic()
-    if kind not in PASSIVE and lane.fresh:
-        lane.horizon = len(ctx.rig.central.arrivals())
-        lane.opened_by, lane.opened_at, lane.fresh = index, start, False
     result = StepResult(index=index, do=kind, at_ms=ctx.ms(start), duration_ms=0, outcome=Outcome.PASS)
     ctx.record(result)  # first, so a container's line comes before its children's
-    done = _execute(ctx, lane, step, index)
+    try:
+        if kind not in PASSIVE and lane.fresh:
+            lane.horizon = len(ctx.rig.central.arrivals())
+            lane.opened_by, lane.opened_at, lane.fresh = index, start, False
+    except Exception as exc:  # the central could not be read: the rig broke
+        done = crashed(ctx, index, exc)
+    else:
+        done = _execute(ctx, lane, step, index)
     end = time.monotonic()
     result.duration_ms = round((end - start) * 1000, 3)
     result.outcome, result.detail, result.data = done.outcome, done.detail, done.data
@@ -89,12 +93,18 @@ def _execute(ctx: RunContext, lane: Lane, step: Any, index: str) -> Done:
         if handler is None:
             return Done(Outcome.ERROR, f"the runner has no handler for {kind!r}")
         return handler(ctx, lane, step)
-    except RigError as exc:
+    except Exception as exc:  # a rig that broke, or a bug in a rig or the runner: the scenario errors
+        return crashed(ctx, index, exc)
+
+
+def crashed(ctx: RunContext, index: str, exc: Exception) -> Done:
+    """An ``error``: ``rig: message`` for a :class:`RigError`, else the exception's last line;
+    the whole traceback in ``data`` (and logged when it is not a RigError)."""
+    if isinstance(exc, RigError):
         return Done(Outcome.ERROR, f"rig: {exc}", {"traceback": traceback.format_exc()})
-    except Exception as exc:  # a bug in a rig or the runner: the scenario errors, the run goes on
-        log.exception("step_crashed", scenario=ctx.scenario.name, index=index)
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Done(Outcome.ERROR, last, {"traceback": traceback.format_exc()})
+    log.error("step_crashed", scenario=ctx.scenario.name, index=index, exc_info=exc)
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return Done(Outcome.ERROR, last, {"traceback": traceback.format_exc()})
 
 
 def _repeat(ctx: RunContext, lane: Lane, step: m.Repeat, index: str) -> Done:

@@ -546,3 +546,15 @@ def test_a_background_not_joined_is_waited_for_at_the_end(tmp_path: Path) -> Non
     r = run(rig, text, tmp_path)
     assert r.outcome is Outcome.PASS and steps(r)["1.2"][0] == "press"
     assert rig.calls.index(("press", "button-3")) < rig.calls.index(("teardown",))
+
+
+def test_a_central_that_cannot_be_read_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    rig = FakeRig()
+
+    def broken() -> list:
+        raise RuntimeError("recorder gone")
+
+    rig.central.arrivals = broken  # type: ignore[method-assign]
+    r = run(rig, '[[step]]\ndo = "press"\ndevice = "button-1"\n', tmp_path)
+    assert r.outcome is Outcome.ERROR and steps(r)["1"][1:] == (Outcome.ERROR, "RuntimeError: recorder gone")
+    assert rig.calls[-1] == ("teardown",)
