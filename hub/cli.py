@@ -6,6 +6,7 @@
 ``carehub demo``                         a simulated residence and a pretend alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
+``carehub hil run [SCENARIO...]``        hardware-in-the-loop acceptance runs (``python -m hil run``)
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_scan)
 
     sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) on a pty or a real port")
+    sub.add_parser("hil", help="hardware-in-the-loop acceptance runs on a virtual or physical rig "
+                   "(carehub hil run --help)")
 
     p = sub.add_parser("sim", help="drive a simulated device of a running hub through its sim socket")
     p.add_argument("socket", help="the hub's sim control socket ([sim] socket in the config)")
@@ -146,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from drivers.serial.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv[:1] == ["hil"]:  # its own argument parser; the test rig is never imported otherwise
+        from hil.cli import main as hil_main
+
+        return hil_main(argv[1:], prog="carehub hil")
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
