@@ -162,7 +162,6 @@ class SerialWiring(_Table, tag="serial", tag_field="wiring"):
     protocol: Literal["bedmat", "dispenser", "espa444"]
     port: str | None = None
     hub_port: str | None = None
-    baud: Annotated[int, Meta(ge=50, le=4_000_000)] = 9600
     hub_usb: Annotated[str, Meta(pattern=r"^[0-9]+-[0-9.]+$")] | None = None
 
 
