@@ -16,6 +16,7 @@ standing in for the wire between the rig's pin and the hub's.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from gpiozero import DigitalOutputDevice, Factory, InputDevice
 
 from hil.fixtures import RigError
 from hil.harness.emulators import EmulatedDevice
-from hil.rigs.ledpattern import WINDOW_S, State, classify
+from hil.rigs.ledpattern import SETTLED_S, WINDOW_S, State, classify
 
 log = structlog.get_logger("hil.rigs.pi_fixtures")
 
@@ -70,9 +71,9 @@ class LoopbackButton:
 class LedSense:
     """The rig's input ``sense_pin``, wired from a hub LED or buzzer output (lit = high).
 
-    :meth:`read` samples it every ``sample_s`` for ``window_s`` and classifies the
-    samples; while the pattern is still changing it samples on, keeping the last
-    ``window_s``, up to ``max_s`` in all.
+    :meth:`read` samples it every ``sample_s`` and, from :data:`~hil.rigs.ledpattern.SETTLED_S`
+    on, classifies the last ``window_s`` of samples until the pattern is decided (a steady
+    LED after 1.3 s, a fast blink after about 2.5 s), or ``max_s`` has passed.
     """
 
     def __init__(
@@ -87,20 +88,21 @@ class LedSense:
 
     def read(self) -> State:
         """The pattern the output shows now: off, steady, fast_blink, slow_blink, fault (or unsettled)."""
-        start = time.monotonic()
-        samples: list[tuple[float, int]] = []
+        start = last_try = time.monotonic()
+        samples: deque[tuple[float, int]] = deque()
         state: State = "unsettled"
         while True:
             now = time.monotonic()
             samples.append((now, int(self.dev.value)))
-            if now - start >= self.window_s:
-                while samples and now - samples[0][0] > self.window_s:
-                    samples.pop(0)
+            while now - samples[0][0] > self.window_s:
+                samples.popleft()
+            if now - start >= SETTLED_S and now - last_try >= 0.05:
+                last_try = now
                 state = classify(samples)
                 if state != "unsettled" or now - start >= self.max_s:
                     break
             time.sleep(self.sample_s)
-        log.debug("led_sensed", pin=self.pin, state=state, samples=len(samples))
+        log.debug("led_sensed", pin=self.pin, state=state, samples=len(samples), took_s=round(now - start, 3))
         return state
 
     def close(self) -> None:
