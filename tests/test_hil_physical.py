@@ -181,3 +181,83 @@ def test_toml_writer_round_trips_the_example_configs() -> None:
         assert tomllib.loads(dumps(data)) == data, p
     merged = deep_merge({"alarm": {"a": 1, "b": 2}, "x": [1]}, {"alarm": {"b": 3}, "x": [2]})
     assert merged == {"alarm": {"a": 1, "b": 3}, "x": [2]}
+
+
+# --- the LED classifier ---------------------------------------------------------------------------
+
+PATTERNS = {
+    "fast_blink": [(1, 0.1), (0, 0.1)],
+    "slow_blink": [(1, 0.5), (0, 0.5)],
+    "fault": [(1, 0.1), (0, 0.15)] * 3 + [(0, 1.0)],
+}
+
+
+def synth(pattern: str, start: float, window: float, jitter: float, dt: float, rnd: random.Random,
+          then: str | None = None, change_at: float = 0.0) -> list[tuple[float, int]]:
+    """Samples of ``pattern`` (each run's length off by up to ``jitter``, as a busy Pi's timers are) taken
+    every ``dt`` (itself jittered) from ``start`` for ``window`` s; ``then``: the pattern after ``change_at``."""
+
+    def runs(p: str, t0: float, t_end: float) -> list[tuple[float, float, int]]:
+        if p in ("steady", "off"):
+            return [(t0, t_end, int(p == "steady"))]
+        out, t = [], t0
+        while t < t_end:
+            for level, d in PATTERNS[p]:
+                d = max(0.01, d + rnd.uniform(-jitter, jitter))
+                out.append((t, t + d, level))
+                t += d
+        return out
+
+    end = start + window + 1
+    segs = runs(pattern, 0.0, change_at if then else end)
+    if then:
+        segs = [s for s in segs if s[0] < change_at]
+        segs[-1] = (segs[-1][0], change_at, segs[-1][2])
+        segs += runs(then, change_at, end)
+    out, t, i = [], start, 0
+    while t <= start + window:
+        while segs[i][1] <= t:
+            i += 1
+        out.append((t, segs[i][2]))
+        t += dt * rnd.uniform(0.5, 1.5)
+    return out
+
+
+PATTERN = st.sampled_from(["fast_blink", "slow_blink", "fault", "steady", "off"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(PATTERN, st.floats(0, 2.0), st.floats(0, 0.04), st.floats(0.001, 0.01), st.integers(0, 2**32))
+def test_classifier_names_each_pattern_over_a_window_despite_jitter(
+    pattern: str, start: float, jitter: float, dt: float, seed: int
+) -> None:
+    samples = synth(pattern, start, WINDOW_S, jitter, dt, random.Random(seed))
+    assert classify(samples) == pattern
+
+
+@settings(max_examples=300, deadline=None)
+@given(PATTERN, st.floats(0, 2.0), st.floats(0.2, WINDOW_S), st.floats(0, 0.04), st.integers(0, 2**32))
+def test_classifier_on_a_short_window_is_right_or_says_unsettled(
+    pattern: str, start: float, window: float, jitter: float, seed: int
+) -> None:
+    samples = synth(pattern, start, window, jitter, 0.005, random.Random(seed))
+    assert classify(samples) in (pattern, "unsettled")
+
+
+@settings(max_examples=200, deadline=None)
+@given(PATTERN, PATTERN, st.floats(0.1, 2.9), st.integers(0, 2**32))
+def test_classifier_after_a_change_never_names_a_third_pattern(old: str, new: str, at: float, seed: int) -> None:
+    """The LED changes inside the window (fast -> slow on the broker's ack): the answer is the old pattern
+    (what most of the window shows), the new one, or 'unsettled' (the rig samples on), never a pattern
+    the LED did not show; and a new pattern on for 3 s is named."""
+    samples = synth(old, 0.0, WINDOW_S, 0.02, 0.005, random.Random(seed), then=new, change_at=at)
+    assert classify(samples) in (old, new, "unsettled")
+    later = synth(old, 0.0, WINDOW_S + at, 0.02, 0.005, random.Random(seed), then=new, change_at=at)
+    assert classify([s for s in later if s[0] >= at]) == new
+
+
+def test_classifier_edge_cases() -> None:
+    assert classify([]) == "unsettled"
+    assert classify([(0.0, 1), (0.5, 1)]) == "unsettled"  # too short to call steady
+    assert classify([(0.0, 1), (1.4, 1)]) == "steady"
+    assert classify([(0.0, 0), (1.4, 0)]) == "off"

@@ -9,8 +9,8 @@ real Pi's scheduling jitter (tens of ms) does not move a run across a threshold:
 * the last run lasting :data:`SETTLED_S` (longer than any dark gap of a blinking
   pattern): ``steady`` or ``off`` by its level;
 * on-runs of about 0.5 s (off-runs too): ``slow_blink``;
-* short pulses with a dark gap over :data:`PAUSE_S`: ``fault``; without one, seen
-  over long enough to have met one: ``fast_blink``;
+* short pulses in groups of at most three between dark gaps over :data:`PAUSE_S`:
+  ``fault``; without such a gap, seen over long enough to have met one: ``fast_blink``;
 * anything else (the pattern changed inside the window, too few edges): ``unsettled``;
   the caller samples on and asks again.
 
@@ -76,7 +76,16 @@ def classify(samples: Sequence[tuple[float, int]]) -> State:
         return "slow_blink" if slow and off and last_len <= SLOW_MAX_S else "unsettled"
     if any(d >= LONG_ON_S for d in on) or (last_level and last_len >= LONG_ON_S):
         return "unsettled"  # short pulses and long ones: the pattern changed in the window
-    pause = any(d >= PAUSE_S for d in off) or (not last_level and last_len >= PAUSE_S)
-    if pause:
-        return "fault"
+    # FAULT: groups of at most three pulses between pauses; more pulses without a pause is FAST
+    # (a long dark run after many pulses: the blinking just stopped, not a FAULT pause)
+    groups, pulses, paused = [], 0, False
+    for lvl, d, _ in runs:
+        if lvl:
+            pulses += 1
+        elif d >= PAUSE_S:
+            groups.append(pulses)
+            pulses, paused = 0, True
+    groups.append(pulses)
+    if paused:
+        return "fault" if all(n <= FAULT_PULSES for n in groups) else "unsettled"
     return "fast_blink" if end - edges[0] >= FAST_EVIDENCE_S else "unsettled"
