@@ -9,8 +9,8 @@ real Pi's scheduling jitter (tens of ms) does not move a run across a threshold:
 * the last run lasting :data:`SETTLED_S` (longer than any dark gap of a blinking
   pattern): ``steady`` or ``off`` by its level;
 * on-runs of about 0.5 s (off-runs too): ``slow_blink``;
-* short pulses in groups of at most three between dark gaps over :data:`PAUSE_S`:
-  ``fault``; without such a gap, seen over long enough to have met one: ``fast_blink``;
+* short pulses, three between two dark gaps over :data:`PAUSE_S`: ``fault``; without
+  such a gap, seen over long enough to have met one: ``fast_blink``;
 * anything else (the pattern changed inside the window, too few edges): ``unsettled``;
   the caller samples on and asks again.
 
@@ -40,12 +40,14 @@ SETTLED_S = FAULT_ON_OFF[1] + FAULT_PAUSE + 0.15
 FAULT_PERIOD_S = FAULT_PULSES * sum(FAULT_ON_OFF) + FAULT_PAUSE
 #: Short pulses seen for this long after the first edge without a pause are FAST, not FAULT.
 FAST_EVIDENCE_S = FAULT_PERIOD_S + PAUSE_S
-#: A sampling window that always decides a settled pattern (FAST_EVIDENCE_S after a first edge, plus slack).
-WINDOW_S = 3.0
+#: A sampling window that always decides a settled pattern: FAULT's worst case is just under a pause's
+#: worth of dark, a group, a whole pause, a group and PAUSE_S of the next pause (3.6 s), plus slack.
+WINDOW_S = 4.0
 
 
 def classify(samples: Sequence[tuple[float, int]]) -> State:
     """The pattern shown over ``samples``: ``(monotonic seconds, level)`` pairs in time order, level 1 = lit."""
+    samples = list(samples)
     if len(samples) < 2:
         return "unsettled"
     edges: list[float] = []
@@ -76,16 +78,22 @@ def classify(samples: Sequence[tuple[float, int]]) -> State:
         return "slow_blink" if slow and off and last_len <= SLOW_MAX_S else "unsettled"
     if any(d >= LONG_ON_S for d in on) or (last_level and last_len >= LONG_ON_S):
         return "unsettled"  # short pulses and long ones: the pattern changed in the window
-    # FAULT: groups of at most three pulses between pauses; more pulses without a pause is FAST
-    # (a long dark run after many pulses: the blinking just stopped, not a FAULT pause)
-    groups, pulses, paused = [], 0, False
-    for lvl, d, _ in runs:
+    # FAULT: a group of exactly three pulses between two pauses; every other group at most three.
+    # The first run counts as a pause when it was dark long enough (off -> fault); a long dark
+    # run after more pulses is a blink that stopped, not a pause.
+    first_level = 1 - levels[0]
+    first_len = edges[0] - samples[0][0]
+    seq = [(first_level, first_len), *((lvl, d) for lvl, d, _ in runs)]
+    groups: list[int] = []  # pulses between consecutive pauses
+    pulses, pauses = 0, 0
+    for lvl, d in seq:
         if lvl:
             pulses += 1
         elif d >= PAUSE_S:
-            groups.append(pulses)
-            pulses, paused = 0, True
-    groups.append(pulses)
-    if paused:
-        return "fault" if all(n <= FAULT_PULSES for n in groups) else "unsettled"
+            if pauses:
+                groups.append(pulses)
+            pulses, pauses = 0, pauses + 1
+    if any(not lvl and d >= PAUSE_S for lvl, d, _ in runs):  # a pause after the first edge
+        whole = bool(groups) and all(n == FAULT_PULSES for n in groups) and pulses <= FAULT_PULSES
+        return "fault" if whole else "unsettled"
     return "fast_blink" if end - edges[0] >= FAST_EVIDENCE_S else "unsettled"
