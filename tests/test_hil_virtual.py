@@ -173,7 +173,7 @@ def test_net_impair_delays_and_loses_packets_then_clears(make_rig):
         n = len(rec.events("alarm.button"))
         edge = rig.press("button-1", 0.02)
         t, alarm = rec.wait("alarm.button", n + 1, timeout=20)[n]
-        rec.request_ack = request(rec.host, rec.port, f"{rec.base}/cmd/ack", {"event_id": alarm["id"]}, timeout=20)
+        request(rec.host, rec.port, f"{rec.base}/cmd/ack", {"event_id": alarm["id"]}, timeout=20)  # the LED, for the next
         return t - edge
 
     assert latency() < 0.25
@@ -299,6 +299,19 @@ def test_teardown_leaves_no_namespace_mount_loop_device_or_process(make_rig, tmp
     assert str(image_dir) not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     assert not image_dir.exists()
     assert not [p for p in pids if p and Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+
+
+def test_two_rigs_side_by_side_keep_to_themselves(make_rig):
+    a, b = make_rig(needs=("disk_fill",)), make_rig(needs=("disk_fill",))
+    assert a.net and b.net and a.net.ns != b.net.ns and a.net.broker_ip != b.net.broker_ip
+    assert a.disk and b.disk and a.disk.device != b.disk.device
+    a.press("button-1", 0.02)
+    b.press("cord-1", 0.02)
+    ((_, alarm_a),) = central(a).wait("alarm.button")
+    ((_, alarm_b),) = central(b).wait("alarm.button")
+    assert alarm_a["source"]["device"] == "button-1" and alarm_b["source"]["device"] == "cord-1"
+    assert a.taken() == [alarm_a["id"]] and b.taken() == [alarm_b["id"]]
+    assert a.info()["config_sha256"] != b.info()["config_sha256"], "each config names its own broker"
 
 
 def test_a_failed_setup_leaves_nothing_behind(tmp_path):

@@ -22,9 +22,7 @@ fixture here. Several rigs may run at once: every name, address, port and path i
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -36,14 +34,13 @@ from typing import Any
 
 import structlog
 
-import hub
 from drivers.base import SimCommandError
 from hil.fixtures import FIXTURES, Central, RigError, RigKind, needed
 from hil.harness import netns
 from hil.harness.broker import LOCALHOST, Mosquitto
 from hil.harness.hubproc import HubProcess
 from hil.model import Scenario
-from hil.rigs import powercut, tomlout
+from hil.rigs import powercut, rigfacts, tomlout
 from hil.rigs.netfault import NetFaults
 from hil.rigs.residence import merge, residence, set_dotted
 from hil.rigs.simdevices import SimDevices
@@ -55,7 +52,6 @@ REPO = Path(__file__).resolve().parents[2]
 MakeCentral = Callable[[str, int, str, str], Central]
 #: Where the hub says what it took: committed alarms, and alarms held in memory on a full disk.
 TAKEN_LINES = frozenset({"event_committed", "event_held", "alarm_held_in_memory"})
-_ALWAYS = frozenset(FIXTURES) - {"net_cut", "net_impair", "power_cut", "disk_fill", "wall_clock"}
 _NO_CLOCK = "the hub's wall clock cannot be stepped without stepping this machine's (time namespaces do not shift CLOCK_REALTIME)"
 
 
@@ -196,6 +192,8 @@ class VirtualRig:
     def _stop_hub(self) -> None:
         if self.hub is None or self.hub.proc is None:
             return
+        if self.hub.proc.poll() is None:
+            os.kill(self.hub.proc.pid, signal.SIGCONT)  # a hub frozen by a power cut that went wrong
         try:
             self.hub.stop()
         except AssertionError:
@@ -359,56 +357,8 @@ class VirtualRig:
 
     def info(self) -> dict[str, Any]:
         """The hub's version, the config's sha256, this machine, and how each fault is made."""
-        return {
-            "rig": self.name,
-            "kind": self.kind,
-            "hub_version": hub.__version__,
-            "hub_commit": _git_commit(),
-            "config_sha256": hashlib.sha256(self.config_text.encode()).hexdigest() if self.config_text else None,
-            "kernel": platform.release(),
-            "machine": platform.machine(),
-            "python": platform.python_version(),
-            "mosquitto": _first_line(["mosquitto", "-h"]),
-            "fixtures": sorted(self.fixtures),
-            "missing": dict(sorted(self.missing.items())),
-            "mechanisms": self._mechanisms(),
-        }
-
-    def _mechanisms(self) -> dict[str, str]:
-        net = self.net
-        out = {
-            "gpio": "gpiozero MockFactory pins in the hub ([gpio] factory = 'sim'), driven and read over its sim socket",
-            "serial": "emulator processes on pty pairs (drivers.serial.emulator)",
-            "ble": "the hub's simulated advert source (sim ops ble_advert, ble_fault); BTHome encoded by the rig",
-            "broker": "a private Mosquitto with persistence, stopped (SIGTERM) and started on the same port",
-            "hub_kill": "SIGKILL of the hub process, restarted on the same state directory",
-        }
-        if net is not None:
-            out["network"] = f"netns {net.ns}, veth {net.host_if} ({net.broker_ip}) <-> {net.res_if} ({net.hub_ip})"
-            out["net_cut"] = "host end of the veth down: silent, no FIN or RST"
-            out["net_impair"] = "userspace TUN wire (hil.rigs.netwire), per IP packet both ways; no netem in this kernel"
-        if self.disk is not None:
-            out["power_cut"] = (f"ext4 ({self.disk_mb} MiB, commit={self.disk.commit_s}) on {self.disk.device}: "
-                                "hub SIGSTOP, consistent image copy, SIGKILL, journal replay of the copy")  # fmt: skip
-            out["disk_fill"] = "a runaway writer keeps the state disk at 0 bytes free until disk_free"
-        return out
+        return rigfacts.info(self)
 
 
 def _tun_missing() -> str | None:
     return None if os.path.exists("/dev/net/tun") else "no /dev/net/tun for the impairment wire"
-
-
-def _first_line(cmd: list[str]) -> str | None:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else None
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
