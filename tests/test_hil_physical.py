@@ -25,7 +25,7 @@ from hil.rigs.check import check_rig
 from hil.rigs.commands import Result, SshRunner
 from hil.rigs.physical import PhysicalRig
 from hil.rigs.rigfile import BleWiring, Disk, GpioWiring, Power, RigFile, SerialWiring, load_rig
-from hil.rigs.tomlout import deep_merge, dumps
+from hil.rigs.tomlout import dumps, merge
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "hil" / "rigs" / "pi-example.toml"
@@ -165,7 +165,7 @@ def test_toml_writer_round_trips_the_example_configs() -> None:
     for p in [*(REPO / "config" / "examples").glob("*.toml"), EXAMPLE]:
         data = tomllib.loads(p.read_text())
         assert tomllib.loads(dumps(data)) == data, p
-    merged = deep_merge({"alarm": {"a": 1, "b": 2}, "x": [1]}, {"alarm": {"b": 3}, "x": [2]})
+    merged = merge({"alarm": {"a": 1, "b": 2}, "x": [1]}, {"alarm": {"b": 3}, "x": [2]})
     assert merged == {"alarm": {"a": 1, "b": 3}, "x": [2]}
 
 

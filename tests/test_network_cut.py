@@ -10,74 +10,38 @@ publishes the last will meanwhile.
 
 from __future__ import annotations
 
-import os
-import random
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from hil.harness import netns
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.hubproc import HubProcess, hub_config
+from hil.harness.netns import ResidenceNet
 
 from tests.support.central import BASE, events
 
 
-def _ip(*args: str, ns: str | None = None) -> None:
-    cmd = ["ip", "netns", "exec", ns, "ip", *args] if ns else ["ip", *args]
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
-@dataclass
-class ResidenceNet:
-    ns: str
-    host_if: str
-    broker_ip: str
-
-    def cut(self) -> None:
-        _ip("link", "set", self.host_if, "down")
-
-    def restore(self) -> None:
-        _ip("link", "set", self.host_if, "up")
-
-
 @pytest.fixture
 def residence_net() -> Iterator[ResidenceNet]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 for a network namespace")
-    tag = f"{os.getpid() % 10000}{random.randrange(100)}"
-    ns, host_if, res_if = f"chres{tag}", f"chh{tag}", f"chr{tag}"
-    octet = random.randrange(1, 250)
-    broker_ip, hub_ip = f"10.203.{octet}.1", f"10.203.{octet}.2"
+    if (why := netns.available()) is not None:
+        pytest.skip(why)
     try:
-        _ip("netns", "add", ns)
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", res_if)
-        _ip("link", "set", res_if, "netns", ns)
-        _ip("addr", "add", f"{broker_ip}/30", "dev", host_if)
-        _ip("link", "set", host_if, "up")
-        _ip("addr", "add", f"{hub_ip}/30", "dev", res_if, ns=ns)
-        _ip("link", "set", res_if, "up", ns=ns)
-        _ip("link", "set", "lo", "up", ns=ns)
-    except subprocess.CalledProcessError as exc:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        pytest.skip(f"cannot build a network namespace here: {exc.stderr.decode().strip()}")
+        net = ResidenceNet.create()
+    except netns.NetnsError as exc:
+        pytest.skip(f"cannot build a network namespace here: {exc}")
     try:
-        yield ResidenceNet(ns, host_if, broker_ip)
+        yield net
     finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
+        net.destroy()
 
 
 def test_silent_network_cut_keeps_every_press_and_rebirths(tmp_path: Path, residence_net: ResidenceNet) -> None:
     with Mosquitto(workdir=tmp_path / "broker", host=residence_net.broker_ip) as broker:
         sub = Subscriber(host=residence_net.broker_ip, port=broker.port, topics=[f"{BASE}/#"])
         cfg = hub_config(tmp_path / "hub", port=broker.port, brokers=[(residence_net.broker_ip, broker.port)], keepalive_s=5)
-        hub = HubProcess(cfg, prefix=["ip", "netns", "exec", residence_net.ns]).start()
+        hub = HubProcess(cfg, prefix=residence_net.exec_prefix).start()
         try:
             hub.wait_log(lambda e: e.get("event") == "birth_published")
             hub.press()

@@ -69,6 +69,15 @@ class Filler:
         while not self._stop.wait(0.02):
             self.fill()
 
+    def halt(self) -> None:
+        """Stop filling and close the file, leaving it where it is (the machine lost power)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def stop(self) -> None:
         """Stop and delete the file: the space is back (again: a no-op)."""
         self._stop.set()

@@ -32,7 +32,7 @@ from hil.fixtures import RigError
 from hil.rigs import hostops
 from hil.rigs.commands import CommandRunner
 from hil.rigs.rigfile import Hub
-from hil.rigs.tomlout import deep_merge, dumps
+from hil.rigs.tomlout import dumps, merge
 
 log = structlog.get_logger("hil.rigs.hubservice")
 
@@ -76,7 +76,7 @@ class HubService:
         except tomllib.TOMLDecodeError as exc:
             raise RigError(f"{self.hub.config}: {exc}") from None
         rig = {"log": {"format": "json"}, "store": {"dir": str(safe_state_dir(self.hub.state_dir))}}
-        return dumps(deep_merge(deep_merge(base, changes), rig))
+        return dumps(merge(merge(base, changes), rig))
 
     def dropin_text(self) -> str:
         c = self.hub.carehub
