@@ -73,6 +73,8 @@ def build_parser(prog: str = "python -m hil") -> argparse.ArgumentParser:
                    "what would run and what would be skipped; run nothing")
     p.add_argument("--workdir", type=Path, metavar="DIR", help="keep each scenario's files (configs, logs, "
                    "state) under DIR (default: a temporary directory, removed after a clean run)")
+    p.add_argument("--quick", action="store_true", help="the scenarios' [params.quick] sizes: shorter outages, fewer "
+                   "kills and presses, the same checks and limits (what the test suite runs)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step (structlog, on stderr)")
     return parser
 
@@ -84,12 +86,13 @@ def _positive(text: str) -> int:
     return n
 
 
-def load(items: Sequence[str]) -> list[Scenario]:
+def load(items: Sequence[str], profile: str | None = None) -> list[Scenario]:
     """The scenarios the command line names (none: the acceptance set), through the loader, which
-    resolves names and directories and raises ``hil.loader.ScenarioError`` with every bad line."""
+    resolves names and directories and raises ``hil.loader.ScenarioError`` with every bad line;
+    ``profile`` (``quick``) picks the scenarios' smaller sizes."""
     from hil.loader import load_scenarios
 
-    return list(load_scenarios(list(items) or [str(SCENARIOS_DIR)], SCENARIOS_DIR))
+    return list(load_scenarios(list(items) or [str(SCENARIOS_DIR)], SCENARIOS_DIR, profile=profile))
 
 
 def exit_code(runset: RunSet) -> int:
@@ -117,7 +120,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m hil",
     from hil.loader import ScenarioError
 
     try:
-        scenarios = load(args.scenarios)
+        scenarios = load(args.scenarios, "quick" if args.quick else None)
         choice = (rigsel.RigChoice(label="custom", make=rig_factory, parallel=True) if rig_factory is not None
                   else rigsel.choose(args.rig))
     except (ScenarioError, rigsel.BadInput) as exc:

@@ -133,11 +133,13 @@ def _expect_status(ctx: RunContext, lane: Lane, step: m.ExpectStatus) -> Done:
 
 
 def _ack(ctx: RunContext, lane: Lane, step: m.Ack) -> Done:
-    """``cmd/ack`` for every event id recorded under the mark; fails on a reply that is not ok."""
+    """``cmd/ack`` for every event id recorded under the mark and not acknowledged yet in this scenario
+    (in a repeat: this pass's); fails on a reply that is not ok, or when there is nothing new to acknowledge."""
     with ctx.lock:
-        ids = list(ctx.mark_ids.get(step.event, []))
+        ids = [i for i in ctx.mark_ids.get(step.event, []) if i not in ctx.acked]
+        ctx.acked.update(ids)
     if not ids:
-        return Done(Outcome.FAIL, f"mark {step.event!r} holds no event to acknowledge")
+        return Done(Outcome.FAIL, f"mark {step.event!r} holds no event that is not acknowledged already")
     replies = []
     bad = []
     for eid in ids:

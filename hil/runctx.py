@@ -91,6 +91,8 @@ class RunContext:
         self.timed_out = False
         self.marks: dict[str, list[float]] = {}
         self.mark_ids: dict[str, list[str]] = {}
+        #: Ids the central has acknowledged in this scenario (an ``ack`` step acknowledges each once).
+        self.acked: set[str] = set()
         self.claimed: set[str] = set()
         self.results: list[StepResult] = []
         self.backgrounds: dict[str, Background] = {}

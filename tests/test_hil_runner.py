@@ -237,7 +237,31 @@ within_ms = 1000
     assert rig.central.acks == [("ev-0001", "op-7")]
     assert steps(r)["5"][2].startswith("button-1 led: steady")
     again = run(FakeRig(), text.replace('by = "op-7"', 'by = "op-7"\n[[step]]\ndo = "ack"\nevent = "arrived"'), tmp_path)
-    assert steps(again)["4"][1] is Outcome.FAIL and "no open alarm" in steps(again)["4"][2]
+    assert steps(again)["4"][1] is Outcome.FAIL and "not acknowledged already" in steps(again)["4"][2]
+    assert len(rig.central.acks) == 1, "the second ack sent nothing"
+
+
+def test_ack_in_a_repeat_acknowledges_each_pass_s_own_alarm_once(tmp_path: Path) -> None:
+    rig = FakeRig()
+    text = """
+[[step]]
+do = "repeat"
+times = 3
+  [[step.steps]]
+  do = "press"
+  device = "button-1"
+  [[step.steps]]
+  do = "expect_event"
+  type = "alarm.button"
+  mark = "arrived"
+  within_ms = 1000
+  [[step.steps]]
+  do = "ack"
+  event = "arrived"
+"""
+    r = run(rig, text, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    assert [eid for eid, _ in rig.central.acks] == ["ev-0001", "ev-0003", "ev-0005"]
 
 
 def test_expect_no_event_sees_what_arrived_since_the_last_act(tmp_path: Path) -> None:
