@@ -63,6 +63,9 @@ if [ -n "$ROOT" ]; then
 fi
 if [ -n "$ROOT" ] && [ "$START" = 1 ]; then die "--start cannot be used with --root"; fi
 
+# The OS's Python, whatever PATH says (a pyenv or conda python3 may live under /root or /home,
+# which the unit hides with ProtectHome=): apt keeps it patched, and the venv points at it.
+PYTHON=/usr/bin/python3
 DEST="$ROOT$PREFIX"
 VENV_DIR="$DEST/.venv"
 
@@ -100,7 +103,7 @@ PIP=("$VENV_DIR/bin/python" -m pip install --quiet --disable-pip-version-check -
 if [ "$VENV" = 1 ]; then
     stamp="$VENV_DIR/carehub-install.sha256"
     want="$( (
-        python3 --version
+        "$PYTHON" --version
         cat "$SRC/constraints.txt"
         cd "$STAGE" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
     ) | sha256sum | cut -d' ' -f1)"
@@ -110,7 +113,8 @@ if [ "$VENV" = 1 ]; then
     fi
     if [ ! -x "$VENV_DIR/bin/python" ]; then
         mkdir -p "$DEST"
-        python3 -m venv --system-site-packages "$VENV_DIR"
+        [ -x "$PYTHON" ] || die "$PYTHON is missing: apt-get install python3-venv"
+        "$PYTHON" -m venv --system-site-packages "$VENV_DIR"
     fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         say "installing carehub into $PREFIX/.venv from constraints.txt"
