@@ -122,8 +122,9 @@ def _repeat(ctx: RunContext, lane: Lane, step: m.Repeat, index: str) -> Done:
 
 
 def _background(ctx: RunContext, lane: Lane, step: m.Background, index: str) -> Done:
-    if step.name in ctx.backgrounds:
-        return Done(Outcome.FAIL, f"background {step.name!r} started twice")
+    running = ctx.backgrounds.get(step.name)
+    if running is not None and running.thread.is_alive():  # once it ended (a join in a repeat), it may start again
+        return Done(Outcome.FAIL, f"background {step.name!r} started again while it still runs")
     sub = Lane(prefix=f"{index}.", rng=random.Random(f"{ctx.seed}/{index}"))
 
     def body() -> None:

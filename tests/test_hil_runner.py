@@ -202,6 +202,31 @@ name = "burst"
     assert expect.at_ms < press_at[-1]  # the expectation waited while the burst went on
 
 
+def test_a_background_in_a_repeat_starts_again_once_joined_but_not_while_it_runs(tmp_path: Path) -> None:
+    text = """
+[[step]]
+do = "repeat"
+times = 3
+[[step.steps]]
+do = "background"
+name = "presses"
+[[step.steps.steps]]
+do = "press"
+device = "button-1"
+hold_ms = 5
+[[step.steps]]
+do = "join"
+name = "presses"
+"""
+    r = run(FakeRig(), text, tmp_path)
+    assert r.outcome is Outcome.PASS, r.reason
+    assert [x.index for x in r.steps if x.do == "press"] == ["1.1.1.1", "1.2.1.1", "1.3.1.1"]
+    unjoined = run(FakeRig(), text.replace('[[step.steps]]\ndo = "join"\nname = "presses"\n',
+                                            '[[step.steps]]\ndo = "wait"\nms = 1\n').replace("hold_ms = 5", "hold_ms = 300"),
+                   tmp_path)
+    assert unjoined.outcome is Outcome.FAIL and "started again while it still runs" in unjoined.reason
+
+
 def test_a_failing_background_fails_the_scenario(tmp_path: Path) -> None:
     rig = FakeRig(raise_on={"net_cut": RigError("no veth")})
     text = ('[[step]]\ndo = "background"\nname = "b"\n[[step.steps]]\ndo = "wait"\nms = 100\n[[step.steps]]\ndo = "net_cut"\n'
