@@ -157,7 +157,7 @@ class Hub:
         offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "connection lost"}).encode()
         return LinkSettings(
             brokers=tuple(Endpoint(host=b.host, port=b.port) for b in m.broker),
-            client_id=m.client_id or f"carehub-{self.cfg.hub.id}",
+            client_id=m.client_id or m.username or self.cfg.hub.id,  # the broker's ACL can use patterns
             will=Will(topic=f"{self.base}/status", payload=offline),
             subscriptions=(f"{self.base}/cmd/+",),
             tls=tls,
