@@ -31,6 +31,7 @@ from hub.alarms import AlarmTracker
 from hub.command_runner import CommandRunner
 from hub.commandgate import CommandGate
 from hub.config import Config, LoadedConfig, secret_text
+from hub.config.checks import insecure_brokers
 from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
@@ -43,6 +44,7 @@ from hub.outbox import Outbox
 from hub.port import DriverPort
 from hub.rules import build_rules
 from hub.rules_runner import RulesRunner
+from hub.statedir import private_state
 from hub.status import StatusReporter
 from hub.supervisor import Supervisor
 
@@ -179,6 +181,11 @@ class Hub:
 def run_daemon(loaded: LoadedConfig) -> int:
     """Run the hub on a fresh event loop; the process exit code."""
     logs.configure(loaded.config.log.level, loaded.config.log.format)
+    mqtt = loaded.config.mqtt
+    if mqtt.insecure and mqtt.tls is None:  # said at every start, so nobody forgets it
+        log.warning("mqtt_insecure", brokers=[f"{h}:{mqtt.broker[i].port}" for i, h in insecure_brokers(mqtt)],
+                    reason="insecure = true: events, commands and credentials cross the network without TLS")
+    private_state(loaded.state_dir)  # 0700 and 0600 whatever the umask; the outbox keeps its files so
 
     async def main() -> int:
         return await Hub(loaded).run()

@@ -75,6 +75,16 @@ class MqttSection(Section):
 
     broker: Annotated[list[Broker], msgspec.Meta(min_length=1)]
     tls: TlsSection | None = None
+    insecure: Annotated[
+        bool,
+        msgspec.Meta(
+            description=(
+                "Allow brokers off this machine without [mqtt.tls]: events, commands and credentials cross the "
+                "network in clear text. check-config refuses such a broker unless this is true; the hub then "
+                "logs mqtt_insecure at every start."
+            )
+        ),
+    ] = False
     username: str | None = None
     password_file: str | None = None
     prefix: Annotated[str, msgspec.Meta(pattern=PREFIX_PATTERN)] = "carehub/v1"
