@@ -18,10 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from hil.harness.broker import make_tls
 from hil.harness.hubproc import HubProcess, hub_config
 from hub.config import ConfigError, parse
+from hub.statedir import private_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +215,32 @@ def test_state_directory_and_files_are_private_whatever_the_umask(tmp_path: Path
     modes = _modes(state)
     assert modes == {name: ("0700" if name == "." else "0600") for name in modes}, modes
     hub.stop()
+
+
+def test_a_state_directory_it_cannot_chmod_is_said_not_fatal(tmp_path: Path) -> None:
+    """Only the hub's own files are touched; a directory it cannot chmod (not its own, a read-only mount)
+    is logged (state_not_private), not fatal: alarms matter more."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    (state / "notes.txt").write_text("the installer's own file\n")
+    (state / "notes.txt").chmod(0o644)
+    (state / "outbox.sqlite3").write_bytes(b"")
+    (state / "outbox.sqlite3").chmod(0o644)
+    private_state(state)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE((state / "outbox.sqlite3").stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / "notes.txt").stat().st_mode) == 0o644, "only the hub's own files are touched"
+
+    # a read-only mount (as under ProtectSystem=strict): said, not fatal
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,mode=0755,size=64k", "tmpfs", str(ro)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {proc.stderr.strip()}")
+    try:
+        with structlog.testing.capture_logs() as logs:
+            private_state(ro)
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], capture_output=True)
+    assert [(e["event"], e["want"], "Read-only" in e["error"]) for e in logs] == [("state_not_private", "0700", True)]
