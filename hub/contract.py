@@ -233,7 +233,9 @@ def asyncapi() -> dict[str, Any]:
                 "seq 0 as outside gap detection and de-duplicate by id as always; hub.degraded (component store) "
                 "says why. Commands are rate-limited per command and refused with a reply (refused: invalid, "
                 "too_large, rate_limited, busy) where a response topic allows one; a response topic must be a "
-                "topic name (no + or #) outside the hub's own cmd/ topics, else no reply is sent."
+                "topic name (no + or #) outside the hub's own cmd/ topics, else no reply is sent. The "
+                "municipality's broker (config/broker/) lets a hub publish only under {prefix}/{hub}/: put the "
+                "response topic there, {prefix}/{hub}/reply/{central account}, and a reply also says which hub sent it."
             ),
         },
         "defaultContentType": "application/json",

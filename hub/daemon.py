@@ -31,6 +31,7 @@ from hub.alarms import AlarmTracker
 from hub.command_runner import CommandRunner
 from hub.commandgate import CommandGate
 from hub.config import Config, LoadedConfig, secret_text
+from hub.config.checks import insecure_brokers
 from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
@@ -43,6 +44,7 @@ from hub.outbox import Outbox
 from hub.port import DriverPort
 from hub.rules import build_rules
 from hub.rules_runner import RulesRunner
+from hub.statedir import private_state
 from hub.status import StatusReporter
 from hub.supervisor import Supervisor
 
@@ -157,7 +159,7 @@ class Hub:
         offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "connection lost"}).encode()
         return LinkSettings(
             brokers=tuple(Endpoint(host=b.host, port=b.port) for b in m.broker),
-            client_id=m.client_id or f"carehub-{self.cfg.hub.id}",
+            client_id=m.client_id or m.username or self.cfg.hub.id,  # the broker's ACL can use patterns
             will=Will(topic=f"{self.base}/status", payload=offline),
             subscriptions=(f"{self.base}/cmd/+",),
             tls=tls,
@@ -179,6 +181,11 @@ class Hub:
 def run_daemon(loaded: LoadedConfig) -> int:
     """Run the hub on a fresh event loop; the process exit code."""
     logs.configure(loaded.config.log.level, loaded.config.log.format)
+    mqtt = loaded.config.mqtt
+    if mqtt.insecure and mqtt.tls is None:  # said at every start, so nobody forgets it
+        log.warning("mqtt_insecure", brokers=[f"{h}:{mqtt.broker[i].port}" for i, h in insecure_brokers(mqtt)],
+                    reason="insecure = true: events, commands and credentials cross the network without TLS")
+    private_state(loaded.state_dir)  # 0700 and 0600 whatever the umask; the outbox keeps its files so
 
     async def main() -> int:
         return await Hub(loaded).run()

@@ -40,7 +40,9 @@ def residence_net() -> Iterator[ResidenceNet]:
 def test_silent_network_cut_keeps_every_press_and_rebirths(tmp_path: Path, residence_net: ResidenceNet) -> None:
     with Mosquitto(workdir=tmp_path / "broker", host=residence_net.broker_ip) as broker:
         sub = Subscriber(host=residence_net.broker_ip, port=broker.port, topics=[f"{BASE}/#"])
-        cfg = hub_config(tmp_path / "hub", port=broker.port, brokers=[(residence_net.broker_ip, broker.port)], keepalive_s=5)
+        # a broker across a (virtual) network without TLS: said so explicitly
+        cfg = hub_config(tmp_path / "hub", port=broker.port, brokers=[(residence_net.broker_ip, broker.port)],
+                         keepalive_s=5, extra_mqtt="insecure = true")
         hub = HubProcess(cfg, prefix=residence_net.exec_prefix).start()
         try:
             hub.wait_log(lambda e: e.get("event") == "birth_published")

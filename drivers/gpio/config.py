@@ -27,18 +27,40 @@ class GpioSection(_Section):
     the sim control socket (see ``[sim]``); the others are gpiozero's real ones.
     """
 
-    factory: Literal["sim", "lgpio", "rpigpio", "pigpio", "native"] = "lgpio"
+    factory: Annotated[
+        Literal["sim", "lgpio", "rpigpio", "pigpio", "native"],
+        msgspec.Meta(description="gpiozero pin factory: lgpio on a Raspberry Pi 5 or 4; sim simulates the pins "
+                                 "(demo and tests, driven through the sim socket)."),
+    ] = "lgpio"
 
 
 class GpioDevice(_Section):
     """``[device.gpio]``: a button or pull-cord on a GPIO pin, with optional feedback outputs."""
 
-    pin: int | str
-    pull_up: bool = True
-    bounce_s: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.02
-    hold_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 3.0
-    led_pin: int | str | None = None
-    buzzer_pin: int | str | None = None
+    pin: Annotated[
+        int | str,
+        msgspec.Meta(description="Input pin of the button or cord: a BCM number (17) or name ('GPIO17')."),
+    ]
+    pull_up: Annotated[
+        bool,
+        msgspec.Meta(description="true: wired between the pin and ground (internal pull-up); "
+                                 "false: between the pin and 3.3 V."),
+    ] = True
+    bounce_s: Annotated[
+        float, msgspec.Meta(ge=0, le=1, description="Seconds of contact bounce ignored after an edge.")
+    ] = 0.02
+    hold_s: Annotated[
+        float, msgspec.Meta(gt=0, le=60, description="Holding the button this many seconds cancels its alarm.")
+    ] = 3.0
+    led_pin: Annotated[
+        int | str | None,
+        msgspec.Meta(description="Output pin of the LED that shows the alarm's state (sent, acknowledged). "
+                                 "Unset: no LED."),
+    ] = None
+    buzzer_pin: Annotated[
+        int | str | None,
+        msgspec.Meta(description="Output pin of a buzzer that sounds with the LED's pattern. Unset: no buzzer."),
+    ] = None
 
 
 #: The outputs and the input of a device, in the order their pins are checked.

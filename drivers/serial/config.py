@@ -35,12 +35,20 @@ PROTOCOL_FOR_KIND = {"bed_mat": "bedmat", "medication_dispenser": "dispenser", "
 class _SerialPort(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """``[device.serial]`` without the protocol option tables (added below from the registry)."""
 
-    port: Annotated[str, msgspec.Meta(min_length=1)]
-    protocol: ProtocolName
-    baud: Annotated[int, msgspec.Meta(ge=50, le=4_000_000)] = 9600
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
+    port: Annotated[
+        str,
+        msgspec.Meta(min_length=1, description="The serial port; a /dev/serial/by-id/... link finds a replugged "
+                                               "USB adapter again whatever ttyUSB number it gets."),
+    ]
+    protocol: Annotated[
+        ProtocolName,
+        msgspec.Meta(description="What the device speaks: bedmat (bed_mat), dispenser (medication_dispenser), "
+                                 "espa444 (nurse_call)."),
+    ]
+    baud: Annotated[int, msgspec.Meta(ge=50, le=4_000_000, description="Line speed in bits a second.")] = 9600
+    bytesize: Annotated[Literal[7, 8], msgspec.Meta(description="Data bits a character.")] = 8
+    parity: Annotated[Literal["N", "E", "O"], msgspec.Meta(description="Parity: none, even or odd.")] = "N"
+    stopbits: Annotated[Literal[1, 2], msgspec.Meta(description="Stop bits a character.")] = 1
 
     def options(self) -> Any:
         """The protocol's options struct (its defaults when the table is absent)."""
@@ -50,7 +58,11 @@ class _SerialPort(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
 
 SerialSettings = msgspec.defstruct(
     "SerialSettings",
-    [(name, struct | None, None) for name, struct in OPTIONS.items()],
+    [
+        (name, Annotated[struct | None, msgspec.Meta(description=f"Options of protocol {name!r} (only with it); "
+                                                                 "its defaults when absent.")], None)
+        for name, struct in OPTIONS.items()
+    ],
     bases=(_SerialPort,),
     module=__name__,
     namespace={

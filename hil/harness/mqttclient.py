@@ -54,8 +54,8 @@ def new_client(
     if tls is not None:
         client.tls_set(
             ca_certs=str(tls.ca),
-            certfile=str(tls.client_cert),
-            keyfile=str(tls.client_key),
+            certfile=None if tls.client_cert is None else str(tls.client_cert),
+            keyfile=None if tls.client_key is None else str(tls.client_key),
             cert_reqs=ssl.CERT_REQUIRED,
             tls_version=ssl.PROTOCOL_TLS_CLIENT,
         )

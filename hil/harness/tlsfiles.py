@@ -23,13 +23,17 @@ __all__ = ["TlsFiles", "make_tls"]
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """Paths of PEM files for a CA, a server identity and a client identity."""
+    """Paths of PEM files for a CA, a server identity and a client identity.
+
+    Without ``client_cert`` and ``client_key`` a client checks the server and shows no
+    certificate of its own (it logs in with a username and password instead).
+    """
 
     ca: Path
     server_cert: Path
     server_key: Path
-    client_cert: Path
-    client_key: Path
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 def _write_pem(path: Path, data: bytes, mode: int) -> None:

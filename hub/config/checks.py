@@ -8,6 +8,7 @@ table for each kind, MQTT credentials and TLS files) are here; each driver's
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 from pathlib import Path
@@ -17,7 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drivers.base import Report
 from hub.config.model import DRIVER_CONFIGS, DRIVER_FIELDS, DRIVERS_FOR_KIND, Config
 
-__all__ = ["check_semantics"]
+__all__ = ["SERVICE_USER", "check_semantics", "insecure_brokers", "is_loopback"]
+
+#: The user the service runs as (systemd/carehub.service); its secrets may be owned by it or by root.
+SERVICE_USER = "carehub"
 
 
 def check_semantics(config: Config, base: Path, check_files: bool, report: Report) -> None:
@@ -59,8 +63,38 @@ def _check_devices(devices: list[Any], report: Report) -> None:
             report(("device", i, present[1]), f"expected exactly one driver table, found {', '.join(present)}")
 
 
+def is_loopback(host: str) -> bool:
+    """True for a broker on this machine: ``localhost`` (``*.localhost``), 127.0.0.0/8, ``::1``.
+
+    No name is looked up: check-config runs before the network is up.
+    """
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_brokers(mqtt: Any) -> list[tuple[int, str]]:
+    """(index, host) of every broker reached without TLS that is not on this machine."""
+    if mqtt.tls is not None:
+        return []
+    return [(i, b.host) for i, b in enumerate(mqtt.broker) if not is_loopback(b.host)]
+
+
 def _check_mqtt(mqtt: Any, report: Report) -> None:
-    """Keys that go together: username and password_file, a client cert and its key."""
+    """TLS off this machine unless ``insecure = true``; keys that go together (username and
+    password_file, a client cert and its key)."""
+    if not mqtt.insecure:
+        for i, host in insecure_brokers(mqtt):
+            report(
+                ("mqtt", "broker", i, "host"),
+                f"expected a broker on this machine (localhost, 127.0.0.1, ::1) when [mqtt.tls] is not set, "
+                f"found {host!r}: add [mqtt.tls] with the central's CA (ca = ...), or, on a network you trust, "
+                "insecure = true in [mqtt]",
+            )
     if (mqtt.username is None) != (mqtt.password_file is None):
         missing = "password_file" if mqtt.password_file is None else "username"
         report(("mqtt",), f"missing required key {missing!r}: username and password_file go together")
@@ -92,15 +126,21 @@ def _check_files(mqtt: Any, base: Path, report: Report) -> None:
             continue
         if not stat.S_ISREG(st.st_mode):
             report(path, f"expected a regular file, found {name!r}")
-        elif not os.access(p, os.R_OK):
+            continue
+        if not os.access(p, os.R_OK):
             report(path, f"expected a file the hub's user ({_user()}) can read, found {name!r} it cannot read")
-        elif secret and st.st_mode & 0o077:
+            continue
+        if not secret:
+            continue
+        if st.st_mode & 0o077:
             report(
                 path,
                 f"expected a file only its owner can read (chmod 600), found {name!r} with mode {stat.S_IMODE(st.st_mode):04o}",
             )
-        elif secret and st.st_uid != os.geteuid() and os.geteuid() != 0:
-            report(path, f"expected a file owned by the hub's user ({_user()}), found {name!r} owned by uid {st.st_uid}")
+        owners = _secret_owners()
+        if st.st_uid not in owners:
+            allowed = " or ".join(sorted({_name(uid) for uid in owners}))
+            report(path, f"expected a file owned by {allowed}, found {name!r} owned by {_name(st.st_uid)}")
     if mqtt.tls is not None:
         from hub.tlsfiles import check_tls
 
@@ -111,6 +151,28 @@ def _check_files(mqtt: Any, base: Path, report: Report) -> None:
         assert ca is not None
         for key, message in check_tls(ca, where(mqtt.tls.cert), where(mqtt.tls.key)):
             report(("mqtt", "tls", key), message)
+
+
+def _secret_owners() -> set[int]:
+    """Who may own a key or password file: root, the user checking or running, the service user."""
+    owners = {0, os.geteuid()}
+    try:
+        import pwd
+
+        owners.add(pwd.getpwnam(SERVICE_USER).pw_uid)
+    except (KeyError, ImportError):
+        pass
+    return owners
+
+
+def _name(uid: int) -> str:
+    """``carehub (uid 998)``, or ``uid 12345`` for a uid without a name."""
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (KeyError, ImportError):
+        return f"uid {uid}"
 
 
 def _user() -> str:

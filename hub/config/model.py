@@ -10,9 +10,11 @@ and its ``kinds`` say which device kinds may use which table.
 
 from __future__ import annotations
 
+import inspect
+import re
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -55,14 +57,21 @@ def _driver_keys(drivers: Sequence[DriverConfig]) -> tuple[list[tuple[Any, ...]]
             if unknown:
                 raise ValueError(f"driver {d.name!r}: [device.{key}] names unknown kinds {sorted(unknown)}")
             device_keys.add(key)
-            device_fields.append((key, struct | None, None))
+            device_fields.append((key, Annotated[struct | None, msgspec.Meta(description=summary(struct))], None))
         if d.settings is not None:
             key, struct = d.settings
             if key in top_keys:
                 raise ValueError(f"driver {d.name!r}: [{key}] is already taken")
             top_keys.add(key)
-            settings_fields.append((key, struct, struct()))
+            settings_fields.append((key, Annotated[struct, msgspec.Meta(description=summary(struct))], struct()))
     return device_fields, settings_fields
+
+
+def summary(struct: type) -> str:
+    """A table's description from its docstring: the first paragraph, without its ````[name]``: ```` head."""
+    first = inspect.cleandoc(struct.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+    text = re.sub(r"^``\[[^`]*\]``:\s*", "", first).strip()
+    return text[:1].upper() + text[1:]
 
 
 def _routing(self: Any) -> Route:
@@ -87,7 +96,11 @@ Config = msgspec.defstruct(
     _core[:_after_log]
     + _SETTINGS_FIELDS
     + _core[_after_log:]
-    + [("devices", list[Device], msgspec.field(default_factory=list, name="device"))],  # type: ignore[valid-type]
+    + [(
+        "devices",
+        Annotated[list[Device], msgspec.Meta(description="The devices of the residence, one [[device]] table each.")],  # type: ignore[valid-type]
+        msgspec.field(default_factory=list, name="device"),
+    )],
     module="hub.config",
     namespace={"__doc__": "The whole residence config."},
     **SECTION_FLAGS,

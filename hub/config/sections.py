@@ -41,91 +41,145 @@ class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
 SECTION_FLAGS = {"kw_only": True, "forbid_unknown_fields": True, "frozen": True}
 
 
+def doc(text: str, **constraints: object) -> msgspec.Meta:
+    """A config key's ``msgspec.Meta``: its description in ``config/schema.json``, and its constraints."""
+    return msgspec.Meta(description=text, **constraints)  # type: ignore[arg-type]
+
+
 class HubSection(Section):
     """``[hub]``: who this hub is."""
 
-    id: Annotated[Name, msgspec.Meta(description="Hub id; appears in every topic and event.")]
+    id: Annotated[
+        Name,
+        doc("Hub id; appears in every topic and event, and is the hub's MQTT username on the municipality's broker. "
+            "Keep it stable once installed."),
+    ]
     resident: Annotated[
         str,
-        msgspec.Meta(
-            pattern=RESIDENT_PATTERN,
-            description="Pseudonymous resident id (letters, digits, - and _): never a name.",
-        ),
+        doc("Pseudonymous resident id from the care record system (letters, digits, - and _): never a name. "
+            "It leaves the house in every event.", pattern=RESIDENT_PATTERN),
     ]
-    timezone: str = "Europe/Oslo"
+    timezone: Annotated[
+        str, doc("IANA time zone of the residence; the rules' night and day windows are local time in it.")
+    ] = "Europe/Oslo"
 
 
 class Broker(Section):
     """``[[mqtt.broker]]``: one broker, tried in the order listed (failover)."""
 
-    host: Annotated[str, msgspec.Meta(min_length=1)]
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    host: Annotated[str, doc("Broker host name or IP address. Off this machine it needs [mqtt.tls].", min_length=1)]
+    port: Annotated[int, doc("Broker TCP port: 1883 plain MQTT, usually 8883 with TLS.", ge=1, le=65535)] = 1883
 
 
 class TlsSection(Section):
     """``[mqtt.tls]``: TLS towards the broker. ``cert`` and ``key`` for a client certificate."""
 
-    ca: str
-    cert: str | None = None
-    key: str | None = None
+    ca: Annotated[str, doc("PEM file of the CA(s) that signed the broker's certificate.")]
+    cert: Annotated[
+        str | None, doc("PEM client certificate (CN = the hub id) to log in with; needs key. Unset: no certificate.")
+    ] = None
+    key: Annotated[
+        str | None,
+        doc("PEM private key of cert, unencrypted; owned by root or the service user, mode 0600. Unset: none."),
+    ] = None
 
 
 class MqttSection(Section):
     """``[mqtt]``: the link to the alarm central's broker."""
 
-    broker: Annotated[list[Broker], msgspec.Meta(min_length=1)]
-    tls: TlsSection | None = None
-    username: str | None = None
-    password_file: str | None = None
-    prefix: Annotated[str, msgspec.Meta(pattern=PREFIX_PATTERN)] = "carehub/v1"
-    client_id: str | None = None
-    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
-    heartbeat_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 60.0
-    connect_timeout_s: Seconds = 10.0
-    backoff_initial_s: Seconds = 0.5
-    backoff_max_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 30.0
-    max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
+    broker: Annotated[
+        list[Broker], doc("The brokers, tried in the order listed: the first is the primary, the others failover.",
+                          min_length=1)
+    ]
+    tls: Annotated[TlsSection | None, doc("TLS towards the brokers. Unset: plain MQTT (only to this machine, "
+                                          "unless insecure = true).")] = None
+    insecure: Annotated[
+        bool,
+        msgspec.Meta(
+            description=(
+                "Allow brokers off this machine without [mqtt.tls]: events, commands and credentials cross the "
+                "network in clear text. check-config refuses such a broker unless this is true; the hub then "
+                "logs mqtt_insecure at every start."
+            )
+        ),
+    ] = False
+    username: Annotated[
+        str | None, doc("MQTT username (the hub id on the municipality's broker); needs password_file. "
+                        "Unset: a client certificate or no login.")
+    ] = None
+    password_file: Annotated[
+        str | None, doc("File whose first line is the MQTT password; owned by root or the service user, mode 0600.")
+    ] = None
+    prefix: Annotated[
+        str, doc("Topic prefix: topics are <prefix>/<hub id>/...; no '#' or '+', no '/' at either end.",
+                 pattern=PREFIX_PATTERN)
+    ] = "carehub/v1"
+    client_id: Annotated[
+        str | None, doc("MQTT client id. Unset: the username, or the hub id without one (the broker's ACL "
+                        "patterns rely on it).")
+    ] = None
+    keepalive_s: Annotated[int, doc("MQTT keepalive in seconds; the broker takes a hub silent for 1.5 times it as "
+                                    "gone and publishes its last will (offline).", ge=5, le=3600)] = 30
+    heartbeat_s: Annotated[float, doc("Seconds between heartbeats on <prefix>/<hub>/heartbeat.", ge=1, le=3600)] = 60.0
+    connect_timeout_s: Annotated[float, doc("Seconds to wait for a broker to accept the connection (CONNACK) "
+                                            "before the attempt counts as failed.", gt=0)] = 10.0
+    backoff_initial_s: Annotated[float, doc("First wait in seconds before reconnecting; it grows (jittered) up to "
+                                            "backoff_max_s.", gt=0)] = 0.5
+    backoff_max_s: Annotated[float, doc("Longest wait in seconds between reconnect attempts.", gt=0, le=300)] = 30.0
+    max_inflight: Annotated[int, doc("Events published and not yet acknowledged (PUBACK) at a time; alarms are "
+                                     "sent past it.",
+                                     ge=1, le=1000)] = 50
 
 
 class StoreSection(Section):
     """``[store]``: where the durable outbox and rule state live."""
 
-    dir: str
-    max_events: Annotated[int, msgspec.Meta(ge=100)] = 200_000
-    #: The store's bound in bytes of events (MiB), beside max_events: delivered first, then telemetry go.
-    max_mb: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 256
-    keep_delivered_s: Annotated[float, msgspec.Meta(ge=0)] = 7 * 24 * 3600.0
-    #: Space kept for alarms (KiB): a reserve file given up when the disk is full. 0 turns it off.
-    reserve_kb: Annotated[int, msgspec.Meta(ge=0, le=1 << 20)] = 1024
+    dir: Annotated[str, doc("Directory of the outbox (events until the broker has them) and the rules' state; "
+                            "created 0700 if missing. Must survive a reboot.")]
+    max_events: Annotated[int, doc("At most this many events stored; beyond, delivered events go first, "
+                                   "then the oldest telemetry. Alarms are never evicted.", ge=100)] = 200_000
+    max_mb: Annotated[int, doc("At most this many MiB of events (and never more than half the filesystem); "
+                               "evicted as for max_events.", ge=1, le=65536)] = 256
+    keep_delivered_s: Annotated[float, doc("Seconds delivered events are kept, so the central can ask for a "
+                                           "cmd/replay.", ge=0)] = 7 * 24 * 3600.0
+    reserve_kb: Annotated[int, doc("KiB kept free for alarms: a reserve file given up when the disk is full. "
+                                   "0 turns it off.", ge=0, le=1 << 20)] = 1024
 
 
 class LogSection(Section):
     """``[log]``: ``format = "auto"`` writes JSON lines unless stderr is a terminal."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["auto", "json", "console"] = "auto"
+    level: Annotated[Literal["debug", "info", "warning", "error"],
+                     doc("Least level logged; routine telemetry is logged only at debug.")] = "info"
+    format: Annotated[Literal["auto", "json", "console"],
+                      doc("json: one JSON object a line (journald); console: for a person; auto: console on a "
+                          "terminal, else json.")] = "auto"
 
 
 class SimSection(Section):
     """``[sim]``: the control socket through which the demo and the test rig drive simulated devices."""
 
-    socket: str = "sim.sock"
+    socket: Annotated[str, doc("Path of the sim control socket (mode 0600) that simulated devices are driven "
+                               "through (gpio factory or ble backend \"sim\"); relative to [store] dir.")] = "sim.sock"
 
 
 class AlarmSection(Section):
     """``[alarm]``: the application-level acknowledgement every alarm needs."""
 
-    ack_timeout_s: Seconds = 60.0
-    unack_repeat_s: Seconds = 60.0
-    steady_s: Seconds = 900.0
+    ack_timeout_s: Annotated[float, doc("Seconds without the central's cmd/ack before alarm.unacknowledged.",
+                                        gt=0)] = 60.0
+    unack_repeat_s: Annotated[float, doc("Seconds between repeated alarm.unacknowledged until the ack comes.",
+                                         gt=0)] = 60.0
+    steady_s: Annotated[float, doc("Seconds the LED stays on after the ack (help is on its way).", gt=0)] = 900.0
 
 
 class LimitsSection(Section):
     """``[limits]``: what one device may send; beyond, its telemetry is dropped and counted
     (``device.flooding``). Alarms are never limited."""
 
-    telemetry_per_s: Annotated[float, msgspec.Meta(gt=0)] = 20.0
-    telemetry_burst: Annotated[float, msgspec.Meta(ge=1)] = 200.0
+    telemetry_per_s: Annotated[float, doc("Telemetry events a second one device may send, on average.", gt=0)] = 20.0
+    telemetry_burst: Annotated[float, doc("Telemetry events one device may send at once above the average.",
+                                          ge=1)] = 200.0
 
 
 DeviceKind = Literal[
@@ -148,21 +202,28 @@ DEFAULT_ROUTE: dict[str, Route] = {
 class DeviceCore(Section):
     """The keys every ``[[device]]`` has, whatever driver reads it; the drivers' tables follow."""
 
-    id: Name
-    kind: DeviceKind
-    room: str | None = None
-    route: Route | None = None
-    expected_interval_s: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    id: Annotated[Name, doc("Device id, unique within the hub; in every event of the device (source.device).")]
+    kind: Annotated[DeviceKind, doc("What the device is; decides which driver tables it may have and its "
+                                    "default route.")]
+    room: Annotated[str | None, doc("Room, shown to the alarm central (source.room): a room's name such as "
+                                    "'bedroom', never a person's. Unset: none.")] = None
+    route: Annotated[Route | None, doc("Who responds to its events: nurse, care or any. Unset: the kind's "
+                                       "default (medication: nurse; bed, door, motion: care; others: any).")] = None
+    expected_interval_s: Annotated[
+        Annotated[float, msgspec.Meta(gt=0)] | None,
+        doc("Seconds within which the device is heard when well; longer silence is device.offline. "
+            "Unset: its kind's interval in [rules.supervision]."),
+    ] = None
 
 
 class ConfigCore(Section):
     """The hub's own top-level tables, in file order; the drivers' ``[<key>]`` settings go after ``log``."""
 
-    hub: HubSection
-    mqtt: MqttSection
-    store: StoreSection
-    log: LogSection = LogSection()
-    sim: SimSection = SimSection()
-    alarm: AlarmSection = AlarmSection()
-    limits: LimitsSection = LimitsSection()
-    rules: RulesConfig = RulesConfig()
+    hub: Annotated[HubSection, doc("Who this hub is.")]
+    mqtt: Annotated[MqttSection, doc("The link to the alarm central's broker.")]
+    store: Annotated[StoreSection, doc("Where the durable outbox and the rules' state live.")]
+    log: Annotated[LogSection, doc("What is logged, and how.")] = LogSection()
+    sim: Annotated[SimSection, doc("The control socket of simulated devices (demo and tests).")] = SimSection()
+    alarm: Annotated[AlarmSection, doc("The central's acknowledgement every alarm needs.")] = AlarmSection()
+    limits: Annotated[LimitsSection, doc("What one device may send; beyond, its telemetry is dropped.")] = LimitsSection()
+    rules: Annotated[RulesConfig, doc("The local rules: readings that become alarms.")] = RulesConfig()

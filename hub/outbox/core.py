@@ -27,6 +27,7 @@ from hub.diskspace import DEFAULT_RESERVE_BYTES, Ballast, free_bytes
 from hub.events import Draft, Event
 from hub.outbox.schema import SCHEMA
 from hub.outbox.values import StoreError
+from hub.statedir import private_sqlite
 
 if TYPE_CHECKING:
     from hub.outbox.appends import _Group
@@ -135,12 +136,12 @@ class OutboxCore:
     def _open_sync(self) -> None:
         if self._db is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        private_sqlite(self.path)  # 0700 directory, 0600 files, whatever the umask
         with contextlib.suppress(OSError):
             if free_bytes(self.path.parent) < self.ballast.size:
                 self.space_short = True
                 self.ballast.release()
-        new = not self.path.exists()
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             if new:  # freed pages go back to the filesystem on demand (make_room), not kept forever

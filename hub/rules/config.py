@@ -91,6 +91,21 @@ Interval = Annotated[float, msgspec.Meta(ge=0, description="Expected reporting i
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
+Enabled = Annotated[bool, _doc("Whether the rule runs.")]
+Prio = Annotated[Priority, _doc("Priority of the rule's alerts.")]
+Routed = Annotated[Route, _doc("Who responds to the rule's alerts: nurse, care or any.")]
+OwnRealert = Annotated[RealertSeconds | None, _doc("Re-alert interval while the condition lasts; 0 = none. "
+                                                   "Unset: [rules] realert_s.")]
+NightWindow = Annotated[WindowText | None, _doc("When the rule applies, local time 'HH:MM-HH:MM'. "
+                                                "Unset: [rules] night.")]
+DayWindow = Annotated[WindowText | None, _doc("When the rule applies, local time 'HH:MM-HH:MM'. "
+                                              "Unset: [rules] day.")]
+
+
 class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Base of every rules table: keyword-only, frozen, unknown keys refused (as hub.config.sections.Section)."""
 
@@ -98,85 +113,100 @@ class _Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
 class BedNotReturnedConfig(_Section):
     """``[rules.bed_not_returned]``: out of bed at night and not back within ``after_s``."""
 
-    enabled: bool = True
+    enabled: Enabled = True
     after_s: Annotated[float, msgspec.Meta(gt=0, description="Alert when not back in bed this long after a bed.exit.")] = 1200.0
-    window: WindowText | None = None
-    realert_s: RealertSeconds | None = None
-    priority: Priority = Priority.HIGH
-    route: Route = Route.CARE
+    window: NightWindow = None
+    realert_s: OwnRealert = None
+    priority: Prio = Priority.HIGH
+    route: Routed = Route.CARE
 
 
 class BedExitConfig(_Section):
     """``[rules.bed_exit]``: an immediate rule.bed_exit for each bed.exit in the window (opt-in)."""
 
-    enabled: bool = False
-    window: WindowText | None = None
-    priority: Priority = Priority.HIGH
-    route: Route = Route.CARE
+    enabled: Enabled = False
+    window: NightWindow = None
+    priority: Prio = Priority.HIGH
+    route: Routed = Route.CARE
 
 
 class DoorNightConfig(_Section):
     """``[rules.door_night]``: the door opened at night, and the resident is not known to be inside."""
 
-    enabled: bool = True
+    enabled: Enabled = True
     inside_after_s: Annotated[
         float, msgspec.Meta(gt=0, description="After the door closes, a sign inside within this long means no alert.")
     ] = 180.0
     open_after_s: Annotated[float, msgspec.Meta(gt=0, description="A door held open this long at night alerts.")] = 180.0
-    inside_types: tuple[TypeName, ...] = INSIDE_TYPES
-    inside_devices: tuple[DeviceId, ...] = ()
-    window: WindowText | None = None
-    realert_s: RealertSeconds | None = None
-    priority: Priority = Priority.HIGH
-    route: Route = Route.CARE
+    inside_types: Annotated[
+        tuple[TypeName, ...], _doc("Event types that are a sign the resident is inside.")
+    ] = INSIDE_TYPES
+    inside_devices: Annotated[
+        tuple[DeviceId, ...], _doc("Devices whose events count as a sign inside. Empty: any device but a door.")
+    ] = ()
+    window: NightWindow = None
+    realert_s: OwnRealert = None
+    priority: Prio = Priority.HIGH
+    route: Routed = Route.CARE
 
 
 class MedicationMissedConfig(_Section):
     """``[rules.medication_missed]``: medication.missed, or due and not taken within ``grace_s``."""
 
-    enabled: bool = True
+    enabled: Enabled = True
     grace_s: Annotated[float, msgspec.Meta(gt=0, description="A due dose not taken this long is missed.")] = 1800.0
-    priority: Priority = Priority.HIGH
-    route: Route = Route.NURSE
+    priority: Prio = Priority.HIGH
+    route: Routed = Route.NURSE
 
 
 class InactivityConfig(_Section):
     """``[rules.inactivity]``: no activity for ``after_s`` inside the day window."""
 
-    enabled: bool = True
+    enabled: Enabled = True
     after_s: Annotated[float, msgspec.Meta(gt=0, description="Quiet time inside the day window before an alert.")] = 14400.0
-    activity: tuple[TypeName, ...] = DEFAULT_ACTIVITY
-    window: WindowText | None = None
-    realert_s: RealertSeconds | None = None
-    priority: Priority = Priority.NORMAL
-    route: Route = Route.CARE
+    activity: Annotated[tuple[TypeName, ...], _doc("Event types that count as activity.")] = DEFAULT_ACTIVITY
+    window: DayWindow = None
+    realert_s: OwnRealert = None
+    priority: Prio = Priority.NORMAL
+    route: Routed = Route.CARE
 
 
 class SupervisionConfig(_Section):
     """``[rules.supervision]``: silent devices, their return, low batteries."""
 
-    enabled: bool = True
-    intervals: dict[str, Interval] = {}
+    enabled: Enabled = True
+    intervals: Annotated[
+        dict[str, Interval],
+        _doc("Device kind to its expected reporting interval in seconds, merged over the defaults; "
+             "0 = not supervised. A device's own expected_interval_s wins."),
+    ] = {}
     battery_low_pct: Annotated[Percent, msgspec.Meta(description="device.battery_low below this.")] = 20
     battery_ok_pct: Annotated[
         Percent, msgspec.Meta(description="A new battery_low only after the battery was back at or above this.")
     ] = 30
-    priority: Priority = Priority.NORMAL
-    route: Route = Route.ANY
+    priority: Prio = Priority.NORMAL
+    route: Routed = Route.ANY
 
 
 class RulesConfig(_Section):
     """``[rules]``: the local rules of the residence."""
 
-    night: WindowText = "22:00-07:00"
-    day: WindowText = "07:00-22:00"
-    realert_s: RealertSeconds = 900.0
-    bed_not_returned: BedNotReturnedConfig = BedNotReturnedConfig()
-    bed_exit: BedExitConfig = BedExitConfig()
-    door_night: DoorNightConfig = DoorNightConfig()
-    medication_missed: MedicationMissedConfig = MedicationMissedConfig()
-    inactivity: InactivityConfig = InactivityConfig()
-    supervision: SupervisionConfig = SupervisionConfig()
+    night: Annotated[WindowText, _doc("The night, local time 'HH:MM-HH:MM' in [hub] timezone; the night "
+                                      "rules' default window.")] = "22:00-07:00"
+    day: Annotated[WindowText, _doc("The day, local time 'HH:MM-HH:MM'; the inactivity rule's default "
+                                    "window.")] = "07:00-22:00"
+    realert_s: Annotated[RealertSeconds, _doc("Every rule's re-alert interval while its condition lasts, unless "
+                                              "its own realert_s says otherwise; 0 = none.")] = 900.0
+    bed_not_returned: Annotated[BedNotReturnedConfig, _doc("Out of bed at night and not back within after_s.")] = (
+        BedNotReturnedConfig())
+    bed_exit: Annotated[BedExitConfig, _doc("An alert at once on a night bed.exit (opt-in).")] = BedExitConfig()
+    door_night: Annotated[DoorNightConfig, _doc("The door opened at night, the resident not known to be "
+                                                "inside.")] = DoorNightConfig()
+    medication_missed: Annotated[MedicationMissedConfig, _doc("A dose missed, or due and not taken within "
+                                                              "grace_s.")] = MedicationMissedConfig()
+    inactivity: Annotated[InactivityConfig, _doc("No activity for after_s in the day window.")] = InactivityConfig()
+    supervision: Annotated[SupervisionConfig, _doc("Silent devices, their return, low batteries.")] = (
+        SupervisionConfig())
 
     def check(self) -> list[tuple[tuple[str, ...], str]]:
         """What the types cannot say: ``(key path under [rules], message)`` for each problem."""
