@@ -85,7 +85,8 @@ class CentralRecorder:
         self.ack_by = ack_by
         self.ack_timeout_s = ack_timeout_s
         self.client_id = client_id or f"central-{uuid.uuid4().hex[:12]}"
-        self.reply_topic = f"carehub-central/{self.client_id}/reply"
+        # under the hub's own prefix, as the shipped broker ACL lets a hub answer (config/broker/acl)
+        self.reply_topic = f"{self.base}/reply/{username or self.client_id}"
         validator, self.schema_check = load_validator()
         self._ledger = Ledger(
             base=self.base,

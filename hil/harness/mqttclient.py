@@ -78,7 +78,8 @@ def request(
 ) -> Any:
     """MQTT v5 request/response round trip with a fresh client.
 
-    Subscribes to a unique response topic (``carehub-test/reply/<uuid>`` unless
+    Subscribes to a unique response topic (``<prefix>/<hub>/reply/<uuid>`` for a hub's
+    ``.../cmd/<name>``, where the shipped broker ACL lets the hub answer, unless
     ``response_topic`` is given), publishes ``payload`` (bytes/str as is,
     dict/list as JSON) to ``topic`` with ResponseTopic and random
     CorrelationData, and returns the JSON-decoded payload of the first reply
@@ -87,7 +88,8 @@ def request(
     ConnectionError if the broker refuses the connection.
     """
     deadline = time.monotonic() + timeout
-    reply_topic = response_topic or f"carehub-test/reply/{uuid.uuid4().hex}"
+    base, cmd, _ = topic.rpartition("/cmd/")
+    reply_topic = response_topic or (f"{base}/reply/{uuid.uuid4().hex}" if cmd else f"carehub-test/reply/{uuid.uuid4().hex}")
     correlation = secrets.token_bytes(16)
     cond = threading.Condition()
     state: dict[str, Any] = {"connack": None, "subscribed": None, "reply": None}
