@@ -314,6 +314,8 @@ class ScenarioHead(Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
     needs: list[str] = field(default_factory=list)
     timeout_s: Annotated[float, Meta(gt=0, le=3600)] = 120
+    #: Run alone even under ``--jobs N`` (its figures are latencies the other scenarios' load would skew).
+    exclusive: bool = False
     #: Seed for random waits; the run's seed when absent (recorded either way).
     seed: int | None = None
 

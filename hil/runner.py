@@ -245,7 +245,8 @@ def run_set(
 
     ``rig`` is a rig, or a factory of rigs (a class or a function). ``jobs > 1``
     runs that many scenarios at once, each on a rig of its own from the factory
-    (a rig instance cannot be shared: ``ValueError``). Pass ``k`` (1-based) runs
+    (a rig instance cannot be shared: ``ValueError``); those marked ``exclusive`` run
+    first, one at a time, with nothing beside them. Pass ``k`` (1-based) runs
     with the seed ``seed + k - 1`` (a random seed when None), so a repeat draws
     new random waits and the record can replay any pass; a scenario's own seed wins.
     Files go under ``workdir/<name>`` (``workdir/pass<k>/<name>`` when repeating).
@@ -291,9 +292,12 @@ def run_set(
         if jobs == 1:
             results = [one(sc) for sc in scenarios]
         else:
+            # a scenario that measures latency runs alone, first, so the others' load is not in its figures
+            alone = {sc.name: one(sc) for sc in scenarios if sc.scenario.exclusive}
             pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="hil-job")
             try:
-                results = [f.result() for f in [pool.submit(one, sc) for sc in scenarios]]
+                futures = {sc.name: pool.submit(one, sc) for sc in scenarios if sc.name not in alone}
+                results = [alone[sc.name] if sc.name in alone else futures[sc.name].result() for sc in scenarios]
             except BaseException:
                 cancel.set()  # the scenarios running stop and tear down; those not started never start
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -16,7 +16,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("hub", "drivers")
+PACKAGES = ("hub", "drivers", "hil")
 #: The seam: what the daemon may import of drivers/.
 SEAM = {"drivers", "drivers.base", "drivers.helpers", "drivers.registry", "drivers.simctl"}
 #: The installer's command-line tools reach drivers directly (a BLE scan, a serial emulator); not the daemon.

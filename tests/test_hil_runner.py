@@ -408,6 +408,20 @@ def test_jobs_run_at_once_on_their_own_rigs_and_results_keep_the_order(tmp_path:
         run_set(FakeRig(), sets, tmp_path, jobs=2)
 
 
+def test_an_exclusive_scenario_runs_first_with_nothing_beside_it(tmp_path: Path) -> None:
+    sets = [scenario('[[step]]\ndo = "wait"\nms = 300\n', "other"),
+            scenario('[[step]]\ndo = "wait"\nms = 300\n', "latency"),
+            scenario('[[step]]\ndo = "wait"\nms = 300\n', "third")]
+    sets[1].scenario.exclusive = True
+    runset = run_set(FakeRig, sets, tmp_path, jobs=3)
+    got = {s.name: s for s in runset.runs[0].scenarios}
+    assert [s.name for s in runset.runs[0].scenarios] == ["other", "latency", "third"]
+    alone = got["latency"]
+    for name in ("other", "third"):
+        assert got[name].started >= alone.started + alone.duration_s, f"{name} ran beside the exclusive one"
+    assert abs(got["other"].started - got["third"].started) < 0.25  # the rest still at once
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 

@@ -199,11 +199,14 @@ def test_kill9_and_restart_keeps_taking_alarms(make_rig):
     rig.hub_kill(restart=True)
     rig.press("button-1", 0.02)
     rig.hub_kill(restart=False)
+    rig.press("button-1", 0.02)  # a finger on a dead hub's button: it happens, nobody hears it
+    assert rig.line.unheard == {"press": 1, "release": 1}
     with pytest.raises(RigError, match="not running"):
-        rig.press("button-1", 0.02)
+        rig.feedback("button-1", "led")  # reading the hub's LED is the rig asking the hub: an error
     rig.hub_start()
     got = central(rig).wait("alarm.button", 2, timeout=15)
     assert len(rig.taken()) == 2 and {e["id"] for _, e in got} == set(rig.taken()), "taken across restarts"
+    assert rig.info()["unheard_while_hub_down"] == {"press": 1, "release": 1}
 
 
 # --- the disk ------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ def info(rig: VirtualRig) -> dict[str, Any]:
         "fixtures": sorted(rig.fixtures),
         "missing": dict(sorted(rig.missing.items())),
         "mechanisms": mechanisms(rig),
-        "unheard_while_hub_down": dict(sorted(rig.unheard.items())),
+        "unheard_while_hub_down": dict(sorted(rig.line.unheard.items())),
     }
 
 

@@ -22,20 +22,19 @@ fixture here. Several rigs may run at once: every name, address, port and path i
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from drivers.base import SimCommandError
 from hil.fixtures import FIXTURES, Central, RigError, RigKind, needed
 from hil.harness import netns
 from hil.harness.broker import LOCALHOST, Mosquitto
@@ -45,6 +44,7 @@ from hil.rigs import powercut, rigfacts, tomlout
 from hil.rigs.netfault import NetFaults
 from hil.rigs.residence import merge, residence, set_dotted
 from hil.rigs.simdevices import SimDevices
+from hil.rigs.simline import SimLine
 from hil.rigs.undo import Undo
 
 log = structlog.get_logger(__name__)
@@ -75,12 +75,7 @@ class VirtualRig:
             self.missing |= {"power_cut": why, "disk_fill": why}
         self.fixtures: frozenset[str] = frozenset(FIXTURES) - set(self.missing)
         self._undo = Undo()
-        self._sim_lock = threading.Lock()
-        #: Set while the rig kills, cuts or starts the hub: a sim socket that fails then is the hub being down.
-        self.hub_restarting = False
-        #: Edges and adverts that happened while the hub was down (op -> count).
-        self.unheard: dict[str, int] = {}
-        self._unheard_lock = threading.Lock()
+        self.line = SimLine()
         self._reset()
 
     def _reset(self) -> None:
@@ -106,8 +101,11 @@ class VirtualRig:
         self._undo.push("atexit", lambda: atexit.unregister(self.teardown))
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
+        short = Path(tempfile.mkdtemp(prefix="hil-")) / "w"  # sockets need short paths (AF_UNIX: 107 bytes)
+        short.symlink_to(workdir.resolve(), target_is_directory=True)
+        self._undo.push("short path", lambda: shutil.rmtree(short.parent, ignore_errors=True))
         try:
-            self._build(scenario, workdir)
+            self._build(scenario, short)
         except BaseException as exc:
             failures = self.teardown_quietly()
             if isinstance(exc, RigError) or not isinstance(exc, Exception):
@@ -206,46 +204,11 @@ class VirtualRig:
             self.hub.kill()
 
     def _sim(self, req: dict[str, Any]) -> dict[str, Any]:
-        hub_ = self._need_hub()
-        op = req.get("op")
-        if hub_.returncode is not None or hub_.proc is None:
-            if op in UNHEARD:
-                return self._unheard(req)
-            raise RigError(f"the hub is not running (op {op})")
-        try:
-            with self._sim_lock:
-                return hub_.sim.call(req)
-        except SimCommandError as exc:
-            raise RigError(f"the hub refused sim op {op}: {exc}") from exc
-        except OSError as exc:
-            if op in UNHEARD and (hub_.returncode is not None or self.hub_restarting):
-                return self._unheard(req)
-            raise RigError(f"the hub's sim socket failed (op {op}): {exc}") from exc
-
-    def _unheard(self, req: dict[str, Any]) -> dict[str, Any]:
-        """A button's edge or an advert while the hub is dead or restarting: it happens all the same (a finger
-        on a wire, a radio in the air) and nobody hears it. Counted in :meth:`info`; no alarm is owed for it."""
-        op = str(req.get("op"))
-        with self._unheard_lock:
-            self.unheard[op] = self.unheard.get(op, 0) + 1
-        return {"mono_ns": time.monotonic_ns(), "delivered": False, "unheard": True}
-
-    @contextlib.contextmanager
-    def _hub_down(self) -> Iterator[None]:
-        """While the rig kills, cuts or starts the hub: sim edges meanwhile go unheard, and a sim client
-        made meanwhile (to the dead hub, or before the new one listened) is dropped at the end."""
-        self.hub_restarting = True
-        try:
-            yield
-        finally:
-            with self._sim_lock:
-                if self.hub is not None:
-                    self.hub._drop_sim()
-                self.hub_restarting = False
+        return self.line.call(self._need_hub(), req)
 
     def hub_kill(self, restart: bool) -> None:
         """kill -9; with ``restart``, start again and wait until online."""
-        with self._hub_down():
+        with self.line.down(self.hub):
             self._need_hub().kill()
             if restart:
                 self._start_hub()
@@ -253,7 +216,7 @@ class VirtualRig:
     def hub_start(self) -> None:
         if self._need_hub().returncode is None and self._need_hub().proc is not None:
             raise RigError("the hub is running already")
-        with self._hub_down():
+        with self.line.down(self.hub):
             self._start_hub()
 
     def power_cut(self, restart: bool) -> None:
@@ -266,7 +229,7 @@ class VirtualRig:
             if hub_.proc is not None and hub_.proc.poll() is None:
                 os.kill(hub_.proc.pid, signal.SIGSTOP)
 
-        with self._hub_down():
+        with self.line.down(self.hub):
             try:
                 self.disk.power_cut(freeze, hub_.kill)
             except powercut.DiskError as exc:
@@ -393,11 +356,6 @@ class VirtualRig:
     def info(self) -> dict[str, Any]:
         """The hub's version, the config's sha256, this machine, and how each fault is made."""
         return rigfacts.info(self)
-
-
-#: Sim ops that stand for something happening outside the hub (a finger on a button, an advert in the
-#: air): while the hub is down they happen unheard instead of failing the rig.
-UNHEARD = frozenset({"press", "release", "ble_advert"})
 
 
 def _tun_missing() -> str | None:
