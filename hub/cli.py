@@ -1,6 +1,7 @@
 """The ``carehub`` command line.
 
 ``carehub run --config FILE``            run the daemon
+``carehub config show [--config FILE]``  the config as the hub reads it, secrets masked (--json)
 ``carehub check-config FILE [--json]``   0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
 ``carehub demo``                         a simulated residence and a pretend alarm central
@@ -41,6 +42,12 @@ def _check_config(args: argparse.Namespace) -> int:
     from hub.checkconfig import run_check_config
 
     return run_check_config(args.file, args.json)
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from hub.configshow import run_config_show
+
+    return run_config_show(args.config, args.json)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON document {file, valid, errors: [{line, col, key, message}], warnings} "
                    "on stdout instead; same exit codes")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("config", help="show the config as the hub reads it (carehub config show --help)")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = config_sub.add_parser(
+        "show",
+        help="the resolved config, secrets masked",
+        description="Print the config as the hub reads it: defaults filled in, driver tables included, relative "
+        "paths made absolute; secrets masked (a bindkey as **** and its last 4 hex digits; a password file by its "
+        "path, never read). TOML, or one JSON document with --json. Exit codes: 0 shown, 1 invalid config, "
+        "2 unreadable.",
+    )
+    p.add_argument("--config", "-c", default="/etc/carehub/hub.toml", help="the config (default /etc/carehub/hub.toml)")
+    p.add_argument("--json", action="store_true", help="one JSON document (unset keys as null) instead of TOML")
+    p.set_defaults(func=_config_show)
 
     p = sub.add_parser("demo", help="run the hub on a simulated residence with a pretend alarm central")
     p.add_argument("--config", "-c", default="config/examples/demo.toml")
