@@ -21,10 +21,7 @@ from typing import Any
 
 from hub.config import ConfigError, ConfigIssue, ConfigUnreadable, LoadedConfig, load
 
-__all__ = ["EXIT_CODES", "CheckResult", "check_file", "issue_dict", "run_check_config"]
-
-#: What each exit code of check-config means (for --help and the README).
-EXIT_CODES = "exit codes: 0 valid (warnings or not), 1 invalid, 2 unreadable"
+__all__ = ["CheckResult", "check_file", "issue_dict", "run_check_config", "warning_line"]
 
 
 @dataclass(frozen=True)

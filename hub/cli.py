@@ -2,6 +2,7 @@
 
 ``carehub run --config FILE``            run the daemon
 ``carehub config show [--config FILE]``  the config as the hub reads it, secrets masked (--json)
+``carehub provision [--non-interactive ...]``  a new hub's config and credentials, then check-config
 ``carehub check-config FILE [--json]``   0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
 ``carehub demo``                         a simulated residence and a pretend alarm central
@@ -48,6 +49,12 @@ def _config_show(args: argparse.Namespace) -> int:
     from hub.configshow import run_config_show
 
     return run_config_show(args.config, args.json)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from hub.provision import run_provision
+
+    return run_provision(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -129,6 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default="/etc/carehub/hub.toml", help="the config (default /etc/carehub/hub.toml)")
     p.add_argument("--json", action="store_true", help="one JSON document (unset keys as null) instead of TOML")
     p.set_defaults(func=_config_show)
+
+    p = sub.add_parser(
+        "provision",
+        help="a new hub: its id, config and credentials (key + CSR, or a password file), then check-config",
+        description="Write hub.toml from a template and the answers, and the hub's credentials: an EC P-256 key "
+        "and a certificate request (CN = the hub id) with --auth cert, a random password file with --auth "
+        "password; secrets mode 0600, owned by the service user carehub when it exists. Asks for what the flags "
+        "leave out (with defaults), or, with --non-interactive, needs --resident and --broker. Never overwrites a "
+        "file without --force. Then checks the result as check-config does and prints the next steps. Exit codes: "
+        "0 written and valid; 3 written, valid except the signed certificate or the central's CA still to "
+        "install; 1 written but invalid; 2 nothing written (a refused answer, an existing file).",
+    )
+    p.add_argument("--hub-id", help="the hub id (default: hub- and 8 random characters)")
+    p.add_argument("--resident", help="pseudonymous resident id from the care record system (never a name)")
+    p.add_argument("--broker", action="append", metavar="HOST[:PORT]",
+                   help="the central's broker; again for failover (port default: 8883 cert, 8884 password)")
+    p.add_argument("--auth", choices=["cert", "password"], help="log in with a client certificate or a password "
+                   "(default cert)")
+    p.add_argument("--ca", metavar="FILE", help="the central's CA certificate (PEM), copied beside the config")
+    p.add_argument("--template", choices=["residence", "ble", "minimal"],
+                   help="config/examples/<template>.toml to start from (default residence)")
+    p.add_argument("--out", metavar="DIR", help="where to write (default /etc/carehub)")
+    p.add_argument("--state-dir", default="/var/lib/carehub", help="[store] dir (default /var/lib/carehub)")
+    p.add_argument("--non-interactive", action="store_true", help="ask nothing: flags and defaults only")
+    p.add_argument("--force", action="store_true", help="replace files that exist")
+    p.add_argument("--json", action="store_true", help="print one JSON document (files, check result, next steps)")
+    p.set_defaults(func=_provision)
 
     p = sub.add_parser("demo", help="run the hub on a simulated residence with a pretend alarm central")
     p.add_argument("--config", "-c", default="config/examples/demo.toml")

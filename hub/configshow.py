@@ -29,7 +29,7 @@ import tomli_w
 
 from hub.config import ConfigError, ConfigUnreadable, LoadedConfig, load
 
-__all__ = ["PATHS", "SECRETS", "mask_bindkey", "render_toml", "resolved", "run_config_show"]
+__all__ = ["PATHS", "SECRETS", "mask_bindkey", "render_toml", "resolved", "run_config_show", "toml_value"]
 
 #: Default config location (the service's, ``ConfigurationDirectory=carehub``).
 DEFAULT_CONFIG = "/etc/carehub/hub.toml"
@@ -96,7 +96,8 @@ def _key(k: str) -> str:
     return k if _BARE.match(k) else json.dumps(k)
 
 
-def _value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A value as TOML writes it on the right of ``=`` (an empty table as ``{}``)."""
     if isinstance(v, dict) and not v:
         return "{}"
     return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
@@ -117,7 +118,7 @@ def _table(data: dict[str, Any], at: tuple[str, ...], lines: list[str], *, array
     plain = {k: v for k, v in data.items() if v is not None and not (isinstance(v, dict) and v) and not _is_tables(v)}
     if at:
         lines += ["", f"[[{'.'.join(map(_key, at))}]]" if array else f"[{'.'.join(map(_key, at))}]"]
-    lines += [f"{_key(k)} = {_value(v)}" for k, v in plain.items()]
+    lines += [f"{_key(k)} = {toml_value(v)}" for k, v in plain.items()]
     for k, v in data.items():
         if isinstance(v, dict) and v:
             _table(v, at + (k,), lines, array=False)
