@@ -22,6 +22,11 @@ prefix of the other), or it lies in the table a pruned key belonged to (the
 for the TLS check of the brokers). Items of ``[[device]]`` are independent of
 each other, and device ids are checked as written, for every device whose id
 is itself valid, so a duplicate id is never lost.
+
+The price of that caution: an error beside a refused key of the same table
+(a username without password file in an ``[mqtt]`` whose ``keepalive_s`` is
+refused) waits for the next run. Warnings are about values as written and
+are not filtered.
 """
 
 from __future__ import annotations
