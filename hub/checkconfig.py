@@ -36,6 +36,7 @@ class CheckResult:
 
     @property
     def valid(self) -> bool:
+        """The hub would start with it (warnings or not)."""
         return self.code == 0
 
 

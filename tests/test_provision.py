@@ -321,3 +321,12 @@ def test_secrets_go_to_the_service_user_whatever_the_umask(tmp_path: Path) -> No
     assert (tmp_path / "client.key").read_bytes() == b"secret\n"
     assert [p.name for p in tmp_path.iterdir()] == ["client.key"]  # no temporary file left behind
     assert "no user 'no-such-user-x'" in (owner_for("no-such-user-x").note or "")
+
+
+def test_a_certificate_already_there_is_not_left_beside_a_new_key(tmp_path: Path) -> None:
+    out = tmp_path / "etc"
+    out.mkdir()
+    (out / "client.crt").write_text("a certificate of some other key\n")
+    proc = provision(out, "--resident", "R-0001", "--broker", "mqtt.example")
+    assert proc.returncode == 2 and f"{out / 'client.crt'} exists" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["client.crt"]

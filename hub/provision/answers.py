@@ -63,12 +63,14 @@ def new_hub_id() -> str:
 
 
 def check_hub_id(value: str) -> str:
+    """``value`` if the config takes it as ``[hub] id``, else :class:`AnswerError`."""
     if not re.match(NAME_PATTERN, value):
         raise AnswerError(f"hub id {value!r}: expected {PATTERN_HELP[NAME_PATTERN]}")
     return value
 
 
 def check_resident(value: str) -> str:
+    """``value`` if the config takes it as ``[hub] resident``, else :class:`AnswerError`."""
     if not re.match(RESIDENT_PATTERN, value):
         raise AnswerError(f"resident id {value!r}: expected {PATTERN_HELP[RESIDENT_PATTERN]}")
     return value
@@ -101,6 +103,7 @@ def parse_broker(value: str, auth: str) -> tuple[str, int]:
 
 
 def check_ca(value: str) -> Path | None:
+    """The CA file as an absolute path (None for no answer), if it holds PEM certificates."""
     if not value:
         return None
     from hub.tlsfiles import check_tls

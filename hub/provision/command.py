@@ -141,7 +141,8 @@ def run_provision(args: Any) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}; nothing written", file=sys.stderr)
         return 2
-    there = [answers.out / n for n in plan.files if (answers.out / n).exists() or (answers.out / n).is_symlink()]
+    names = [*plan.files, *([CERT_FILE] if answers.auth == "cert" else [])]  # a certificate of another key too
+    there = [answers.out / n for n in names if (answers.out / n).exists() or (answers.out / n).is_symlink()]
     if there and not args.force:
         for p in there:
             copy = _shipped_copy(p)
