@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from hub.events import Priority
@@ -111,6 +112,9 @@ class DriverConfig:
     * ``check(devices, settings, report)``: what the structs cannot say alone, across
       devices (a pin or a port used twice); ``devices`` is the whole ``[[device]]`` list
       in file order, so an index is a key path.
+    * ``advise(devices, settings, base, report)``: warnings, not errors: what looks wrong on
+      this machine now but may be right when the hub runs (a serial adapter not plugged in
+      yet); ``base`` is the config file's directory (relative paths start there).
     """
 
     name: str
@@ -118,6 +122,7 @@ class DriverConfig:
     kinds: Mapping[str, tuple[str, ...]]
     settings: tuple[str, type] | None = None
     check: Callable[[Sequence[Any], Any, Report], None] | None = None
+    advise: Callable[[Sequence[Any], Any, Path, Report], None] | None = None
 
 
 class ButtonInput(Protocol):

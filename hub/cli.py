@@ -1,7 +1,9 @@
 """The ``carehub`` command line.
 
 ``carehub run --config FILE``            run the daemon
-``carehub check-config FILE``            0 valid, 1 invalid, 2 unreadable
+``carehub config show [--config FILE]``  the config as the hub reads it, secrets masked (--json)
+``carehub provision [--non-interactive ...]``  a new hub's config and credentials, then check-config
+``carehub check-config FILE [--json]``   0 valid, 1 invalid, 2 unreadable
 ``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
 ``carehub demo``                         a simulated residence and a pretend alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
@@ -38,12 +40,21 @@ def _load(path: str, refusal: str) -> tuple[Any, int]:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    loaded, code = _load(args.file, "the hub would refuse to start")
-    if loaded is None:
-        return code
-    cfg = loaded.config
-    print(f"{args.file}: valid (hub {cfg.hub.id}, {len(cfg.devices)} devices, sha256 {loaded.sha256[:12]})")
-    return 0
+    from hub.checkconfig import run_check_config
+
+    return run_check_config(args.file, args.json)
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from hub.configshow import run_config_show
+
+    return run_config_show(args.config, args.json)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from hub.provision import run_provision
+
+    return run_provision(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,9 +110,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", required=True, help="residence config (TOML)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("check-config", help="validate a config file; exit 0 valid, 1 invalid, 2 unreadable")
-    p.add_argument("file")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file; exit 0 valid, 1 invalid, 2 unreadable",
+        description="Check a config as the hub would read it: every error at once, sorted by line, each "
+        "FILE:LINE:COL: key.path: message (on stderr); then warnings, which do not make it invalid (a serial "
+        "port not plugged in yet). Exit codes: 0 valid (warnings or not), 1 invalid, 2 unreadable.",
+    )
+    p.add_argument("file", help="the config (TOML), e.g. /etc/carehub/hub.toml")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document {file, valid, errors: [{line, col, key, message}], warnings} "
+                   "on stdout instead; same exit codes")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("config", help="show the config as the hub reads it (carehub config show --help)")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = config_sub.add_parser(
+        "show",
+        help="the resolved config, secrets masked",
+        description="Print the config as the hub reads it: defaults filled in, driver tables included, relative "
+        "paths made absolute; secrets masked (a bindkey as **** and its last 4 hex digits; a password file by its "
+        "path, never read). TOML, or one JSON document with --json. Exit codes: 0 shown, 1 invalid config, "
+        "2 unreadable.",
+    )
+    p.add_argument("--config", "-c", default="/etc/carehub/hub.toml", help="the config (default /etc/carehub/hub.toml)")
+    p.add_argument("--json", action="store_true", help="one JSON document (unset keys as null) instead of TOML")
+    p.set_defaults(func=_config_show)
+
+    p = sub.add_parser(
+        "provision",
+        help="a new hub: its id, config and credentials (key + CSR, or a password file), then check-config",
+        description="Write hub.toml from a template and the answers, and the hub's credentials: an EC P-256 key "
+        "and a certificate request (CN = the hub id) with --auth cert, a random password file with --auth "
+        "password; secrets mode 0600, owned by the service user carehub when it exists. Asks for what the flags "
+        "leave out (with defaults), or, with --non-interactive, needs --resident and --broker. Never overwrites a "
+        "file without --force. Then checks the result as check-config does and prints the next steps. Exit codes: "
+        "0 written and valid; 3 written, valid except the signed certificate or the central's CA still to "
+        "install; 1 written but invalid; 2 nothing written (a refused answer, an existing file).",
+    )
+    p.add_argument("--hub-id", help="the hub id (default: hub- and 8 random characters)")
+    p.add_argument("--resident", help="pseudonymous resident id from the care record system (never a name)")
+    p.add_argument("--broker", action="append", metavar="HOST[:PORT]",
+                   help="the central's broker; again for failover (port default: 8883 cert, 8884 password)")
+    p.add_argument("--auth", choices=["cert", "password"], help="log in with a client certificate or a password "
+                   "(default cert)")
+    p.add_argument("--ca", metavar="FILE", help="the central's CA certificate (PEM), copied beside the config")
+    p.add_argument("--template", choices=["residence", "ble", "minimal"],
+                   help="config/examples/<template>.toml to start from (default residence)")
+    p.add_argument("--out", metavar="DIR", help="where to write (default /etc/carehub)")
+    p.add_argument("--state-dir", default="/var/lib/carehub", help="[store] dir (default /var/lib/carehub)")
+    p.add_argument("--non-interactive", action="store_true", help="ask nothing: flags and defaults only")
+    p.add_argument("--force", action="store_true", help="replace files that exist")
+    p.add_argument("--json", action="store_true", help="print one JSON document (files, check result, next steps)")
+    p.set_defaults(func=_provision)
 
     p = sub.add_parser("demo", help="run the hub on a simulated residence with a pretend alarm central")
     p.add_argument("--config", "-c", default="config/examples/demo.toml")

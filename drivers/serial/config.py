@@ -107,9 +107,39 @@ def check(devices: Sequence[Any], settings: Any, report: Report) -> None:
         ports.setdefault(port, i)
 
 
+def advise(devices: Sequence[Any], settings: Any, base: os.PathLike[str], report: Report) -> None:
+    """A warning for each configured port that does not exist on this machine now.
+
+    Not an error: at install time the USB-serial adapter may not be plugged in
+    yet, and the hub starts anyway (the device is reported offline until its
+    port appears, then read within a second or two).
+    """
+    for i, dev in enumerate(devices):
+        if dev.serial is None:
+            continue
+        port = dev.serial.port
+        where = port if os.path.isabs(port) else os.path.join(base, port)
+        if os.path.exists(where):
+            continue
+        looked = "" if os.path.isabs(port) else f" (looked for {where})"
+        folder = os.path.dirname(where)
+        if os.path.isdir(folder):
+            listing = f"; plugged in now: ls {folder}"
+        elif folder == "/dev/serial/by-id":
+            listing = "; no USB-serial adapter is plugged in now (/dev/serial/by-id is missing)"
+        else:
+            listing = ""
+        report(
+            ("device", i, "serial", "port"),
+            f"no such port {port!r}{looked}: the adapter may be unplugged (fine at install time); "
+            f"the hub starts anyway, reports the device offline and reads it as soon as the port appears{listing}",
+        )
+
+
 CONFIG = DriverConfig(
     name="serial",
     device_sections={"serial": SerialSettings},
     kinds={"serial": tuple(PROTOCOL_FOR_KIND)},
     check=check,
+    advise=advise,
 )

@@ -18,37 +18,60 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drivers.base import Report
 from hub.config.model import DRIVER_CONFIGS, DRIVER_FIELDS, DRIVERS_FOR_KIND, Config
 
-__all__ = ["SERVICE_USER", "check_semantics", "insecure_brokers", "is_loopback"]
+__all__ = ["SERVICE_USER", "check_advice", "check_semantics", "check_unique_ids", "insecure_brokers", "is_loopback"]
 
 #: The user the service runs as (systemd/carehub.service); its secrets may be owned by it or by root.
 SERVICE_USER = "carehub"
 
 
-def check_semantics(config: Config, base: Path, check_files: bool, report: Report) -> None:
-    """Every check of a decoded :class:`~hub.config.Config`; ``base`` is where relative paths start."""
-    for path, message in config.rules.check():
-        report(("rules", *path), message)
-    try:
-        ZoneInfo(config.hub.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
+def check_semantics(config: Any, base: Path, check_files: bool, report: Report, *, unique_ids: bool = True) -> None:
+    """Every check of a decoded :class:`~hub.config.Config`; ``base`` is where relative paths start.
+
+    ``config`` may also be what :mod:`hub.config.salvage` kept of a config the structs refused:
+    a table it could not keep is None (its checks are skipped), ``devices`` only the devices it
+    kept, and ``unique_ids`` False when it checks the ids itself (:func:`check_unique_ids`).
+    """
+    if config.rules is not None:
+        for path, message in config.rules.check():
+            report(("rules", *path), message)
+    if config.hub is not None:
+        try:
+            ZoneInfo(config.hub.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            report(("hub", "timezone"), f"expected an IANA time zone such as 'Europe/Oslo', found {config.hub.timezone!r}")
+    if unique_ids:
+        check_unique_ids([(i, dev.id) for i, dev in enumerate(config.devices)], report)
     _check_devices(config.devices, report)
     for driver in DRIVER_CONFIGS:
-        if driver.check is not None:
-            settings = getattr(config, driver.settings[0]) if driver.settings else None
+        settings = getattr(config, driver.settings[0]) if driver.settings else None
+        if driver.check is not None and not (driver.settings and settings is None):
             driver.check(config.devices, settings, report)
-    _check_mqtt(config.mqtt, report)
-    if check_files:
-        _check_files(config.mqtt, base, report)
+    if config.mqtt is not None:
+        _check_mqtt(config.mqtt, report)
+        if check_files:
+            _check_files(config.mqtt, base, report)
+
+
+def check_advice(config: Any, base: Path, report: Report) -> None:
+    """The warnings (not errors): each driver's ``advise``, e.g. a serial port not on this machine now."""
+    for driver in DRIVER_CONFIGS:
+        settings = getattr(config, driver.settings[0]) if driver.settings else None
+        if driver.advise is not None and not (driver.settings and settings is None):
+            driver.advise(config.devices, settings, base, report)
+
+
+def check_unique_ids(ids: list[tuple[int, str]], report: Report) -> None:
+    """Each device id once: ``ids`` are (index in the ``[[device]]`` list, id)."""
+    seen: dict[str, int] = {}
+    for i, dev_id in ids:
+        if dev_id in seen:
+            report(("device", i, "id"), f"expected a unique device id, found {dev_id!r} again (first at device[{seen[dev_id]}])")
+        seen.setdefault(dev_id, i)
 
 
 def _check_devices(devices: list[Any], report: Report) -> None:
-    """Unique ids; exactly one driver table per device, one its kind may use."""
-    seen: dict[str, int] = {}
+    """Exactly one driver table per device, one its kind may use."""
     for i, dev in enumerate(devices):
-        if dev.id in seen:
-            report(("device", i, "id"), f"expected a unique device id, found {dev.id!r} again (first at device[{seen[dev.id]}])")
-        seen.setdefault(dev.id, i)
         present = [d for d in DRIVER_FIELDS if getattr(dev, d) is not None]
         allowed = DRIVERS_FOR_KIND.get(dev.kind, ())
         if not allowed:

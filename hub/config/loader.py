@@ -3,22 +3,30 @@
 The text is decoded as TOML (:mod:`hub.tomldoc`), walked against
 :class:`~hub.config.Config` (:mod:`hub.structwalk`, in the config's words:
 :mod:`hub.config.walk`), converted, then checked across keys and devices
-(:mod:`hub.config.checks`, the drivers' checks included). Every problem
+(:mod:`hub.config.checks`, the drivers' checks included). When the structs
+refuse the file the cross-key checks still run on what can be kept of it
+(:mod:`hub.config.salvage`), so every error shows in one pass. Every problem
 becomes a :class:`ConfigIssue` at the line and column of its key in the
 source; :class:`ConfigError` carries them all, sorted by position.
+
+Warnings are issues that do not make the file invalid (a serial port not
+plugged in yet): ``LoadedConfig.warnings`` and ``ConfigError.warnings``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.config.checks import check_semantics
+from hub.config.checks import check_advice, check_semantics
 from hub.config.model import Config
+from hub.config.salvage import salvage_checks
 from hub.config.walk import CONFIG_WORDS
 from hub.tomldoc import Issue, TomlDocument
+from hub.tomlpos import Path as KeyPath
+from hub.tomlpos import format_path, locate
 
 __all__ = ["ConfigError", "ConfigIssue", "ConfigUnreadable", "LoadedConfig", "load", "parse", "secret_text"]
 
@@ -28,10 +36,11 @@ ConfigIssue = Issue
 
 
 class ConfigError(Exception):
-    """The config is invalid; ``issues`` lists every problem found."""
+    """The config is invalid; ``issues`` lists every problem found, ``warnings`` what is doubtful."""
 
-    def __init__(self, issues: list[ConfigIssue]):
+    def __init__(self, issues: list[ConfigIssue], warnings: list[ConfigIssue] | None = None):
         self.issues = issues
+        self.warnings = warnings or []
         super().__init__("\n".join(str(i) for i in issues))
 
 
@@ -46,6 +55,8 @@ class LoadedConfig:
     config: Config
     path: Path
     sha256: str
+    #: What is doubtful but not wrong (a serial port not on this machine now), sorted by line.
+    warnings: tuple[ConfigIssue, ...] = field(default=())
 
     def resolve(self, p: str) -> Path:
         """A path from the config, relative to the config file's directory."""
@@ -73,20 +84,49 @@ def load(path: str | os.PathLike[str], *, check_files: bool = True) -> LoadedCon
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigUnreadable(f"{path}: cannot read: {exc}") from exc
-    config = parse(text, filename=str(path), base_dir=path.parent, check_files=check_files)
-    return LoadedConfig(config=config, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest())
+    config, warnings = _parse(text, str(path), path.parent, check_files)
+    return LoadedConfig(config=config, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(),
+                        warnings=tuple(warnings))
 
 
 def parse(text: str, *, filename: str = "<config>", base_dir: Path | None = None, check_files: bool = True) -> Config:
     """Decode and check config text; raises :class:`ConfigError` listing every issue."""
-    doc = TomlDocument.parse(text, filename)
+    return _parse(text, filename, base_dir or Path("."), check_files)[0]
+
+
+@dataclass
+class _ConfigDocument(TomlDocument):
+    """A :class:`TomlDocument` that keeps the key path of every issue (for the salvage) and its warnings."""
+
+    reported: list[KeyPath] = field(default_factory=list)
+    warnings: list[ConfigIssue] = field(default_factory=list)
+
+    def report(self, path: KeyPath, message: str) -> None:
+        self.reported.append(path)
+        super().report(path, message)
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        line, col = locate(self.positions, path)
+        self.warnings.append(ConfigIssue(self.filename, line, col, format_path(path), message))
+
+    def sorted_warnings(self) -> list[ConfigIssue]:
+        return sorted(set(self.warnings), key=lambda i: (i.line, i.col, i.key, i.message))
+
+
+def _parse(text: str, filename: str, base: Path, check_files: bool) -> tuple[Config, list[ConfigIssue]]:
+    """The config and its warnings; raises :class:`ConfigError` with every issue and the warnings."""
+    doc = _ConfigDocument.parse(text, filename)
     config = doc.decode(Config, CONFIG_WORDS)
     if config is None:
-        raise ConfigError(doc.sorted_issues())
-    check_semantics(config, base_dir or Path("."), check_files, doc.report)
+        if doc.data is not None:  # not a syntax error: check what can be kept
+            salvage_checks(doc.data, list(doc.reported), base, check_files, doc.report, doc.warn)
+        raise ConfigError(doc.sorted_issues(), doc.sorted_warnings())
+    check_semantics(config, base, check_files, doc.report)
+    if check_files:
+        check_advice(config, base, doc.warn)
     if doc.issues:
-        raise ConfigError(doc.sorted_issues())
-    return config
+        raise ConfigError(doc.sorted_issues(), doc.sorted_warnings())
+    return config, doc.sorted_warnings()
 
 
 def secret_text(loaded: LoadedConfig, name: str) -> str:
