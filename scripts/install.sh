@@ -11,7 +11,7 @@
 #      /etc/tmpfiles.d/carehub.conf, /etc/udev/rules.d/99-carehub.rules
 #   4. systemd-sysusers (user carehub; groups gpio, dialout, bluetooth), systemd-tmpfiles --create
 #      (/etc/carehub, /var/lib/carehub), udev rules reloaded and applied to the GPIO chips
-#   5. /etc/carehub/hub.toml from config/examples/residence.toml, only if there is none
+#   5. no /etc/carehub/hub.toml: `carehub provision` writes it (an existing one is kept)
 #   6. systemctl daemon-reload and enable; start (restart, after an upgrade) only with --start
 #
 # --root DIR installs into DIR instead of / (tests, images): no apt; sysusers, tmpfiles and
@@ -153,14 +153,13 @@ if [ -z "$ROOT" ]; then
 fi
 
 # --- 5. the config --------------------------------------------------------------------------------
+# Not written here: `carehub provision` writes it with this hub's id, resident and credentials (and
+# refuses to overwrite one). The examples are in $PREFIX/examples.
 CONFIG="$ROOT/etc/carehub/hub.toml"
 if [ -e "$CONFIG" ]; then
     say "keeping /etc/carehub/hub.toml"
 else
-    gid="$(awk -F: '$1 == "carehub" { print $3 }' "$ROOT/etc/group")"
-    [ -n "$gid" ] || die "no group carehub in $ROOT/etc/group after systemd-sysusers"
-    install -m 0640 -o 0 -g "$gid" "$SRC/config/examples/residence.toml" "$CONFIG"
-    say "wrote /etc/carehub/hub.toml from config/examples/residence.toml: edit it for this residence"
+    say "no /etc/carehub/hub.toml yet: $PREFIX/.venv/bin/carehub provision writes it (examples in $PREFIX/examples)"
 fi
 
 # --- 6. the service -------------------------------------------------------------------------------
@@ -175,7 +174,7 @@ if [ "$START" = 1 ]; then
     systemctl restart carehub.service
     say "carehub started: journalctl -u carehub -f"
 else
-    say "enabled, not started. Next: edit /etc/carehub/hub.toml; $PREFIX/.venv/bin/carehub check-config /etc/carehub/hub.toml; systemctl start carehub"
+    say "enabled, not started. Next: $PREFIX/.venv/bin/carehub provision; $PREFIX/.venv/bin/carehub check-config /etc/carehub/hub.toml; systemctl start carehub"
     if systemctl --quiet is-active carehub.service; then
         say "carehub is running the previous install until: systemctl restart carehub"
     fi
