@@ -61,7 +61,7 @@ class ControlClient:
         except OSError as exc:
             self.sock.close()
             raise Unreachable(f"{self.path}: cannot connect: {exc.strerror or exc}") from None
-        self._file = self.sock.makefile("rb")
+        self._buf = b""
 
     def settimeout(self, timeout: float | None) -> None:
         """How long a reply may take (None: for ever, as ``tail`` waits)."""
@@ -77,7 +77,7 @@ class ControlClient:
     def reply(self) -> dict[str, Any]:
         """The next reply line; :class:`Unreachable` when the hub hung up or took too long."""
         try:
-            line = self._file.readline()
+            line = self._readline()
         except TimeoutError:
             raise Unreachable(f"{self.path}: no reply in time: the hub is busy or stuck") from None
         except OSError as exc:
@@ -85,6 +85,33 @@ class ControlClient:
         if not line:
             raise Unreachable(f"{self.path}: the hub closed the connection")
         return json.loads(line)
+
+    def poll(self, timeout: float) -> dict[str, Any] | None:
+        """The next reply if one comes within ``timeout`` seconds, else None (the connection stays usable)."""
+        before = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            line = self._readline()
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            raise Unreachable(f"{self.path}: connection lost: {exc.strerror or exc}") from None
+        finally:
+            self.sock.settimeout(before)
+        if not line:
+            raise Unreachable(f"{self.path}: the hub closed the connection")
+        return json.loads(line)
+
+    def _readline(self) -> bytes:
+        """One line (b"" at the end); a timeout leaves what was read in the buffer."""
+        while b"\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                line, self._buf = self._buf, b""
+                return line
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line + b"\n"
 
     def replies(self) -> Iterator[dict[str, Any]]:
         """Reply lines until the hub closes the connection."""
@@ -100,7 +127,6 @@ class ControlClient:
         return self.reply()
 
     def close(self) -> None:
-        self._file.close()
         self.sock.close()
 
     def __enter__(self) -> ControlClient:
