@@ -6,18 +6,23 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from drivers.ble import bthome
 from hil.harness.emulators import serial_devices
+from hil.harness.hubproc import REPO
 from hub.control.client import ControlClient
 from hub.control.protocol import MAX_CLIENTS, MAX_LINE, TAIL_QUEUE
 from tests.support.central import BASE
-from tests.support.control import BLE_DOOR, FCD2, ble_button_press, residence, start
+from tests.support.control import BLE_DOOR, CONTROL, FCD2, ble_button_press, residence, start
 
 
 def poll_status(sock: Path, pred: Any, timeout: float = 8.0) -> dict[str, Any]:
@@ -206,3 +211,22 @@ def test_garbage_gets_errors_and_the_hub_keeps_working(make_hub, subscribe):
     assert doc["control"]["refused"]["invalid"] + doc["control"]["refused"]["unknown_op"] >= 120
     refused = [e for e in hub.log_lines() if e.get("event") == "control_request_refused"]
     assert refused and len(refused) < 20, "refusals are logged, rate-limited"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="the sandbox expands syscall sets with it")
+def test_the_socket_works_inside_the_units_sandbox(make_hub):
+    """Under carehub.service's system-call filter (no @chown), address families and UMask=0077: the
+    socket is made 0660 with chmod alone, and answers."""
+    unit_sandbox = [sys.executable, str(REPO / "tests" / "support" / "unit_sandbox.py"),
+                    str(REPO / "systemd" / "carehub.service"), "--"]
+    hub = make_hub(devices=residence(), extra=CONTROL)
+    hub.prefix = unit_sandbox
+    hub.start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "control_listening")
+    sock = hub.dir / "state" / "control.sock"
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
+    with ControlClient(sock) as c:
+        doc = c.request({"op": "status"})
+    assert doc["ok"] and doc["link"]["online"] and len(doc["device_list"]) == 4
+    assert hub.stop() == 0 and not sock.exists()
+    assert not [e for e in hub.log_lines() if e.get("level") in ("error", "critical")], hub.tail()

@@ -55,7 +55,8 @@ def device_row(dev: Any, health: dict[str, Any], seen: dict[str, Any] | None,
     battery = _first(health.get("battery"), health.get("last_battery"), (seen or {}).get("battery"),
                      (sup or {}).get("battery"))
     state = health.get("state") or "unknown"
-    if last_seen is None and driver in ("ble", "gatt") and state in ("ok", "unknown", "waiting", "connecting", "stopped"):
+    quiet = ("ok", "unknown", "waiting", "connecting", "stopped")
+    if last_seen is None and driver in ("ble", "gatt") and state in quiet:
         state = "never heard"  # a radio device that has not spoken since the hub started
     offline = bool((sup or {}).get("offline"))
     if offline and state not in ("offline",):

@@ -10,6 +10,7 @@ timeout), 2 usage or config error, 3 the hub's socket cannot be reached.
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 from typing import Any
 
@@ -31,13 +32,19 @@ def _seq(text: str) -> int:
     return value
 
 
+def _event_id(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text):
+        raise argparse.ArgumentTypeError(f"not an event id (a UUID in lower case, as carehub status shows): {text!r}")
+    return text
+
+
 def add_parsers(sub: Any) -> None:
     """Add the operations sub-commands to ``carehub``'s sub-parsers."""
 
     def parser(name: str, help_: str, description: str, ok: str, failed: str, *, timeout: float = 10.0,
                json_help: str = "print the hub's reply as JSON (for scripts)") -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=textwrap.fill(description, 79), epilog=exit_codes(ok, failed),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=help_, description=textwrap.fill(description, 79),
+                           epilog=exit_codes(ok, failed), formatter_class=argparse.RawDescriptionHelpFormatter)
         add_target(p)
         p.add_argument("--json", action="store_true", help=json_help)
         if timeout:
@@ -90,7 +97,8 @@ def add_parsers(sub: Any) -> None:
         "cmd/ack does: the episode ends, the LED turns steady, the hub sends alarm.acknowledged.",
         "acknowledged (or acknowledged before)", "no open alarm with that id, or it was cancelled",
     )
-    p.add_argument("event_id", metavar="EVENT_ID", help="the alarm's event id (carehub status lists open alarms)")
+    p.add_argument("event_id", type=_event_id, metavar="EVENT_ID",
+                   help="the alarm's event id (carehub status lists open alarms)")
     p.add_argument("--by", metavar="NAME", help="who acknowledges (default: local:<your user name>)")
     p.set_defaults(func=ops.ack)
 

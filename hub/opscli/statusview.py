@@ -19,7 +19,7 @@ WARN_STATES = frozenset({"never heard", "unknown", "waiting", "connecting", "sto
 
 def render(doc: dict[str, Any], console: Console) -> None:
     """Print the status document ``carehub status`` got from the hub."""
-    health = doc.get("health", {}).get("state", "?")
+    health = "degraded" if doc.get("degraded") else doc.get("health", {}).get("state", "?")
     head = Text.assemble(
         ("hub ", "bold"), (str(doc.get("hub")), "bold"),
         f"  version {doc.get('version')}  up {duration(doc.get('uptime_s'))}  health ",
@@ -57,7 +57,8 @@ def _outbox(o: dict[str, Any]) -> Text:
     pending = o.get("pending", 0)
     text = Text(f"outbox  {pending} pending")
     if o.get("pending_alarms"):
-        text.append(f" ({o['pending_alarms']} alarms)", style="bold red")
+        n = o["pending_alarms"]
+        text.append(f" ({n} alarm{'s' if n != 1 else ''})", style="bold red")
     if pending:
         text.append(f", oldest {ago(o.get('oldest_pending_age_s'))}", style="yellow")
     if o.get("held"):
