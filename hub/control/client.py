@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hub.control.paths import DEFAULT_CONFIG, config_sockets
+from hub.control.paths import DEFAULT_CONFIG, RUN_DIR, SOCKET_NAME, ConfigProblem, config_sockets
 
 
 class Unreachable(Exception):
@@ -27,12 +27,19 @@ class Unreachable(Exception):
 def find_socket(socket_arg: str | None, config: str | None) -> Path:
     """The socket to use: ``--socket``, else the first of the config's candidates that exists.
 
-    Raises :class:`~hub.control.paths.ConfigProblem` when the config cannot
-    be read, :class:`Unreachable` when no candidate exists.
+    Without ``--config``, a default config this user may not read still
+    finds the service's socket in ``/run/carehub``. Raises
+    :class:`~hub.control.paths.ConfigProblem` when the config cannot be
+    read, :class:`Unreachable` when no candidate exists.
     """
     if socket_arg:
         return Path(socket_arg)
-    tried = config_sockets(config or DEFAULT_CONFIG)
+    try:
+        tried = config_sockets(config or DEFAULT_CONFIG)
+    except ConfigProblem:
+        if config is None and (RUN_DIR / SOCKET_NAME).exists():
+            return RUN_DIR / SOCKET_NAME  # the default config is root's to read; the service's socket is there
+        raise
     for path in tried:
         if path.exists():
             return path
