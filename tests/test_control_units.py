@@ -107,3 +107,47 @@ def test_times_as_a_person_reads_them(seconds: float | None, text: str) -> None:
 def test_durations() -> None:
     assert [duration(s) for s in (None, 5, 125, 3 * 3600 + 300, 2 * 86400 + 7200)] == [
         "-", "5 s", "2 min", "3 h 05 min", "2 d 2 h"]
+
+
+def test_a_socket_a_running_process_holds_is_left_alone_and_tried_again(tmp_path: Path) -> None:
+    """Another hub on the same path: this one logs, keeps its alarms, and takes the path once it is free."""
+    import socket
+
+    import structlog
+
+    from hub.control.client import ControlClient
+    from hub.control.server import ControlServer
+
+    path = tmp_path / "control.sock"
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(str(path))
+    other.listen()
+
+    async def status(control: dict) -> dict:
+        return {"hub": "h", "control": control}
+
+    async def main() -> None:
+        server = ControlServer(path, run=lambda cmd: None, status=status)  # type: ignore[arg-type, return-value]
+        with structlog.testing.capture_logs() as logs:
+            task = asyncio.create_task(server.run())
+            await asyncio.sleep(0.3)
+            assert [e["event"] for e in logs if e["event"].startswith("control_")] == ["control_socket_failed"]
+            assert not task.done()
+            other.close()
+            path.unlink()
+            deadline = asyncio.get_running_loop().time() + 5
+            while not any(e["event"] == "control_listening" for e in logs):
+                assert asyncio.get_running_loop().time() < deadline, logs
+                await asyncio.sleep(0.05)
+        assert oct(path.stat().st_mode & 0o777) == "0o660"
+        def ask() -> dict:
+            with ControlClient(path) as client:
+                return client.request({"op": "status"})
+
+        doc = await asyncio.to_thread(ask)
+        assert doc == {"ok": True, "hub": "h", "control": doc["control"]} and doc["control"]["clients"] == 1
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert not path.exists()
+
+    asyncio.run(main())

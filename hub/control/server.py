@@ -100,11 +100,18 @@ class ControlServer:
             self.path.unlink()
         old = os.umask(0o177)  # never reachable by others, not even between bind and chmod
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=self.max_line)
+            server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=self.max_line)
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o660)
-        st = self.path.stat()
+        try:
+            os.chmod(self.path, 0o660)
+            st = self.path.stat()
+        except OSError:
+            server.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+        self._server = server
         group = _group_name(st.st_gid)
         log.info("control_listening", socket=str(self.path), mode=oct(st.st_mode & 0o777), group=group)
         if group != GROUP and _group_exists(GROUP):
