@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("device", nargs="?")
     p.add_argument("--seconds", type=float, default=None, help="for hold: how long")
     p.set_defaults(func=_sim)
+
+    from hub.opscli import add_parsers as add_ops_parsers  # status, tail, test-alarm, ack, ble-forget, replay
+
+    add_ops_parsers(sub)
     return parser
 
 

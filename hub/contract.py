@@ -116,7 +116,14 @@ _HEARTBEAT = {
             "type": "object",
             "description": "handled; refused by reason (invalid, too_large, response_topic, rate_limited, busy); queued.",
         },
-        "devices": {"type": "object", "additionalProperties": {"type": "object"}},
+        "devices": {
+            "type": "object",
+            "additionalProperties": {"type": "object"},
+            "description": "Every configured device by id, heard or not: kind, state as its driver sees it (ok, "
+            "offline; a BLE device not heard since the hub started: 'never heard'), last_seen (RFC 3339; null: not "
+            "since the hub started), the driver's counters; a BLE advertiser adds rssi and battery of its last "
+            "accepted advert, a serial device its port. 'ble': the BLE scanner itself.",
+        },
         "open_alarms": {
             "type": "array",
             "description": "Open alarm episodes: event_id (the first alarm), device, type, state, alarms, latest, "

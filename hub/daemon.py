@@ -10,6 +10,7 @@ wires the parts; each does one job in a module of its own:
 * :mod:`hub.rules_runner`: the local rules and supervision;
 * :mod:`hub.commandgate`, :mod:`hub.command_runner`: the central's commands;
 * :mod:`hub.status`: birth, heartbeat, ``status``;
+* :mod:`hub.control`: the local control socket (``carehub status``, ``tail``, ``test-alarm``...);
 * :mod:`hub.housekeeping`, :mod:`hub.health`, :mod:`hub.supervisor`: staying well, or saying so;
 * :mod:`hub.port` and :mod:`drivers.registry`: the drivers, which the hub knows by registry line only.
 """
@@ -32,6 +33,9 @@ from hub.command_runner import CommandRunner
 from hub.commandgate import CommandGate
 from hub.config import Config, LoadedConfig, secret_text
 from hub.config.checks import insecure_brokers
+from hub.control.paths import socket_path
+from hub.control.server import ControlServer
+from hub.control.statusdoc import status_document
 from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
@@ -44,6 +48,7 @@ from hub.outbox import Outbox
 from hub.port import DriverPort
 from hub.rules import build_rules
 from hub.rules_runner import RulesRunner
+from hub.sightings import Sightings
 from hub.statedir import private_state
 from hub.status import StatusReporter
 from hub.supervisor import Supervisor
@@ -122,6 +127,15 @@ class Hub:
             resolve=loaded.resolve,
             sim_socket=loaded.sim_socket,
         )
+        self.sightings = Sightings()
+        self.port.on_report.append(self.sightings.heard)
+        self.control = ControlServer(
+            socket_path(c.control.socket, loaded.state_dir),
+            run=self.runner.run,
+            status=lambda stats: status_document(self, stats),
+        )
+        self.emitter.taps += [self.control.tail.tap, self.control.legs.committed]
+        self.forwarder.on_delivered.append(self.control.legs.delivered)
         self.lifecycle = Lifecycle(self)
 
     def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:

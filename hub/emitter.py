@@ -34,6 +34,8 @@ REFUSED_LOG_S = 5.0
 
 Spawn = Callable[[Awaitable[Any], str], asyncio.Task[Any]]
 OnCommitted = Callable[[Event], Awaitable[None]]
+#: Told of every committed (or held) event, on the loop, after it was handed to the forwarder; must not block.
+Tap = Callable[[Event], None]
 
 
 class Emitter:
@@ -51,6 +53,8 @@ class Emitter:
         self.alarms: AlarmTracker | None = None
         #: set by the wiring: what the rules do with each committed event
         self.on_committed: OnCommitted | None = None
+        #: told of every committed event after the forwarder, the alarms and the log (the control socket's tail)
+        self.taps: list[Tap] = []
         self._refused_logged_at = float("-inf")
         self._refused_unlogged = 0
         outbox.on_stored.append(self._held_stored)
@@ -147,6 +151,11 @@ class Emitter:
             priority=event.priority.value,
             device=event.source.device,
         )
+        for tap in self.taps:
+            try:
+                tap(event)
+            except Exception:
+                log.exception("event_tap_failed", event_id=event.id)
 
     def _held_stored(self, event: Event) -> None:
         """A held alarm is on disk now, with its seq: it goes out again that way (same id)."""

@@ -112,6 +112,7 @@ class Lifecycle:
         sup.start("heartbeat", h.status.heartbeat)
         sup.start("housekeeping", h.housekeeping.run, progress=lambda: h.housekeeping.round_at, stall_s=30.0)
         sup.start("rules", h.rules_runner.run, progress=lambda: h.rules_runner.ticked_at, stall_s=30.0)
+        sup.start("control", h.control.run)
         for driver in h.drivers:
             for name, run in driver.tasks():
                 sup.start(name, run)

@@ -14,12 +14,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from drivers.base import ButtonInput, Emit, Indicator, SimOps
 from drivers.simctl import SimControl
 from hub.alarms import AlarmTracker
 from hub.emitter import Emitter
 from hub.gestures import ButtonGestures
 from hub.rules_runner import RulesRunner
+
+log = structlog.get_logger("hub.port")
 
 
 class DriverPort:
@@ -44,6 +48,8 @@ class DriverPort:
         self._resolve = resolve
         self._sim_socket = sim_socket
         self.sim_control: SimControl | None = None
+        #: told of every report (device id, battery) after the rules: last seen for ``status``
+        self.on_report: list[Callable[[str, float | None], None]] = []
 
     def _device(self, device: str | None) -> Any | None:
         return None if device is None else self.devices[device]
@@ -71,6 +77,11 @@ class DriverPort:
 
     def report(self, device: str, *, battery: float | None = None) -> None:
         self.rules.report(device, battery=battery)
+        for hook in self.on_report:
+            try:
+                hook(device, battery)
+            except Exception:  # a view must never cost a driver its reading
+                log.exception("report_hook_failed", device=device)
 
     def now(self) -> float:
         return self.rules.now()

@@ -52,15 +52,20 @@ class StatusReporter:
         log.info("birth_published", topic=topic)
 
     def devices(self) -> dict[str, Any]:
-        """Every device's health as its driver knows it, with its telemetry limit's count."""
+        """Every configured device, heard or not: its health as its driver knows it, when it was last
+        heard from (``last_seen``, None: not since the hub started) and its telemetry limit's count."""
         health: dict[str, Any] = {}
         for driver in self.drivers():
             health.update(driver.health())
         flood = self.hub.emitter.flood
-        for dev_id in self.hub.devices:
+        for dev_id, dev in self.hub.devices.items():
+            entry = health.get(dev_id) or {"kind": dev.kind, "state": "unknown"}
+            seen = self.hub.sightings.get(dev_id)
+            entry = {**entry, "last_seen": entry.get("last_seen") or (seen["last_seen"] if seen else None)}
             limited = flood.status(dev_id)
-            if limited is not None and dev_id in health:
-                health[dev_id] = {**health[dev_id], "telemetry": limited}
+            if limited is not None:
+                entry["telemetry"] = limited
+            health[dev_id] = entry
         return health
 
     async def status(self) -> dict[str, Any]:

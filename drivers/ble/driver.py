@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from drivers.base import Emit, HubPort, Task
+from hub.events import rfc3339
 
 log = structlog.get_logger("drivers.ble")
 
@@ -34,7 +35,8 @@ class BleDriver:
         self.port = port
         self.settings = settings
         self._kinds = {dev.id: dev.kind for dev in devices}
-        self._health: dict[str, dict[str, Any]] = {}
+        #: per advertising device heard: last_seen (wall clock), rssi, battery of its last accepted advert
+        self._heard: dict[str, dict[str, Any]] = {}
         self.decoders: dict[str, Any] = {}
         self.scanner: Any = None
         self.gatt: Any = None
@@ -80,7 +82,9 @@ class BleDriver:
                     "ble_counter_restarted", device=dev.id, previous=result.counter_restart[0],
                     counter=result.counter_restart[1],
                 )
-            self._health[dev.id] = {"kind": dev.kind, "state": "ok", **decoder.health()}
+            before = self._heard.get(dev.id, {})
+            battery = result.battery if result.battery is not None else before.get("battery")
+            self._heard[dev.id] = {"last_seen": rfc3339(now), "rssi": advert.rssi, "battery": battery}
             port.report(dev.id, battery=result.battery)
             for g in result.gestures:
                 if gestures is None:
@@ -158,7 +162,14 @@ class BleDriver:
         return out
 
     def health(self) -> dict[str, dict[str, Any]]:
-        health = dict(self._health)
+        """Every configured device, heard or not: an advertising one never heard is ``"never heard"``;
+        once heard, the time (``last_seen``), RSSI and battery of its last accepted advert."""
+        health: dict[str, dict[str, Any]] = {}
+        for dev_id, decoder in self.decoders.items():
+            heard = self._heard.get(dev_id)
+            state = "ok" if heard else "never heard"
+            health[dev_id] = {"kind": self._kinds[dev_id], "state": state, **decoder.health(),
+                              **(heard or {"last_seen": None, "rssi": None, "battery": None})}
         if self.scanner is not None:
             health["ble"] = self.scanner.health()
         if self.gatt is not None:

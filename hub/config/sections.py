@@ -1,5 +1,5 @@
-"""The hub's own config tables: ``[hub]``, ``[mqtt]``, ``[store]``, ``[log]``, ``[sim]``, ``[alarm]``
-and the core keys of every ``[[device]]``.
+"""The hub's own config tables: ``[hub]``, ``[mqtt]``, ``[store]``, ``[log]``, ``[sim]``, ``[control]``,
+``[alarm]`` and the core keys of every ``[[device]]``.
 
 The drivers' tables (``[gpio]``, ``[device.serial]`` ...) are not here: each
 driver declares them in its config module and :mod:`hub.config.model` joins
@@ -163,6 +163,16 @@ class SimSection(Section):
                                "through (gpio factory or ble backend \"sim\"); relative to [store] dir.")] = "sim.sock"
 
 
+class ControlSection(Section):
+    """``[control]``: the local control socket of ``carehub status``, ``tail``, ``test-alarm``, ``ack``..."""
+
+    socket: Annotated[str | None, doc("Path of the local control socket (mode 0660) that carehub status, tail, "
+                                      "test-alarm, ack, ble-forget and replay talk to; relative to [store] dir. "
+                                      "Unset: /run/carehub/control.sock when /run/carehub exists and the hub may "
+                                      "write there (the unit's RuntimeDirectory), else control.sock in [store] "
+                                      "dir.")] = None
+
+
 class AlarmSection(Section):
     """``[alarm]``: the application-level acknowledgement every alarm needs."""
 
@@ -224,6 +234,8 @@ class ConfigCore(Section):
     store: Annotated[StoreSection, doc("Where the durable outbox and the rules' state live.")]
     log: Annotated[LogSection, doc("What is logged, and how.")] = LogSection()
     sim: Annotated[SimSection, doc("The control socket of simulated devices (demo and tests).")] = SimSection()
+    control: Annotated[ControlSection, doc("The local control socket: status, tail and commands without the "
+                                           "network.")] = ControlSection()
     alarm: Annotated[AlarmSection, doc("The central's acknowledgement every alarm needs.")] = AlarmSection()
     limits: Annotated[LimitsSection, doc("What one device may send; beyond, its telemetry is dropped.")] = LimitsSection()
     rules: Annotated[RulesConfig, doc("The local rules: readings that become alarms.")] = RulesConfig()
