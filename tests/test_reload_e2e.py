@@ -20,6 +20,7 @@ import pytest
 
 from drivers.simctl import SimClient, SimCommandError
 from hil.harness.broker import Mosquitto, Subscriber, request
+from hil.harness.emulators import serial_devices
 from hil.harness.hubproc import HubProcess, gpio_devices, hub_config
 from tests.support.central import BASE, events
 
@@ -273,3 +274,22 @@ def test_an_unchanged_file_changes_nothing_and_systemd_hears_reloading_then_read
     time.sleep(0.5)
     assert not events(sub, "hub.config_reloaded")
     assert len(births(sub)) == 1
+
+
+def test_a_rule_waiting_at_the_reload_still_fires(make_hub, subscribe, broker, emulate):
+    sub = subscribe([f"{BASE}/event/#"])
+    bed = emulate("bedmat", "bed")
+    rules = '[rules]\nnight = "00:00-24:00"\nrealert_s = {realert}\n[rules.bed_not_returned]\nafter_s = 4\n'
+    devices = gpio_devices() + serial_devices(bed=bed)
+    hub = make_hub(extra=rules.format(realert=900), devices=devices).start().wait_online()
+    hub.wait_log(lambda e: e.get("event") == "serial_online")
+    bed.send("occupancy", state="in", battery=90)
+    time.sleep(0.5)
+    bed.send("occupancy", state="out", battery=90)
+    (exit_,) = wait(sub, "bed.exit")
+
+    write(hub, broker, extra=rules.format(realert=1800), devices=devices)  # the rules are built anew
+    assert reload(hub)["changed"] == ["rules"]
+    (alert,) = wait(sub, "rule.bed_not_returned", timeout=15)
+    assert alert["cause"] == exit_["id"]
+    assert 3.5 <= epoch(alert["ts"]) - epoch(exit_["ts"]) <= 8.0

@@ -45,13 +45,15 @@ one at a time on the hub's loop; SIGHUPs that come meanwhile make one more):
      window applies from now on); a rule turned off drops its state.
    * ``[limits]``, ``[log] level`` (every logger, at once), ``[hub]
      resident`` (events accepted from now on), ``[store]`` bounds, ``[mqtt]
-     max_inflight`` and ``heartbeat_s``: in place.
-   * ``[mqtt]`` brokers, credentials, TLS, timings, or the files they name
-     (a renewed certificate at the same path counts): the link leaves the
-     broker cleanly (no last will), connects with the new settings and
+     heartbeat_s`` (from the next beat): in place.
+   * What the MQTT link's settings hold (``[mqtt]`` brokers, client id,
+     username and password, TLS, keepalive, timeouts, backoff,
+     max_inflight) or the files they name (a renewed certificate or
+     password at the same path counts): the link leaves the broker cleanly
+     (DISCONNECT: no last will), connects with the new settings and
      publishes its birth again. Events waiting for their PUBACK are sent
-     again from the outbox. Otherwise, the retained status is published
-     again (it names the config's sha256 and the devices).
+     again from the outbox. Otherwise the retained status is published
+     again, naming the new config's sha256 and devices.
 
 5. **Tell**: the log event ``config_reloaded`` (``changed``: the tables and
    ``device:<id> added|removed|changed``; ``sha256``) and the event
