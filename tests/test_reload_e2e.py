@@ -293,3 +293,24 @@ def test_a_rule_waiting_at_the_reload_still_fires(make_hub, subscribe, broker, e
     (alert,) = wait(sub, "rule.bed_not_returned", timeout=15)
     assert alert["cause"] == exit_["id"]
     assert 3.5 <= epoch(alert["ts"]) - epoch(exit_["ts"]) <= 8.0
+
+
+def test_a_driver_that_cannot_attach_is_put_back_and_the_reload_refused(make_hub, subscribe, broker):
+    sub = subscribe([f"{BASE}/#"])
+    hub = make_hub().start().wait_online()
+    running = births(sub)[-1]["config_sha256"]
+    hub.press("button-1")
+    (first,) = wait(sub, "alarm.button")
+    sub.wait_for(lambda _: hub.state("button-1")["feedback"] == "slow_blink")
+
+    hub.config.write_text(hub.config.read_text().replace('factory = "sim"', 'factory = "lgpio"'))  # no chip here
+    refused = reload(hub, expect="config_reload_refused")
+    assert refused["reason"] == "attach_failed" and refused["running_sha256"] == running
+    (event,) = wait(sub, "hub.config_refused")
+    assert event["data"]["reason"] == "attach_failed" and event["data"]["driver"] == "gpio"
+    # the GPIO driver is back on the running config: its button works, its LED still shows the open alarm
+    assert hub.state("button-1")["feedback"] == "slow_blink"
+    hub.press("button-1")
+    (_, repeat) = wait(sub, "alarm.button", n=2)
+    assert repeat["cause"] == first["id"] and repeat["data"]["repeat"] is True
+    assert hub.returncode is None

@@ -1,11 +1,15 @@
-"""What a reload would do, from two config files (hub.reload.plan): no hub, just the diff."""
+"""The reload's parts without a hub: what it would do from two config files (hub.reload.plan), and a log
+level changed for loggers already in use."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from hub import config
+import structlog
+
+from hub import config, logs
 from hub.reload import RESTART_KEYS, make_plan
 from hub.reload.plan import secrets_digest
 from hil.harness.hubproc import gpio_devices, hub_config
@@ -78,3 +82,18 @@ def test_a_renewed_password_file_is_a_change_of_the_link(tmp_path):
     pw.write_text("two\n")
     p = make_plan(loaded, config.load(a), old_secrets=before, new_secrets=secrets_digest(loaded))
     assert p.changed == ["mqtt"] and not p.drivers
+
+
+def test_a_new_log_level_reaches_loggers_already_in_use(capfd):
+    logs.configure("info", "json")
+    log = structlog.get_logger("test.reload")
+    log.debug("before")
+    log.info("cached")  # structlog caches this logger now, with the level it had
+    logs.set_level("debug")
+    log.debug("after_debug")
+    logs.set_level("warning")
+    log.info("after_warning")
+    log.warning("warned")
+    logs.configure("info", "json")
+    names = [json.loads(line)["event"] for line in capfd.readouterr().err.splitlines()]
+    assert names == ["cached", "after_debug", "warned"]
