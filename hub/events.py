@@ -244,10 +244,11 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     "hub.config_refused": (
         Priority.HIGH,
         "The hub refused a new config on SIGHUP and runs on with the one it had (data.running_sha256): "
-        "data.reason invalid (data.errors counts the problems, data.keys names their key paths, never the "
-        "values), unreadable, needs_restart (data.keys: hub.id, mqtt.prefix, store.dir, ... changed; restart "
-        "the service to apply it) or attach_failed (a driver could not start with it: data.driver); "
-        "data.sha256 is the refused file's (null when unreadable).",
+        "data.reason invalid (data.errors counts the problems, data.lines gives their line numbers; the "
+        "messages and values stay in the hub's journal), unreadable, needs_restart (data.keys: hub.id, "
+        "mqtt.prefix, store.dir, ... changed; restart the service to apply it) or attach_failed (a driver could "
+        "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
+        "unreadable).",
     ),
     "device.flooding": (
         Priority.HIGH,
