@@ -163,8 +163,8 @@ class Reloader:
                                                       insecure_brokers(c.mqtt)],
                             reason="insecure = true: events, commands and credentials cross the network without TLS")
             await h.link.reconfigure(link)  # the birth goes out again on the new connection
-        elif h.link.online.is_set():
-            await h.status.on_connected()  # the retained status names the new config and devices
+        elif h.link.online.is_set():  # the retained status names the new config and devices; not waited for
+            h.spawn(h.status.on_connected(), "birth")
 
     def _swap_rules(self, c: Any) -> None:
         """New rules from the new config; each rule that still exists carries on from its state."""
