@@ -43,6 +43,16 @@ class SimControl:
         """Make ``op`` callable through the socket."""
         self.handlers[op] = handler
 
+    def unregister(self, op: str, handler: Handler) -> None:
+        """Take ``op`` away, if it is still ``handler`` (a driver detached by a config reload)."""
+        if self.handlers.get(op) is handler:
+            del self.handlers[op]
+
+    @property
+    def listening(self) -> bool:
+        """True between :meth:`start` and :meth:`close`."""
+        return self._server is not None
+
     async def start(self) -> None:
         """Listen on :attr:`path`.
 

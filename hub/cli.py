@@ -4,7 +4,7 @@
 ``carehub config show [--config FILE]``  the config as the hub reads it, secrets masked (--json)
 ``carehub provision [--non-interactive ...]``  a new hub's config and credentials, then check-config
 ``carehub check-config FILE [--json]``   0 valid, 1 invalid, 2 unreadable
-``carehub sim SOCKET press DEVICE``      drive a simulated device of a running hub
+``carehub sim OP ...``                   drive a running hub's simulated devices and serial emulators
 ``carehub demo``                         a simulated residence and a pretend alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -64,23 +63,6 @@ def _run(args: argparse.Namespace) -> int:
     from hub.daemon import run_daemon
 
     return run_daemon(loaded)
-
-
-def _sim(args: argparse.Namespace) -> int:
-    from drivers.simctl import SimCommandError, call
-
-    request: dict[str, object] = {"op": args.op}
-    if args.device:
-        request["device"] = args.device
-    if args.seconds is not None:
-        request["seconds"] = args.seconds
-    try:
-        reply = call(args.socket, request)
-    except (OSError, SimCommandError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(reply, indent=2))
-    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -194,12 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("hil", help="hardware-in-the-loop acceptance runs on a virtual or physical rig "
                    "(carehub hil run --help)")
 
-    p = sub.add_parser("sim", help="drive a simulated device of a running hub through its sim socket")
-    p.add_argument("socket", help="the hub's sim control socket ([sim] socket in the config)")
-    p.add_argument("op", choices=["press", "release", "click", "hold", "state", "devices"])
-    p.add_argument("device", nargs="?")
-    p.add_argument("--seconds", type=float, default=None, help="for hold: how long")
-    p.set_defaults(func=_sim)
+    sub.add_parser("sim", help="drive a running hub's simulated devices (buttons, BLE adverts and radio, GATT) "
+                   "and serial emulators by device name (carehub sim --help)")
 
     from hub.opscli import add_parsers as add_ops_parsers  # status, tail, test-alarm, ack, ble-forget, replay
 
@@ -214,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from drivers.serial.emulator import main as emulator_main
 
         return emulator_main(argv[1:])
+    if argv[:1] == ["sim"]:  # its own argument parser
+        from hub.simcli import main as sim_main
+
+        return sim_main(argv[1:])
     if argv[:1] == ["hil"]:  # its own argument parser; the test rig is never imported otherwise
         from hil.cli import main as hil_main
 

@@ -12,7 +12,9 @@ wires the parts; each does one job in a module of its own:
 * :mod:`hub.status`: birth, heartbeat, ``status``;
 * :mod:`hub.control`: the local control socket (``carehub status``, ``tail``, ``test-alarm``...);
 * :mod:`hub.housekeeping`, :mod:`hub.health`, :mod:`hub.supervisor`: staying well, or saying so;
-* :mod:`hub.port` and :mod:`drivers.registry`: the drivers, which the hub knows by registry line only.
+* :mod:`hub.port`, :mod:`hub.drivertable` and :mod:`drivers.registry`: the drivers, which the hub knows by
+  registry line only;
+* :mod:`hub.reload`: SIGHUP reads the config again and applies it, or refuses it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from drivers.helpers import TaskSet
-from drivers.registry import DRIVERS
 from hub import logs
 from hub.alarms import AlarmTracker
 from hub.command_runner import CommandRunner
@@ -36,6 +37,7 @@ from hub.config.checks import insecure_brokers
 from hub.control.paths import socket_path
 from hub.control.server import ControlServer
 from hub.control.statusdoc import status_document
+from hub.drivertable import DriverTable
 from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
@@ -46,6 +48,7 @@ from hub.lifecycle import Lifecycle
 from hub.link import Endpoint, LinkSettings, MqttLink, TlsSettings, Will
 from hub.outbox import Outbox
 from hub.port import DriverPort
+from hub.reload import Reloader
 from hub.rules import build_rules
 from hub.rules_runner import RulesRunner
 from hub.sightings import Sightings
@@ -79,7 +82,7 @@ class Hub:
         self.health = HealthBoard(self._health_changed)
         self.supervisor = Supervisor(on_change=lambda comp, ok, why: self.health.set(comp, ok, why))
         self.status = StatusReporter(self, lambda: self.drivers)
-        self.link = MqttLink(self._link_settings(), on_connected=self.status.on_connected)
+        self.link = MqttLink(self.link_settings(loaded), on_connected=self.status.on_connected)
         self.forwarder = Forwarder(
             self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
         )
@@ -136,6 +139,10 @@ class Hub:
         )
         self.emitter.taps += [self.control.tail.tap, self.control.legs.committed]
         self.forwarder.on_delivered.append(self.control.legs.delivered)
+        self.driver_table = DriverTable(
+            port=self.port, alarms=self.alarms, supervisor=self.supervisor, devices=self.devices, drivers=self.drivers
+        )
+        self.reloader = Reloader(self)
         self.lifecycle = Lifecycle(self)
 
     def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
@@ -144,13 +151,7 @@ class Hub:
 
     def attach_drivers(self) -> None:
         """Each registered driver that has devices in this residence, attached through the port."""
-        for registered in DRIVERS:
-            spec = registered.load_config()
-            devices = [d for d in self.cfg.devices if any(getattr(d, k) is not None for k in spec.device_sections)]
-            if not devices:
-                continue
-            settings = getattr(self.cfg, spec.settings[0]) if spec.settings else None
-            self.drivers.append(registered.load_attach()(self.port, devices, settings))
+        self.driver_table.attach_all(self.cfg)
 
     def _health_changed(self, component: str, ok: bool, data: dict[str, Any]) -> None:
         draft = Draft(
@@ -161,24 +162,26 @@ class Hub:
         )
         self.spawn(self.emitter.emit_logged(draft), draft.type)
 
-    def _link_settings(self) -> LinkSettings:
-        m = self.cfg.mqtt
+    def link_settings(self, loaded: LoadedConfig) -> LinkSettings:
+        """The MQTT link's settings from ``loaded`` (at start, and on a reload)."""
+        m = loaded.config.mqtt
         tls = None
         if m.tls is not None:
             tls = TlsSettings(
-                ca=str(self.loaded.resolve(m.tls.ca)),
-                cert=str(self.loaded.resolve(m.tls.cert)) if m.tls.cert else None,
-                key=str(self.loaded.resolve(m.tls.key)) if m.tls.key else None,
+                ca=str(loaded.resolve(m.tls.ca)),
+                cert=str(loaded.resolve(m.tls.cert)) if m.tls.cert else None,
+                key=str(loaded.resolve(m.tls.key)) if m.tls.key else None,
             )
-        offline = json.dumps({"state": "offline", "hub": self.cfg.hub.id, "reason": "connection lost"}).encode()
+        hub_id = loaded.config.hub.id
+        offline = json.dumps({"state": "offline", "hub": hub_id, "reason": "connection lost"}).encode()
         return LinkSettings(
             brokers=tuple(Endpoint(host=b.host, port=b.port) for b in m.broker),
-            client_id=m.client_id or m.username or self.cfg.hub.id,  # the broker's ACL can use patterns
+            client_id=m.client_id or m.username or hub_id,  # the broker's ACL can use patterns
             will=Will(topic=f"{self.base}/status", payload=offline),
             subscriptions=(f"{self.base}/cmd/+",),
             tls=tls,
             username=m.username,
-            password=secret_text(self.loaded, m.password_file) if m.password_file else None,
+            password=secret_text(loaded, m.password_file) if m.password_file else None,
             keepalive_s=m.keepalive_s,
             connect_timeout_s=m.connect_timeout_s,
             backoff_initial_s=m.backoff_initial_s,

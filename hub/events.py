@@ -235,6 +235,21 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "every event through. Sent when it turns unhealthy or its reason changes (at most once a minute).",
     ),
     "hub.recovered": (Priority.NORMAL, "The component in data.component is well again (data.outage_s, data.was)."),
+    "hub.config_reloaded": (
+        Priority.NORMAL,
+        "The hub applied a new config on SIGHUP (systemctl reload) without restarting: data.sha256 (the new "
+        "file's; the retained status says it too), data.previous_sha256, data.changed (the tables and devices "
+        "that changed). Open alarms and the outbox carry on.",
+    ),
+    "hub.config_refused": (
+        Priority.HIGH,
+        "The hub refused a new config on SIGHUP and runs on with the one it had (data.running_sha256): "
+        "data.reason invalid (data.errors counts the problems, data.lines gives their line numbers; the "
+        "messages and values stay in the hub's journal), unreadable, needs_restart (data.keys: hub.id, "
+        "mqtt.prefix, store.dir, ... changed; restart the service to apply it) or attach_failed (a driver could "
+        "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
+        "unreadable).",
+    ),
     "device.flooding": (
         Priority.HIGH,
         "A device sends telemetry faster than its limit: the excess is dropped and counted (data.state started, "

@@ -3,7 +3,7 @@
 Start: open the store (a full disk does not stop the hub: alarms are held
 until it opens), attach the drivers (their LEDs are registered before the
 alarms are restored), restore open alarms and the rules' state, start the
-sim socket, say ``hub.started``, then run every essential task under the
+sim socket, say ``hub.started``, then run every essential task (a SIGHUP's reload too) under the
 :class:`~hub.supervisor.Supervisor` and send ``READY=1``. ``WATCHDOG=1`` goes
 out only while :meth:`Lifecycle.healthy`. Stop (SIGTERM/SIGINT, or a task
 that could not be kept running): ``hub.stopping``, flush what the link
@@ -54,6 +54,7 @@ class Lifecycle:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, h.reloader.request)  # reloaded once running (hub.reload)
         await h.housekeeping.open_store()  # a full disk: start all the same, alarms are held until it opens
         h.housekeeping.check_health()
         pending_at_start = 0
@@ -113,6 +114,7 @@ class Lifecycle:
         sup.start("housekeeping", h.housekeeping.run, progress=lambda: h.housekeeping.round_at, stall_s=30.0)
         sup.start("rules", h.rules_runner.run, progress=lambda: h.rules_runner.ticked_at, stall_s=30.0)
         sup.start("control", h.control.run)
+        sup.start("reload", h.reloader.run)
         for driver in h.drivers:
             for name, run in driver.tasks():
                 sup.start(name, run)

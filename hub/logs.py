@@ -17,10 +17,54 @@ import structlog.tracebacks
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+#: The least level logged now; :func:`set_level` changes it for every logger, cached or not (a config reload).
+_threshold = [logging.INFO]
+
+_Base: Any = structlog.make_filtering_bound_logger(logging.DEBUG)
+
+
+class _LevelLogger(_Base):  # type: ignore[misc, valid-type]
+    """structlog's filtering logger whose level is :data:`_threshold`, read at every call.
+
+    structlog caches a logger on first use with the level it was made with;
+    this one asks the threshold each time (one comparison), so a reload's
+    ``[log] level`` reaches the loggers already in use. Error and critical
+    always pass (no configurable level is above them).
+    """
+
+    def debug(self, event: str, *args: Any, **kw: Any) -> Any:
+        if _threshold[0] > logging.DEBUG:
+            return None
+        return super().debug(event, *args, **kw)
+
+    def info(self, event: str, *args: Any, **kw: Any) -> Any:
+        if _threshold[0] > logging.INFO:
+            return None
+        return super().info(event, *args, **kw)
+
+    def warning(self, event: str, *args: Any, **kw: Any) -> Any:
+        if _threshold[0] > logging.WARNING:
+            return None
+        return super().warning(event, *args, **kw)
+
+    msg = info
+    warn = warning
+
+    def is_enabled_for(self, level: int) -> bool:
+        return level >= _threshold[0]
+
+    def get_effective_level(self) -> int:
+        return _threshold[0]
+
+
+def set_level(level: str) -> None:
+    """Change the least level logged, for every logger of the process (``[log] level`` on a reload)."""
+    _threshold[0] = _LEVELS[level]
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Set up structlog for the process. ``fmt`` is ``auto``, ``json`` or ``console``."""
+    set_level(level)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -40,7 +84,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         factory = structlog.PrintLoggerFactory(sys.stderr)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        wrapper_class=_LevelLogger,
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )

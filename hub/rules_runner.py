@@ -77,6 +77,11 @@ class RulesRunner:
             self._dirty = True
         return now
 
+    def replace(self, rules: Any) -> None:
+        """Run ``rules`` from now on (a config reload; the caller carried their state over); saved on the next tick."""
+        self.rules = rules
+        self._dirty = True
+
     async def on_event(self, event: Event) -> None:
         """Feed one committed event to the rules; emit what they decide; save their state."""
         if event.type.startswith("rule."):

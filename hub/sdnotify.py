@@ -1,4 +1,4 @@
-"""systemd's notify protocol (``Type=notify``): READY=1, WATCHDOG=1, STOPPING=1.
+"""systemd's notify protocol (``Type=notify``): READY=1, WATCHDOG=1, STOPPING=1, RELOADING=1.
 
 A datagram to the socket in ``$NOTIFY_SOCKET``; does nothing when unset.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 def notify(message: str) -> bool:
@@ -37,3 +38,15 @@ def watchdog_interval() -> float | None:
     if not usec or (pid and int(pid) != os.getpid()):
         return None
     return int(usec) / 2_000_000
+
+
+def reloading(status: str = "reloading the config") -> bool:
+    """Tell systemd a reload begins (``RELOADING=1``); send ``READY=1`` when it is over, applied or refused.
+
+    systemd knows ``RELOADING=1`` since version 217 (Debian 12 has 252) and
+    shows the unit as ``reloading`` until ``READY=1``. ``MONOTONIC_USEC`` is
+    what ``Type=notify-reload`` (systemd 253 and later) pairs the message
+    with its own SIGHUP by; an older systemd ignores the field.
+    """
+    usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return notify(f"RELOADING=1\nSTATUS={status}\nMONOTONIC_USEC={usec}")

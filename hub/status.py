@@ -90,8 +90,7 @@ class StatusReporter:
         }
 
     async def heartbeat(self) -> None:
-        """The heartbeat loop, for the daemon's lifetime (supervised)."""
-        interval = self.hub.cfg.mqtt.heartbeat_s
+        """The heartbeat loop, for the daemon's lifetime (supervised); ``heartbeat_s`` is read anew each time."""
         link = self.hub.link
         while True:
             await link.online.wait()
@@ -100,4 +99,4 @@ class StatusReporter:
                 await link.publish(f"{self.hub.base}/heartbeat", body, qos=0)
             except LinkError:
                 pass
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.hub.cfg.mqtt.heartbeat_s)

@@ -215,6 +215,26 @@ class Supervisor:
             out[child.name] = entry
         return out
 
+    async def retire(self, name: str) -> bool:
+        """Stop supervising task ``name`` for good (its driver is detached by a config reload).
+
+        The task is cancelled and awaited, no failure is recorded, and a task
+        that was degraded is reported well (it is no longer part of the hub).
+        False when no task of that name is supervised.
+        """
+        child = self.children.pop(name, None)
+        if child is None:
+            return False
+        tasks = [t for t in (child.inner, child.task) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        child.state = "stopped"
+        if child.degraded and self.on_change is not None:
+            self.on_change(f"task:{name}", True, None)
+        log.info("task_retired", task=name)
+        return True
+
     def stopping(self) -> None:
         """The daemon is stopping: a task that ends from now on is not restarted."""
         self._stopping = True

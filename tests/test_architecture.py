@@ -20,7 +20,7 @@ PACKAGES = ("hub", "drivers", "hil")
 #: The seam: what the daemon may import of drivers/.
 SEAM = {"drivers", "drivers.base", "drivers.helpers", "drivers.registry", "drivers.simctl"}
 #: The installer's command-line tools reach drivers directly (a BLE scan, a serial emulator); not the daemon.
-TOOLS = {"hub.cli", "hub.scan", "hub.demo"}
+TOOLS = {"hub.cli", "hub.scan", "hub.demo", "hub.simcli.advert"}
 #: Modules allowed past 400 lines: data tables only.
 DATA_TABLES: set[str] = set()
 MAX_LINES = 400

@@ -5,15 +5,17 @@ number (``[hub] resident`` is a pseudonymous id; rooms are rooms). What an
 installer might still write into the file (a comment with the resident's
 name, address and phone, a password file named after them) and the secrets
 (the MQTT password, a BLE bindkey) must never reach the broker. A real hub,
-driven through its simulated devices, serial emulators and the central's
-commands, sends every event type of the contract; every message it publishes
-(events, status, heartbeat, command replies) is scanned for those strings.
+driven through its simulated devices, serial emulators, the central's
+commands and a config pushed with SIGHUP (refused, then taken), sends every
+event type of the contract; every message it publishes (events, status,
+heartbeat, command replies) is scanned for those strings.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -277,6 +279,16 @@ def drive_every_event_type(rig: Rig) -> None:
     rig.command("status", {})
     rig.command("replay", {"from_seq": 1, "to_seq": 5})
     rig.command("ble-forget", {"device": "ble-button", "by": "operator-7"})
+
+    # the config pushed again: a bad one (the resident's name where a time zone belongs) is refused, a good one taken
+    good = hub.config.read_text()
+    hub.config.write_text(good.replace('resident = "', f'timezone = "{NAME}"\nresident = "', 1))
+    assert hub.proc is not None
+    hub.proc.send_signal(signal.SIGHUP)
+    rig.wait("hub.config_refused")
+    hub.config.write_text(good.replace("steady_s = 600", "steady_s = 601"))
+    hub.proc.send_signal(signal.SIGHUP)
+    rig.wait("hub.config_reloaded")
     time.sleep(2.5)  # a heartbeat or two
     assert hub.stop() == 0
     rig.wait("hub.stopping")

@@ -81,6 +81,10 @@ def offline_root(root: Path, unit_text: str, *, prefix: str = "/opt/carehub", bi
         exe.parent.mkdir(parents=True, exist_ok=True)
         exe.write_text("#!/bin/sh\nexit 0\n")
         exe.chmod(0o755)
+    kill = root / "bin/kill"  # ExecReload= (procps has it on every Debian)
+    kill.parent.mkdir(parents=True, exist_ok=True)
+    kill.write_text("#!/bin/sh\nexit 0\n")
+    kill.chmod(0o755)
     return root
 
 
@@ -134,6 +138,7 @@ def test_unit_runs_without_network_and_under_the_watchdog() -> None:
     assert int(svc["WatchdogSec"][0]) > 0
     assert "check-config /etc/carehub/hub.toml" in svc["ExecStartPre"][0]
     assert svc["ExecStart"] == ["/opt/carehub/.venv/bin/carehub run --config /etc/carehub/hub.toml"]
+    assert svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]  # systemctl reload: SIGHUP, the config read again
 
 
 def test_unit_user_directories_and_sandbox() -> None:

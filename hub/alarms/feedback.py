@@ -39,6 +39,16 @@ class DeviceFeedback(EpisodeBook):
             return FeedbackMode.STEADY
         return FeedbackMode.OFF
 
+    def reshow(self, device: str) -> None:
+        """The device's indicator was replaced (its driver attached again): show it what the device's state says."""
+        self._shown.pop(device, None)
+        self._refresh(device)
+
+    def forget_indicator(self, device: str) -> None:
+        """The device's indicator is gone (its driver detached); its alarms stay as they are."""
+        self.indicators.pop(device, None)
+        self._shown.pop(device, None)
+
     def _refresh(self, device: str) -> None:
         ind = self.indicators.get(device)
         if ind is None:

@@ -90,7 +90,7 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
         with SimClient(loaded.sim_socket) as sim:
             script(central, sim, cfg)
         if keep_running:
-            console.print(f"\nhub keeps running; press buttons with `carehub sim {loaded.sim_socket} press …`; Ctrl-C to stop")
+            console.print(f"\nhub keeps running; press buttons with `carehub sim -c {loaded.path} click …`; Ctrl-C to stop")
             try:
                 while hub.poll() is None:
                     time.sleep(0.2)

@@ -67,6 +67,7 @@ class MqttLink:
         self._tasks = TaskSet()
         self._runner: asyncio.Task[None] | None = None
         self._offline_waiters: list[asyncio.Future[None]] = []
+        self._generation = 0  # counts :meth:`reconfigure` calls
 
     async def __aenter__(self) -> MqttLink:
         self._runner = asyncio.create_task(self.run(), name="mqtt-link")
@@ -104,9 +105,14 @@ class MqttLink:
 
     async def _run(self) -> None:
         s = self.settings
+        generation = self._generation
         delays = backoff_delays(s.backoff_initial_s, s.backoff_max_s)
         index, failures_here = 0, 0
         while not self._stopping:
+            if generation != self._generation:  # new settings: start over with them, at the first broker
+                s, generation = self.settings, self._generation
+                delays = backoff_delays(s.backoff_initial_s, s.backoff_max_s)
+                index, failures_here = 0, 0
             self.last_progress = time.monotonic()
             endpoint = s.brokers[index]
             self.state = LinkState.CONNECTING
@@ -129,7 +135,11 @@ class MqttLink:
                     index, failures_here = (index + 1) % len(s.brokers), 0
                     log.info("mqtt_failover", next_broker=f"{s.brokers[index].host}:{s.brokers[index].port}")
                 self.state = LinkState.BACKOFF
-                await self._sleep(next(delays))
+                if generation == self._generation:
+                    await self._sleep(next(delays))
+                continue
+            if generation != self._generation:  # reconfigured while this attempt ran: not with the old settings
+                await conn.aclose()
                 continue
             failures_here = 0
             self.failures = 0
@@ -152,7 +162,8 @@ class MqttLink:
             self.last_error = reason
             log.warning("mqtt_disconnected", broker=f"{endpoint.host}:{endpoint.port}", reason=reason)
             self.state = LinkState.BACKOFF
-            await self._sleep(next(delays))
+            if generation == self._generation:  # reconfigured: connect again at once, with the new settings
+                await self._sleep(next(delays))
         self.state = LinkState.STOPPED
 
     async def _call_on_connected(self) -> None:
@@ -175,6 +186,26 @@ class MqttLink:
             pass
         finally:
             self._offline_waiters.remove(fut)
+
+    async def reconfigure(self, settings: LinkSettings) -> None:
+        """Use ``settings`` from now on (a config reload): leave the broker cleanly and connect again.
+
+        The DISCONNECT is sent and written first, so the broker fires no last
+        will; QoS 1 publishes still waiting for their PUBACK fail with
+        :class:`LinkDown` and are sent again by their owners once connected
+        (the outbox keeps every event until its PUBACK). The birth goes out
+        again through ``on_connected``. A backoff in progress is cut short.
+        """
+        self.settings = settings
+        self._generation += 1
+        log.info("mqtt_reconfigured", brokers=[f"{b.host}:{b.port}" for b in settings.brokers],
+                 client_id=settings.client_id)
+        conn = self._conn
+        if conn is not None:
+            await conn.aclose()
+        for fut in self._offline_waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def publish_nowait(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, properties: Properties | None = None

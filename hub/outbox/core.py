@@ -170,6 +170,11 @@ class OutboxCore:
         if not self.space_short:
             self.ballast.ensure()
 
+    def set_limits(self, *, max_events: int, max_bytes: int, keep_delivered_s: float) -> None:
+        """New bounds (a config reload): taken by the next commit and the next upkeep round."""
+        self.max_events, self.max_bytes, self.keep_delivered_s = max_events, max_bytes, keep_delivered_s
+        self._bound_to_filesystem()
+
     def _bound_to_filesystem(self) -> None:
         """The store may take at most half of its filesystem, whatever max_bytes says: it must never be
         what fills the disk (a small state partition, a long outage)."""
