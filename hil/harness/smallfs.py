@@ -45,18 +45,33 @@ class Filler:
         self.runaway = runaway
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Held around each write and the close: the fd number is never written to after it is closed
+        #: (it may belong to anything of this process by then).
+        self._fd_lock = threading.Lock()
         self.fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def fill(self) -> None:
-        """Write until the filesystem says it is full."""
+        """Write until the filesystem says it is full (or the file is closed)."""
         chunk = b"\0" * 4096
-        while self.fd is not None:
-            try:
-                os.write(self.fd, chunk)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
+        while True:
+            with self._fd_lock:
+                if self.fd is None:
                     return
-                raise
+                try:
+                    os.write(self.fd, chunk)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        return
+                    raise
+
+    def _close(self) -> bool:
+        """Close the file once; False if it was closed already."""
+        with self._fd_lock:
+            if self.fd is None:
+                return False
+            os.close(self.fd)
+            self.fd = None
+            return True
 
     def start(self) -> Filler:
         self.fill()
@@ -74,18 +89,14 @@ class Filler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self._close()
 
     def stop(self) -> None:
         """Stop and delete the file: the space is back (again: a no-op)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
-        if self.fd is None:
+        if not self._close():
             return
-        os.close(self.fd)
-        self.fd = None
         self.path.unlink(missing_ok=True)
         time.sleep(0.01)
