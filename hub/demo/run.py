@@ -90,8 +90,9 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
         with SimClient(loaded.sim_socket) as sim:
             script(central, sim, cfg)
         if keep_running:
-            console.print(f"\nhub keeps running; press buttons with `carehub sim -c {loaded.path} click …`; Ctrl-C to stop")
-            try:
+            try:  # the Ctrl-C may come as soon as the line is out, before print returns: inside the try
+                console.print(f"\nhub keeps running; press buttons with `carehub sim -c {loaded.path} click …`; "
+                              "Ctrl-C to stop")
                 while hub.poll() is None:
                     time.sleep(0.2)
                 # the hub ended: by itself, or the same Ctrl-C reached it first (it shares our process group)
