@@ -30,6 +30,7 @@ import re
 import tomllib
 from typing import Any
 
+from hil.harness.hubproc import gpio_devices
 from hil.rigs.tomlout import merge
 
 #: The port of a serial device that the rig plays with an emulator on a pty.
@@ -78,28 +79,7 @@ steady_s = 600
 night = "22:00-07:00"
 day = "07:00-22:00"
 
-[[device]]
-id = "button-1"
-kind = "alarm_button"
-room = "bedroom"
-route = "any"
-[device.gpio]
-pin = 17
-led_pin = 27
-buzzer_pin = 22
-hold_s = 0.6
-bounce_s = 0
-
-[[device]]
-id = "cord-1"
-kind = "pull_cord"
-room = "bathroom"
-route = "care"
-[device.gpio]
-pin = 23
-led_pin = 24
-bounce_s = 0
-
+{gpio_devices(hold_s=0.6)}
 [[device]]
 id = "bed"
 kind = "bed_mat"
