@@ -202,6 +202,8 @@ def run_daemon(loaded: LoadedConfig) -> int:
     if mqtt.insecure and mqtt.tls is None:  # said at every start, so nobody forgets it
         log.warning("mqtt_insecure", brokers=[f"{h}:{mqtt.broker[i].port}" for i, h in insecure_brokers(mqtt)],
                     reason="insecure = true: events, commands and credentials cross the network without TLS")
+    for w in loaded.warnings:  # what check-config warned of (a serial adapter not plugged in): in the journal too
+        log.warning("config_warning", file=w.file, line=w.line, key=w.key, message=w.message)
     private_state(loaded.state_dir)  # 0700 and 0600 whatever the umask; the outbox keeps its files so
 
     async def main() -> int:

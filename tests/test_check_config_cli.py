@@ -289,3 +289,12 @@ def test_warnings_are_kept_beside_errors(tmp_path: Path) -> None:
     doc = json.loads(proc.stdout)
     assert [e["key"] for e in doc["errors"]] == ["log.level"]
     assert [w["key"] for w in doc["warnings"]] == ["device[0].serial.port"]
+
+
+def test_the_daemon_logs_the_same_warning_at_start(make_hub) -> None:  # noqa: ANN001 - conftest fixture
+    from hil.harness.emulators import serial_devices
+
+    port = Path("/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_NOT_HERE-if00-port0")
+    hub = make_hub(devices=serial_devices(bed=port)).start().wait_online()
+    line = hub.wait_log(lambda e: e.get("event") == "config_warning")
+    assert line["key"] == "device[0].serial.port" and "no such port" in line["message"] and line["level"] == "warning"
