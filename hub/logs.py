@@ -78,16 +78,34 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
             structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             structlog.processors.JSONRenderer(serializer=_encode_json),
         ]
-        factory: Any = structlog.BytesLoggerFactory(sys.stderr.buffer)
+        factory: Any = structlog.BytesLoggerFactory(_Stderr(binary=True))
     else:
         processors += [structlog.dev.ConsoleRenderer()]
-        factory = structlog.PrintLoggerFactory(sys.stderr)
+        factory = structlog.PrintLoggerFactory(_Stderr(binary=False))
     structlog.configure(
         processors=processors,
         wrapper_class=_LevelLogger,
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+
+
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: loggers are
+    cached on first use, and one that kept a stream replaced since (a test's capture, closed after it)
+    would fail on every line from then on."""
+
+    def __init__(self, *, binary: bool) -> None:
+        self.binary = binary
+
+    def _stream(self) -> Any:
+        return sys.stderr.buffer if self.binary else sys.stderr
+
+    def write(self, data: Any) -> Any:
+        return self._stream().write(data)
+
+    def flush(self) -> None:
+        self._stream().flush()
 
 
 def _encode_json(obj: Any, **_: Any) -> bytes:

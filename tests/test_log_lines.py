@@ -8,6 +8,7 @@ between is noise an operator cannot filter and a parser chokes on.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 
@@ -72,3 +73,25 @@ def test_broker_stopped_while_events_flow_leaves_only_json_lines(make_hub, broke
         if not (isinstance(entry, dict) and "event" in entry):
             not_json.append(line.decode(errors="replace"))
     assert not_json == [], "lines on stdout/stderr that are not structured log lines:\n" + "\n".join(not_json[:20])
+
+
+def test_a_cached_logger_follows_stderr_when_it_is_replaced(monkeypatch, capfd) -> None:  # noqa: ANN001
+    """Loggers are cached on first use; one that kept a closed stream would raise on every line after
+    (in the suite: a test's capture, closed after that test, broke the serial port and the outbox of the
+    tests after it). The hub's loggers write to whatever sys.stderr is when they write."""
+    import io
+
+    import structlog
+
+    from hub import logs
+
+    first = io.TextIOWrapper(io.BytesIO())
+    monkeypatch.setattr(sys, "stderr", first)
+    logs.configure("info", "json")
+    log = structlog.get_logger("test.stderr")
+    log.info("into_the_first")
+    assert b"into_the_first" in first.buffer.getvalue()
+    monkeypatch.undo()
+    first.close()
+    log.info("after_it_closed")  # raised "I/O operation on closed file" when the stream was bound at configure
+    assert "after_it_closed" in capfd.readouterr().err
