@@ -157,10 +157,19 @@ def header(body: ET.Element, runset: RunSet) -> None:
             ("Duration", fmt_duration(sum(r.duration_s for r in runset.runs))),
             ("Passes", str(len(runset.runs))),
         ]
-        facts += [(str(k).replace("_", " ").capitalize(), _short(v)) for k, v in sorted(first.rig_info.items())]
     if runset.command:
         facts.append(("Command", runset.command))
-    tbody = el(el(head, "table", class_="facts"), "tbody")
+    _fact_table(head, facts)
+    if first is not None and first.rig_info:  # the rig's own facts, for whoever checks the bench: folded
+        det = el(head, "details")
+        el(det, "summary", "Rig details (kernel, fixtures, how each fault is made, seed)")
+        shown = {"rig", "kind", "hub_version", "config_sha256"}
+        _fact_table(det, [(str(k).replace("_", " ").capitalize(), _short(v))
+                          for k, v in sorted(first.rig_info.items()) if k not in shown])
+
+
+def _fact_table(parent: ET.Element, facts: list[tuple[str, str]]) -> None:
+    tbody = el(el(parent, "table", class_="facts"), "tbody")
     for k, v in facts:
         tr = el(tbody, "tr")
         el(tr, "th", k)
