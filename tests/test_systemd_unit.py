@@ -422,9 +422,7 @@ def test_hub_works_inside_the_units_sandbox(tmp_path: Path) -> None:
             assert "CapEff:\t0000000000000000" in status and "CapBnd:\t0000000000000000" in status
             hub.press()
             sub.wait_for(lambda msgs: any(m.topic.endswith("/event/alarm.button") for m in msgs), timeout=10)
-            started = time.monotonic()
-            assert hub.stop() == 0, hub.tail()
-            assert time.monotonic() - started < 15
+            assert hub.stop() == 0, hub.tail()  # SIGTERM: a clean stop (stop() fails past its 15 s timeout)
         finally:
             sub.close()
             if hub.returncode is None:
@@ -458,10 +456,8 @@ def test_install_builds_the_venv_from_the_lock(tmp_path: Path) -> None:
     assert {"paho-mqtt", "msgspec", "cryptography", "bleak", "gpiozero"} <= {d.lower() for d in have}
     assert os.path.realpath(venv / "bin/python").startswith("/usr/bin/python3")  # the OS's Python, not PATH's
 
-    started = time.monotonic()
     again = install(root)
-    assert again.returncode == 0 and "is up to date" in again.stdout
-    assert time.monotonic() - started < 20
+    assert again.returncode == 0 and "is up to date" in again.stdout  # a second run installs nothing
 
     with Mosquitto(workdir=tmp_path / "broker") as broker:
         config = hub_config(tmp_path / "hub", port=broker.port)
