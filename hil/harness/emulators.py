@@ -85,14 +85,16 @@ class EmulatedDevice:
             self._logf.close()
 
 
-def serial_devices(**links: "EmulatedDevice | Path") -> str:
-    """Config for the serial devices (bed mat, dispenser, nurse call) on the given emulators (or pty paths)."""
+def serial_devices(ids: dict[str, str] | None = None, **links: "EmulatedDevice | Path | str") -> str:
+    """Config for the serial devices (bed mat, dispenser, nurse call) on the given emulators (or pty paths);
+    ``ids`` names them otherwise than ``bedmat-1``, ``dispenser-1``, ``nursecall-1`` (keyed bed, disp, espa)."""
     links = {k: getattr(v, "link", v) for k, v in links.items()}
+    ids = {"bed": "bedmat-1", "disp": "dispenser-1", "espa": "nursecall-1", **(ids or {})}
     out = []
     if "bed" in links:
         out.append(f"""
 [[device]]
-id = "bedmat-1"
+id = "{ids['bed']}"
 kind = "bed_mat"
 room = "bedroom"
 [device.serial]
@@ -105,7 +107,7 @@ return_after_s = 0.3
     if "disp" in links:
         out.append(f"""
 [[device]]
-id = "dispenser-1"
+id = "{ids['disp']}"
 kind = "medication_dispenser"
 room = "kitchen"
 [device.serial]
@@ -115,7 +117,7 @@ protocol = "dispenser"
     if "espa" in links:
         out.append(f"""
 [[device]]
-id = "nursecall-1"
+id = "{ids['espa']}"
 kind = "nurse_call"
 [device.serial]
 port = "{links['espa']}"

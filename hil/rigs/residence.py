@@ -30,6 +30,7 @@ import re
 import tomllib
 from typing import Any
 
+from hil.harness.emulators import serial_devices
 from hil.harness.hubproc import gpio_devices
 from hil.rigs.tomlout import merge
 
@@ -80,33 +81,7 @@ night = "22:00-07:00"
 day = "07:00-22:00"
 
 {gpio_devices(hold_s=0.6)}
-[[device]]
-id = "bed"
-kind = "bed_mat"
-room = "bedroom"
-[device.serial]
-port = "{EMULATOR}"
-protocol = "bedmat"
-[device.serial.bedmat]
-exit_after_s = 0.6
-return_after_s = 0.3
-
-[[device]]
-id = "dispenser"
-kind = "medication_dispenser"
-room = "kitchen"
-[device.serial]
-port = "{EMULATOR}"
-protocol = "dispenser"
-
-[[device]]
-id = "espa"
-kind = "nurse_call"
-[device.serial]
-port = "{EMULATOR}"
-protocol = "espa444"
-[device.serial.espa444]
-rooms = {{ "101" = "bedroom", "102" = "bathroom" }}
+{serial_devices(ids={"bed": "bed", "disp": "dispenser", "espa": "espa"}, bed=EMULATOR, disp=EMULATOR, espa=EMULATOR)}
 
 [[device]]
 id = "ble-button"
