@@ -65,7 +65,8 @@ def mismatches(pins: dict[str, tuple[str, str]]) -> list[str]:
 def _project_requirements(path: Path = PYPROJECT_PATH) -> list[Requirement]:
     with path.open("rb") as f:
         project = tomllib.load(f)["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
+    extras = project["optional-dependencies"].values()
+    return [Requirement(r) for r in project["dependencies"] + [r for reqs in extras for r in reqs]]
 
 
 def _applies(req: Requirement, extras: set[str]) -> bool:
@@ -101,7 +102,7 @@ def required() -> dict[str, str]:
 
 
 def leftovers(pins: dict[str, tuple[str, str]]) -> list[str]:
-    """Distributions in this venv's site-packages that neither the lock nor carehub[test] needs.
+    """Distributions in this venv's site-packages that neither the lock nor carehub[central,test] needs.
 
     What an earlier lock installed and the current one dropped; scripts/setup.sh uninstalls them.
     """
