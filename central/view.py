@@ -100,7 +100,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 class Change(msgspec.Struct, frozen=True, kw_only=True):
     """One change the live feed pushes: an alarm opened or closed, a hub's state, a device problem."""
 
-    kind: Literal["alarm", "hub", "problem", "problem_cleared", "lost"]
+    #: lost: events a hub reported it no longer has (detail: hub, seqs); resync: this subscriber
+    #: fell behind and missed changes, re-read the snapshot.
+    kind: Literal["alarm", "hub", "problem", "problem_cleared", "lost", "resync"]
     alarm: AlarmView | None = None
     hub: HubView | None = None
     problem: DeviceProblem | None = None
@@ -132,5 +134,5 @@ class CentralView(Protocol):
 
     def changes(self) -> AsyncIterator[Change]:
         """Every change from now on, for as long as the caller iterates (bounded per subscriber:
-        a subscriber that falls behind gets a ``Change(kind="lost")`` and should re-read the snapshot)."""
+        a subscriber that falls behind gets a ``Change(kind="resync")`` and should re-read the snapshot)."""
         ...
