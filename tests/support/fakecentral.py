@@ -1,0 +1,134 @@
+"""A CentralView for the faces' tests: state the test sets, changes it pushes, acks it scripts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from central.view import AckOutcome, AlarmView, Change, DeviceProblem, HubView, Snapshot
+
+_RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+
+
+def iso(seconds_ago: float = 0.0) -> str:
+    """RFC 3339 UTC, ``seconds_ago`` before now."""
+    t = datetime.now(UTC) - timedelta(seconds=seconds_ago)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alarm(event_id: str, *, hub: str = "hub-a", route: str = "nurse", priority: str = "critical",
+          room: str | None = "bedroom", age_s: float = 5.0, **kw: Any) -> AlarmView:
+    """An open alarm.button on ``hub``, ``age_s`` old."""
+    fields: dict[str, Any] = dict(
+        event_id=event_id, hub=hub, type="alarm.button", priority=priority, route=route, device="button-1",
+        kind="alarm_button", room=room, resident="R-0001", ts=iso(age_s), received=iso(age_s), state="open",
+    )
+    fields.update(kw)
+    return AlarmView(**fields)
+
+
+def hub(name: str, state: str = "online", *, heartbeat_age_s: float = 20.0, **kw: Any) -> HubView:
+    """A hub as the central supervises it."""
+    return HubView(hub=name, state=state, last_heartbeat=iso(heartbeat_age_s), last_status=iso(3600),  # type: ignore[arg-type]
+                   level_s=180.0, seq_last=42, **kw)
+
+
+def route_matches(route: str, wanted: str | None) -> bool:
+    """The console's filter: a team sees its own alarms and those for anyone."""
+    return wanted is None or route in (wanted, "any")
+
+
+class FakeCentral:
+    """Implements :class:`central.view.CentralView` over plain dicts, on the test's loop."""
+
+    def __init__(self) -> None:
+        self.alarms: dict[str, AlarmView] = {}
+        self.hubs: dict[str, HubView] = {}
+        self.problems: dict[tuple[str, str, str], DeviceProblem] = {}
+        self.problem_routes: dict[tuple[str, str, str], str] = {}
+        self.acks: list[tuple[str, str]] = []
+        #: what ack() answers: "acknowledged", a refusal result ("unknown_event"), None (no reply) or an exception.
+        self.ack_reply: str | None | BaseException = "acknowledged"
+        self.ack_delay_s = 0.0
+        self._subs: set[asyncio.Queue[Change]] = set()
+
+    def reset(self) -> None:
+        """Empty state and the default ack behaviour (subscribers stay)."""
+        self.alarms.clear()
+        self.hubs.clear()
+        self.problems.clear()
+        self.problem_routes.clear()
+        self.acks.clear()
+        self.ack_reply = "acknowledged"
+        self.ack_delay_s = 0.0
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def push(self, change: Change) -> None:
+        for q in list(self._subs):
+            try:
+                q.put_nowait(change)
+            except asyncio.QueueFull:
+                q.get_nowait()
+                q.put_nowait(Change(kind="resync"))
+
+    def add_alarm(self, a: AlarmView) -> None:
+        self.alarms[a.event_id] = a
+        self.push(Change(kind="alarm", alarm=a))
+
+    def close_alarm(self, event_id: str, by: str) -> None:
+        a = msgspec.structs.replace(self.alarms.pop(event_id), state="acknowledged", acked_by=by, acked_at=iso())
+        self.push(Change(kind="alarm", alarm=a))
+
+    def set_hub(self, h: HubView) -> None:
+        self.hubs[h.hub] = h
+        self.push(Change(kind="hub", hub=h))
+
+    def add_problem(self, p: DeviceProblem, route: str = "any") -> None:
+        key = (p.hub, p.device, p.problem)
+        self.problems[key], self.problem_routes[key] = p, route
+        self.push(Change(kind="problem", problem=p))
+
+    def clear_problem(self, hub: str, device: str, problem: str) -> None:
+        p = self.problems.pop((hub, device, problem))
+        self.push(Change(kind="problem_cleared", problem=p))
+
+    def resync(self) -> None:
+        self.push(Change(kind="resync"))
+
+    async def snapshot(self, *, route: str | None = None) -> Snapshot:
+        alarms = sorted((a for a in self.alarms.values() if route_matches(a.route, route)),
+                        key=lambda a: (_RANK[a.priority], a.ts))
+        problems = [p for k, p in self.problems.items() if route_matches(self.problem_routes[k], route)]
+        return Snapshot(alarms=tuple(alarms), hubs=tuple(sorted(self.hubs.values(), key=lambda h: h.hub)),
+                        problems=tuple(problems), at=iso())
+
+    async def ack(self, event_id: str, by: str) -> AckOutcome:
+        self.acks.append((event_id, by))
+        if self.ack_delay_s:
+            await asyncio.sleep(self.ack_delay_s)
+        reply = self.ack_reply
+        if isinstance(reply, BaseException):
+            raise reply
+        if reply is None:
+            return AckOutcome(ok=False, event_id=event_id, by=by, error="no reply from the hub within 10 s")
+        if reply not in ("acknowledged", "already_acknowledged") or event_id not in self.alarms:
+            return AckOutcome(ok=False, event_id=event_id, by=by, result="unknown_event",
+                              error=f"the hub does not know the event {event_id}")
+        self.close_alarm(event_id, by)
+        return AckOutcome(ok=True, event_id=event_id, by=by, result=reply, closes=(event_id,))
+
+    async def changes(self) -> AsyncIterator[Change]:
+        q: asyncio.Queue[Change] = asyncio.Queue(maxsize=64)
+        self._subs.add(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._subs.discard(q)
