@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +14,7 @@ from typing import Any
 import msgspec
 
 from central.view import AckOutcome, AlarmView, Change, DeviceProblem, HubView, Snapshot
+from hil.harness.mosquitto import free_port
 
 _RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 
@@ -132,3 +137,45 @@ class FakeCentral:
                 yield await q.get()
         finally:
             self._subs.discard(q)
+
+
+@contextlib.asynccontextmanager
+async def serving(view: Any, *, port: int = 0, keepalive_s: float = 15.0) -> AsyncIterator[str]:
+    """The web console for ``view`` on a free port, for the ``async with`` block; yields its base URL."""
+    from central.web import serve
+
+    port = port or free_port()
+    started = asyncio.Event()
+    task = asyncio.ensure_future(serve(view, "127.0.0.1", port, started=started, keepalive_s=keepalive_s))
+    done, _ = await asyncio.wait({task, asyncio.ensure_future(started.wait())}, timeout=10,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    assert started.is_set(), "the web console did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def http(method: str, url: str, *, json: Any = None, form: dict[str, str] | None = None,
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One request with the standard library (in a thread): the status and the decoded JSON body."""
+
+    def call() -> tuple[int, Any]:
+        data = None
+        hdrs = dict(headers or {})
+        if json is not None:
+            data, hdrs["content-type"] = msgspec.json.encode(json), "application/json"
+        elif form is not None:
+            data, hdrs["content-type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, msgspec.json.decode(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, msgspec.json.decode(err.read())
+
+    return await asyncio.to_thread(call)
