@@ -223,6 +223,27 @@ async def test_a_subscriber_that_falls_behind_gets_resync(fake: FakeCentral, bas
         s.close()
 
 
+async def test_snapshot_failing_in_the_central_is_a_clear_503(fake: FakeCentral, base: str) -> None:
+    fake.snapshot_error = OSError("database is locked")
+    status, body = await http("GET", f"{base}/api/snapshot")
+    assert status == 503 and body == {"ok": False, "error": "the central could not read its state: database is locked"}
+    fake.snapshot_error = None
+    assert (await http("GET", f"{base}/api/snapshot"))[0] == 200
+
+
+async def test_a_broken_change_feed_ends_the_stream_cleanly(fake: FakeCentral, base: str) -> None:
+    s = await open_stream(fake, base)
+    fake.add_alarm(alarm("e1"))
+    assert (await s.next_event())[1]["alarm"]["event_id"] == "e1"
+    fake.fail_feed()
+    assert await s.read_to_end() == b"", "ended, not cut: the browser reconnects and re-reads the snapshot"
+    s.close()
+    s = await open_stream(fake, base)  # and the next one works
+    fake.add_alarm(alarm("e2"))
+    assert (await s.next_event())[1]["alarm"]["event_id"] == "e2"
+    s.close()
+
+
 async def test_stream_ends_when_the_client_goes_away(fake: FakeCentral, base: str) -> None:
     s = await open_stream(fake, base)
     assert fake.subscribers == 1

@@ -112,7 +112,12 @@ def make_app(view: CentralView, *, keepalive_s: float = 15.0, stopping: asyncio.
         return _json({"ok": True})
 
     async def snapshot(request: Request) -> Response:
-        snap = await view.snapshot(route=_route_param(request))
+        route = _route_param(request)
+        try:
+            snap = await view.snapshot(route=route)
+        except Exception as exc:  # the engine failed: say so, keep serving
+            log.error("web_snapshot_failed", route=route, error=repr(exc))
+            raise WebError(503, f"the central could not read its state: {exc}") from None
         return _json(snap)
 
     async def ack(request: Request) -> Response:

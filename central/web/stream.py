@@ -60,6 +60,10 @@ async def change_stream(
             except StopAsyncIteration:
                 pending = None
                 break
+            except Exception as exc:  # the engine's feed failed: end this stream, the page reconnects and re-reads
+                pending = None
+                log.error("web_stream_feed_failed", peer=peer, error=repr(exc))
+                break
             pending = asyncio.ensure_future(_next(changes))
             sent += 1
             yield sse("change", msgspec.json.encode(change))

@@ -59,6 +59,8 @@ class FakeCentral:
         #: what ack() answers: "acknowledged", a refusal result ("unknown_event"), None (no reply) or an exception.
         self.ack_reply: str | None | BaseException = "acknowledged"
         self.ack_delay_s = 0.0
+        #: when set, snapshot() raises it; fail_feed() makes every change iterator raise.
+        self.snapshot_error: BaseException | None = None
         self._subs: set[asyncio.Queue[Change]] = set()
 
     def reset(self) -> None:
@@ -70,6 +72,7 @@ class FakeCentral:
         self.acks.clear()
         self.ack_reply = "acknowledged"
         self.ack_delay_s = 0.0
+        self.snapshot_error = None
 
     @property
     def subscribers(self) -> int:
@@ -107,7 +110,13 @@ class FakeCentral:
     def resync(self) -> None:
         self.push(Change(kind="resync"))
 
+    def fail_feed(self) -> None:
+        """Every subscriber's iterator raises (the engine's feed broke)."""
+        self.push(Change(kind="lost", detail={"fail": True}))
+
     async def snapshot(self, *, route: str | None = None) -> Snapshot:
+        if self.snapshot_error is not None:
+            raise self.snapshot_error
         alarms = sorted((a for a in self.alarms.values() if route_matches(a.route, route)),
                         key=lambda a: (_RANK[a.priority], a.ts))
         problems = [p for k, p in self.problems.items() if route_matches(self.problem_routes[k], route)]
@@ -134,7 +143,10 @@ class FakeCentral:
         self._subs.add(q)
         try:
             while True:
-                yield await q.get()
+                change = await q.get()
+                if change.detail == {"fail": True}:
+                    raise RuntimeError("the feed broke")
+                yield change
         finally:
             self._subs.discard(q)
 

@@ -263,6 +263,7 @@ function renderAlarms() {
   const same = wanted.length === list.children.length && wanted.every((li, i) => list.children[i] === li);
   if (!same) list.replaceChildren(...wanted);
   $("alarm-count").textContent = String(alarms.length);
+  document.title = alarms.length ? `(${alarms.length}) Alarm central · carehub` : "Alarm central · carehub";
   $("no-alarms").hidden = alarms.length > 0;
 }
 
