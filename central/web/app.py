@@ -97,7 +97,7 @@ def ack_status(outcome: AckOutcome) -> int:
     if outcome.result == "unknown_event":
         return 404
     if outcome.result is None:
-        return 504  # no reply from the hub (or it could not be asked)
+        return 502  # no reply from the hub, or the central could not ask it (the error says which)
     return 409  # the hub answered, and refused
 
 

@@ -99,9 +99,10 @@ function applyChange(c) {
   } else if (c.kind === "hub" && c.hub) {
     state.hubs.set(c.hub.hub, c.hub);
   } else if (c.kind === "problem" && c.problem) {
-    // a problem carries no route: with a filter on, the central decides whether it is ours
-    if (state.route === null) state.problems.set(problemKey(c.problem), c.problem);
-    else if (!problemsReload) problemsReload = setTimeout(() => { problemsReload = null; loadSnapshot(); }, 200);
+    // a problem without a route (an older central): with a filter on, the central decides whether it is ours
+    if (state.route === null || c.problem.route) {
+      if (matches(c.problem.route || "any")) state.problems.set(problemKey(c.problem), c.problem);
+    } else if (!problemsReload) problemsReload = setTimeout(() => { problemsReload = null; loadSnapshot(); }, 200);
   } else if (c.kind === "problem_cleared" && c.problem) {
     state.problems.delete(problemKey(c.problem));
   } else if (c.kind === "lost") {
@@ -227,6 +228,7 @@ function alarmCard(a) {
   field(dl, "Route", ROUTES[a.route] || a.route);
   field(dl, "Device", `${a.device} (${a.kind})`);
   if (a.cause_chain && a.cause_chain.length) field(dl, "Cause", [...a.cause_chain.map((c) => c.type), a.type].join(" → "));
+  if (a.alarms > 1) field(dl, "Presses", a.alarms);
   if (a.reminders) field(dl, "Reminders", a.reminders);
   field(dl, "Received", clock(a.received));
   const button = el("button", "ack", "Acknowledge");
