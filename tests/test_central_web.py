@@ -269,14 +269,18 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
 
 
 async def test_page_and_static_files_are_served(base: str) -> None:
-    def get(path: str) -> tuple[int, str, str]:
+    def get(path: str) -> tuple[int, Any, str]:
         with urllib.request.urlopen(base + path, timeout=10) as r:  # noqa: S310
-            return r.status, r.headers["content-type"], r.read().decode()
+            return r.status, r.headers, r.read().decode()
 
-    status, ctype, html = await asyncio.to_thread(get, "/")
-    assert status == 200 and ctype.startswith("text/html") and "/static/console.js" in html
-    status, ctype, js = await asyncio.to_thread(get, "/static/console.js")
-    assert ctype.startswith("text/javascript") and "innerHTML" not in js, "data goes into the page as text"
+    status, headers, html = await asyncio.to_thread(get, "/")
+    assert status == 200 and headers["content-type"].startswith("text/html") and "/static/console.js" in html
+    # nothing from a CDN, no inline script: the browser is told to refuse both
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert "<script>" not in html and "http" not in html.replace('http-equiv', '')
+    status, headers, js = await asyncio.to_thread(get, "/static/console.js")
+    assert headers["content-type"].startswith("text/javascript")
+    assert "innerHTML" not in js, "data goes into the page as text"
 
 
 async def test_terminal_console_shows_alarms_hubs_and_problems() -> None:

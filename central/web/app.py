@@ -32,6 +32,13 @@ ROUTES = ("nurse", "care")
 OPERATOR_HEADER = "x-operator"
 MAX_NAME = 80
 MAX_BODY = 4096
+#: The page loads nothing from elsewhere and runs no inline script; no other site may frame it.
+PAGE_HEADERS = {
+    "cache-control": "no-cache",
+    "content-security-policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 class WebError(Exception):
@@ -106,7 +113,7 @@ def make_app(view: CentralView, *, keepalive_s: float = 15.0, stopping: asyncio.
     stop = stopping if stopping is not None else asyncio.Event()
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     async def healthz(request: Request) -> Response:
         return _json({"ok": True})
