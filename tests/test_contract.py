@@ -138,7 +138,7 @@ def _event(**over: Any) -> dict[str, Any]:
         {"type": "Alarm Button"},
         {"extra": 1},
         {"scaip": {"dty": "3", "stc": "0010"}},
-        {"data": {"gesture": "press"}},  # alarm.button without its input
+        {"data": {"input": "gpio", "gesture": "hold"}},  # alarm.button's gesture is a press
         {"data": {"input": "gpio", "gesture": "press", "repeat": "yes"}},
         {"type": "medication.missed", "data": {"dose_id": "seven", "reported_by": "hub"}},
         {"type": "device.battery_low", "data": {"battery_pct": 140, "threshold_pct": 20}},
@@ -157,6 +157,8 @@ def test_schema_rejects_what_the_code_never_sends(override):
         {"data": {"input": "ble", "gesture": "press", "battery": 80}},  # a key a later minor version adds
         {"data": {"weight_kg": 71.25, "raw": "d51b"}},  # a GATT notification mapped to this type by the config
         {"scaip": None},  # no SCAIP code for this type and kind (or stored by a hub before 1.1)
+        {"data": {}},  # contract 1.0 said nothing of data: an event a 1.0 hub stored, replayed after an upgrade
+        {"type": "alarm.nursecall", "priority": "high", "data": {"call_address": "101"}},
     ],
 )
 def test_schema_accepts_what_a_central_must_take(override):
@@ -179,6 +181,9 @@ def test_problems_is_stricter_than_the_published_schema():
     assert problems("alarm.button", {"input": "gpio", "gesture": "press", "battery": 80}) == [
         "alarm.button: data.battery is not in AlarmButtonData"
     ]
+    assert problems("alarm.button", {"gesture": "press"}), "what this hub always sends is required here"
+    schema = json.loads((contract.CONTRACT_DIR / "event.schema.json").read_text())["$defs"]["AlarmButtonData"]
+    assert "required" not in schema and "always sends input, gesture" in schema["description"]
     assert problems("bed.exit", {"since_s": -1, "pressure": None, "seq": None})
     assert problems("sensor.reading", {"value": 3, "raw": "03"}) == []
 

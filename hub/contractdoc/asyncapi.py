@@ -15,7 +15,7 @@ import msgspec
 from hub.commands import COMMANDS
 from hub.contractdoc import payloads as docs
 from hub.contractdoc import examples
-from hub.contractdoc.schemas import components, data_schema_of, data_schemas
+from hub.contractdoc.schemas import components, data_schema_of, data_schemas, relaxed
 from hub.contractdoc.text import DESCRIPTION, SCAIP_EXTENSION, SECURITY_SCHEMES, SERVERS, event_summary
 from hub.events import EVENT_TYPES, SCHEMA_MINOR, SCHEMA_VERSION, Event
 
@@ -208,7 +208,7 @@ def asyncapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     schemas.update(components([Event], REF))
     schemas.update(components(list(COMMANDS.values()), REF))
-    schemas.update(components(list(docs.DOCUMENTS), REF))
+    schemas.update(relaxed(components(list(docs.DOCUMENTS), REF)))
     schemas.update(data_schemas(REF))
     event_messages = _event_messages()
     messages = {**event_messages, **_document_messages(), **_command_messages()}
