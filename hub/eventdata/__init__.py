@@ -7,9 +7,11 @@ event a real hub sends in the end-to-end tests validates against
 and :func:`problems` decodes a ``data`` strictly (no key the struct does not
 name, every value of its type) for the tests that call the producers.
 
-The published schemas leave ``data`` open to keys a later minor version adds;
-:func:`problems` does not, so a producer that starts sending a new key fails
-a test until its struct says what the key means.
+The published schemas leave ``data`` open to keys a later minor version adds
+and require no key (contract 1.0 required none, and a hub replays what it
+stored before an upgrade; :mod:`hub.contractdoc.schemas`); :func:`problems`
+does neither, so a producer that drops a key it always sent, or starts
+sending a new one, fails a test until its struct says so.
 
 One shape crosses every type: a GATT notification mapped to an event type by
 the config (``[[device.gatt.notify]] event = ...``) carries ``{<key>: value,

@@ -28,6 +28,7 @@ class Data(msgspec.Struct, kw_only=True, frozen=True):
 
     A field without a default is always there (possibly null, where its type
     says so); a field defaulting to UNSET is there only when it applies, and
-    never null. The schema leaves other keys open: a later minor version of
+    never null. The published schema names the first kind in its description
+    but requires none, and leaves other keys open: a later minor version of
     the contract may add fields, which a central ignores.
     """
