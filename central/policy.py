@@ -8,7 +8,7 @@ recorder checks against the contract, not against the hub's code. JSON Schema va
 Priorities: most types take theirs from the residence's config (a rule's ``priority``, a BLE
 notify mapping, an ESPA call's priority digit), so only the types whose priority the hub
 fixes in its code are checked (:data:`FIXED_PRIORITIES`); a scenario may add or override
-entries (``CentralRecorder(priorities=...)``).
+entries (``hil.central.CentralRecorder(priorities=...)``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-CONTRACT = Path(__file__).resolve().parents[2] / "contract"
+CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 
 #: The alarm types: each opens (or joins) an episode the central must acknowledge.
 ALARM_TYPES: frozenset[str] = frozenset({"alarm.button", "alarm.test", "alarm.nursecall"})
