@@ -260,6 +260,18 @@ class MqttLink:
         except (LinkError, TimeoutError) as exc:
             log.warning("mqtt_reply_failed", topic=request.response_topic, error=str(exc))
 
+    def ack(self, incoming: Incoming) -> None:
+        """With ``manual_ack``: tell the broker ``incoming`` (QoS 1) is handled, so it is not sent again.
+
+        A message that came on an earlier connection is not acknowledged: the
+        broker sends it again on the resumed session, and its handler must
+        take it as the duplicate it is.
+        """
+        conn = self._conn
+        if incoming.qos == 0 or conn is None or incoming.origin is not conn:
+            return
+        conn.ack(incoming.mid, incoming.qos)
+
     def _deliver(self, incoming: Incoming) -> None:
         if self.on_message is None:
             return
