@@ -97,3 +97,21 @@ async def record_lost(tx: Tx, hub: str, ranges: Ranges, *, instance: str, now: f
                                                     "count": sum(b - a + 1 for a, b in new), "reason": reason}))
         tx.journal(JournalEntry("hub", hub))
     return new
+
+
+async def settle(tx: Tx, for_update: str, hub: str, lo: int, now: float) -> list[tuple[int, int, str]]:
+    """Count a gap's filled and lost seqs afresh (with the hub's row locked, as the ingest does) and
+    close it when nothing is missing; the gaps closed."""
+    await tx.fetchone("SELECT seq_max FROM hubs WHERE hub = ?" + for_update, (hub,))
+    row = await tx.fetchone("SELECT hi FROM gaps WHERE hub = ? AND lo = ? AND state IN ('open', 'requested')",
+                            (hub, lo))
+    if row is None:
+        return []
+    hi = int(row[0])
+    count = await tx.fetchone("SELECT COUNT(DISTINCT seq) FROM events WHERE hub = ? AND seq >= ? AND seq <= ?",
+                              (hub, lo, hi))
+    lost = sum(min(hi, int(b)) - max(lo, int(a)) + 1 for a, b in await tx.fetchall(
+        "SELECT lo, hi FROM lost WHERE hub = ? AND hi >= ? AND lo <= ?", (hub, lo, hi)))
+    await tx.execute("UPDATE gaps SET filled = ?, lost = ? WHERE hub = ? AND lo = ?",
+                     (int(count[0]) if count else 0, lost, hub, lo))
+    return await close_full_gaps(tx, hub, lo, hi, now)

@@ -149,6 +149,10 @@ class Store:
         return await self._write(lambda tx: gapsql.record_lost(tx, hub, ranges, instance=self.instance, now=now,
                                                                reason=reason))
 
+    async def settle_gap(self, hub: str, lo: int, now: float) -> list[tuple[int, int, str]]:
+        """Count a gap afresh and close it when nothing is missing (after a replay's reply)."""
+        return await self._write(lambda tx: gapsql.settle(tx, self.db.for_update, hub, lo, now))
+
     async def gaps(self, hub: str) -> list[tuple[int, int, str]]:
         """Every gap of ``hub`` ever found (lo, hi, state), for tests and tools."""
         rows = await self._read(lambda tx: tx.fetchall("SELECT lo, hi, state FROM gaps WHERE hub = ? ORDER BY lo",

@@ -65,9 +65,12 @@ class _Connection:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
+        #: SUBSCRIBE packet ids still waiting for their SUBACK, with their topics.
+        self.subacks: dict[int, str] = {}
         self.sock: Any = None
         self._writing_now = False
         self.misc_task: asyncio.Task[None] | None = None
@@ -84,6 +87,11 @@ class _Connection:
         fut = self.pubacks.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(rc)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any) -> None:
+        topic = self.subacks.pop(mid, None)
+        if topic is not None:
+            self.link._subacked(topic, [rc for rc in codes if rc.is_failure], done=not self.subacks)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
