@@ -164,15 +164,16 @@ class Engine:
             self.counters["malformed"] += 1
             log.warning("message_malformed", topic=m.topic[:200], reason=str(exc))
             return
-        now = time.time()
         text = m.payload.decode("utf-8", "replace")
         if topic.kind == "status":
-            view = self.supervisor.status(topic.hub, doc)
+            view = self.supervisor.status(topic.hub, doc, retained=m.retain)
             if view is not None:
                 self.feed.publish(Change(kind="hub", hub=view))
         else:
             self.feed.publish(Change(kind="hub", hub=self.supervisor.heartbeat(topic.hub)))
-        self._signals.put_nowait((topic.kind, topic.hub, text, now))
+        w = self.supervisor.watch(topic.hub)
+        at = (w.status_wall if topic.kind == "status" else w.heartbeat_wall) or time.time()
+        self._signals.put_nowait((topic.kind, topic.hub, text, at))
 
     async def _record_signals(self) -> None:
         """Status and heartbeats into the store, in order (what a restarted central starts from)."""

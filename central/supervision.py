@@ -104,13 +104,20 @@ class Supervisor:
                 w.event_at = self._mono(row["last_event"])
             w.state, w.why = self.evaluate(w)
 
-    def status(self, hub: str, doc: dict[str, Any]) -> HubView | None:
-        """A status document (birth, will, clean stop); the view when the state changed."""
+    def status(self, hub: str, doc: dict[str, Any], *, retained: bool = False) -> HubView | None:
+        """A status document (birth, will, clean stop); the view when the state changed.
+
+        ``retained``: the broker's stored copy, sent on (re)subscribing: old news. It says what the
+        status is, but is no sign of life unless it differs from what this instance knew (a hub
+        silent since before a restart of the central stays silent, whatever its retained birth says).
+        """
         w = self.watch(hub)
         state = doc.get("state")
-        w.status = str(state) if state in ("online", "offline") else None
-        w.reason = str(doc["reason"])[:200] if doc.get("reason") is not None else None
-        w.status_at, w.status_wall = self.mono(), self.wall()
+        status = str(state) if state in ("online", "offline") else None
+        reason = str(doc["reason"])[:200] if doc.get("reason") is not None else None
+        if not retained or (status, reason) != (w.status, w.reason) or w.status_at is None:
+            w.status_at, w.status_wall = self.mono(), self.wall()
+        w.status, w.reason = status, reason
         return self._update(w)
 
     def heartbeat(self, hub: str) -> HubView:
