@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -41,6 +42,21 @@ log = structlog.get_logger("central.engine")
 
 #: How long the journal is kept (every instance's feed has read it long before).
 JOURNAL_KEEP_S = 3600.0
+
+
+class _Tail(NamedTuple):
+    """A heartbeat's word that every event of ``hub`` up to ``seq`` reached the broker."""
+
+    hub: str
+    seq: int
+
+
+def _delivered_up_to(heartbeat: dict[str, Any]) -> int | None:
+    """The heartbeat's seq when nothing is pending or held in the hub's outbox (all of it is at the broker)."""
+    seq, outbox = heartbeat.get("seq"), heartbeat.get("outbox")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq <= 0 or not isinstance(outbox, dict):
+        return None
+    return seq if outbox.get("pending") == 0 and not outbox.get("held") else None
 
 
 class Engine:
@@ -69,7 +85,7 @@ class Engine:
         self.counters: Counter[str] = Counter()
         #: set once connected with every subscription granted (again after each reconnect).
         self.ready = self.link.subscribed
-        self._events: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._events: asyncio.Queue[Incoming | _Tail] = asyncio.Queue()
         self._signals: asyncio.Queue[tuple[str, str, str, float]] = asyncio.Queue()
 
     # --- the faces' side (CentralView) --------------------------------------------------------
@@ -171,6 +187,8 @@ class Engine:
                 self.feed.publish(Change(kind="hub", hub=view))
         else:
             self.feed.publish(Change(kind="hub", hub=self.supervisor.heartbeat(topic.hub)))
+            if (seq := _delivered_up_to(doc)) is not None:
+                self._events.put_nowait(_Tail(topic.hub, seq))  # after the events that came before it
         w = self.supervisor.watch(topic.hub)
         at = (w.status_wall if topic.kind == "status" else w.heartbeat_wall) or time.time()
         self._signals.put_nowait((topic.kind, topic.hub, text, at))
@@ -192,11 +210,14 @@ class Engine:
     async def _ingest(self) -> None:
         """Take events in batches: check, store, then acknowledge each to the broker."""
         while True:
-            batch = [await self._events.get()]
+            batch: list[Incoming | _Tail] = [await self._events.get()]
             while len(batch) < self.config.central.batch and not self._events.empty():
                 batch.append(self._events.get_nowait())
             good: list[tuple[Incoming, Received]] = []
+            tails = [m for m in batch if isinstance(m, _Tail)]
             for m in batch:
+                if isinstance(m, _Tail):
+                    continue
                 self.counters["received"] += 1
                 try:
                     good.append((m, parse_event(parse_topic(m.topic, self.prefix), m.payload)))  # type: ignore[arg-type]
@@ -206,6 +227,20 @@ class Engine:
                     self.link.ack(m)
             if good:
                 await self._store(good)
+            for t in tails:
+                await self._tail(t)
+
+    async def _tail(self, t: _Tail) -> None:
+        """A heartbeat says every event up to ``t.seq`` reached the broker: what the central lacks of them
+        is a gap (one the ingest cannot see: no later event came), asked for after the reorder timeout."""
+        try:
+            gap = await self.store.tail(t.hub, t.seq, time.time())
+        except StoreError as exc:
+            log.warning("tail_check_failed", hub=t.hub, error=str(exc))
+            return
+        if gap is not None:
+            log.info("seq_gap", hub=t.hub, gap=list(gap), source="heartbeat")
+            self.journal.kick()
 
     async def _store(self, good: list[tuple[Incoming, Received]]) -> None:
         """Store a batch until it is stored (the database may be away a while); split it when one

@@ -11,6 +11,14 @@ line, a ``Change(kind="lost")`` on every instance's feed, counted on the hub's v
 
 A hub that does not answer, refuses (rate limited, busy) or is offline is asked again later;
 a claim that brought nothing within ``replay_timeout_s`` is claimed again.
+
+Gaps are found by the ingest (a seq above the highest seen) and by the heartbeats: a heartbeat
+carries the hub's last seq, and when nothing is pending in its outbox every event up to it has
+reached the broker, so what the central lacks of them is a gap too, at the tail, which no later
+event would reveal. It matters with several instances: Mosquitto deals a shared subscription's
+messages round robin to every member that has a session, connected or not, so an instance that
+is down holds its share on the broker until it returns (or its session expires); the others
+find those events missing and ask the hub for them again.
 """
 
 from __future__ import annotations

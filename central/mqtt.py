@@ -80,7 +80,8 @@ class CentralLink:
                 keepalive_s=options.keepalive_s,
                 session_expiry_s=options.session_expiry_s,
                 manual_ack=True,
-                backoff_max_s=10.0,
+                backoff_initial_s=0.2,
+                backoff_max_s=5.0,
             ),
             on_message=self._deliver,
         )

@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,29 @@ def test_two_instances_split_the_events_ack_each_alarm_once_and_both_see_every_a
     for central in (c1, c2):  # each shows every ack, whichever instance made it
         until(lambda c=central: acked(c) == alarms, 10, f"{central.instance} shows every ack")
     assert hub.state("cord-1")["feedback"] == "steady"
+
+
+def test_events_the_broker_keeps_for_a_stopped_instance_reach_the_other_by_replay(tmp_path: Path, make_hub,
+                                                                                    make_central) -> None:
+    # Mosquitto deals a shared subscription's messages round robin to every member with a session, connected
+    # or not: a stopped instance's share waits on the broker. The other asks the hub for it again: a gap
+    # shows it, or, for the last events, the heartbeat's seq (nothing pending at the hub).
+    db = str(tmp_path / "shared.db")
+    quick = FAST.replace("replay_timeout_s = 5", "replay_timeout_s = 1")
+    c1 = make_central("c1", db=db, config=quick)
+    c2 = make_central("c2", db=db, config=quick)
+    hub = make_hub(heartbeat_s=1)
+    hub.start().wait_online()
+    until(lambda: rows(db, "SELECT seq_max FROM hubs WHERE seq_max IS NOT NULL"), 10, "hub.started")
+    assert c2.stop() == 0  # its session stays on the broker, and takes its turn
+    for device in ("button-1", "cord-1", "button-1"):
+        hub.press(device)
+    with contextlib.closing(sqlite3.connect(hub.dir / "state" / "outbox.sqlite3")) as outbox:
+        sent = {r[0] for r in outbox.execute("SELECT seq FROM events")}
+    until(lambda: sent <= {r[0] for r in rows(db, "SELECT seq FROM events")}, 30, "every event in the store")
+    assert c1.events("replay_requested")
+    opened = {c["alarm"]["device"] for c in c1.changes() if c["kind"] == "alarm"}
+    assert opened == {"button-1", "cord-1"}
 
 
 def test_the_central_logs_in_as_the_shipped_broker_config_wants_and_acks_through_its_acl(site: Site,

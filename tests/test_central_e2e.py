@@ -77,7 +77,9 @@ def test_events_a_killed_hub_sends_again_are_counted_once(make_hub, make_central
 def test_a_seq_range_the_hub_skipped_is_replayed_and_what_it_no_longer_has_is_lost(broker, make_hub,
                                                                                     make_central) -> None:
     central = make_central()
-    hub = make_hub()
+    # heartbeats often: Mosquitto 2.0 restores no shared subscription from its persistence file, so an event
+    # the restarted hub sends before the central is back is dropped at the broker; the heartbeat's seq shows it
+    hub = make_hub(heartbeat_s=1)
     hub.start().wait_online()
     until(lambda: rows(central.db, "SELECT seq_max FROM hubs WHERE seq_max IS NOT NULL"), 10, "hub.started")
     broker.stop()
@@ -99,7 +101,8 @@ def test_a_seq_range_the_hub_skipped_is_replayed_and_what_it_no_longer_has_is_lo
     assert lost["hub"]["lost"] == 2
     [line] = central.events("events_lost")
     assert line["level"] == "error" and line["hub"] == "test-hub"
-    until(lambda: rows(central.db, "SELECT state FROM gaps") == [("lost",)], 15, "the gap closed")
+    until(lambda: rows(central.db, "SELECT state FROM gaps WHERE lo = ?", (gone[0],)) == [("lost",)], 15,
+          "the gap closed")
     seqs = {r[0] for r in rows(central.db, "SELECT seq FROM events")}
     assert set(pending[2:]) <= seqs and not set(gone) & seqs
     assert central.events("replay_requested")

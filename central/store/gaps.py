@@ -115,3 +115,17 @@ async def settle(tx: Tx, for_update: str, hub: str, lo: int, now: float) -> list
     await tx.execute("UPDATE gaps SET filled = ?, lost = ? WHERE hub = ? AND lo = ?",
                      (int(count[0]) if count else 0, lost, hub, lo))
     return await close_full_gaps(tx, hub, lo, hi, now)
+
+
+async def tail(tx: Tx, for_update: str, hub: str, seq: int, now: float) -> tuple[int, int] | None:
+    """The hub says (in a heartbeat, with nothing pending) that its last seq is ``seq``: the seqs above the
+    highest received, if any, are a gap at the tail (an event whose successor has not come yet). Returns it."""
+    row = await tx.fetchone("SELECT seq_max FROM hubs WHERE hub = ?" + for_update, (hub,))
+    if row is None or row[0] is None or seq <= int(row[0]):
+        return None
+    lo = int(row[0]) + 1
+    await tx.execute("INSERT INTO gaps (hub, lo, hi, state, opened) VALUES (?, ?, ?, 'open', ?) "
+                     "ON CONFLICT (hub, lo) DO NOTHING", (hub, lo, seq, now))
+    await tx.execute("UPDATE hubs SET seq_max = ? WHERE hub = ?", (seq, hub))
+    tx.journal(JournalEntry("hub", hub))
+    return lo, seq

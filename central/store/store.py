@@ -12,7 +12,7 @@ import structlog
 from central.store import gaps as gapsql
 from central.store import reads
 from central.store.apply import close_alarms
-from central.store.db import Db, JournalEntry, Row, TransientStoreError, Tx
+from central.store.db import Db, Row, TransientStoreError, Tx
 from central.store.ingest import Outcome, ingest_one
 from central.store.migrations import migrate
 from central.view import AlarmView, DeviceProblem
@@ -153,6 +153,10 @@ class Store:
         """Count a gap afresh and close it when nothing is missing (after a replay's reply)."""
         return await self._write(lambda tx: gapsql.settle(tx, self.db.for_update, hub, lo, now))
 
+    async def tail(self, hub: str, seq: int, now: float) -> tuple[int, int] | None:
+        """The hub's last seq from a heartbeat: a gap at the tail when the central has less (it opened)."""
+        return await self._write(lambda tx: gapsql.tail(tx, self.db.for_update, hub, seq, now))
+
     async def gaps(self, hub: str) -> list[tuple[int, int, str]]:
         """Every gap of ``hub`` ever found (lo, hi, state), for tests and tools."""
         rows = await self._read(lambda tx: tx.fetchall("SELECT lo, hi, state FROM gaps WHERE hub = ? ORDER BY lo",
@@ -243,12 +247,6 @@ class Store:
         """Journal rows after ``n``, in order: (n, instance, kind, hub, ref, detail)."""
         return await self._read(lambda tx: tx.fetchall(
             "SELECT n, instance, kind, hub, ref, detail FROM journal WHERE n > ? ORDER BY n LIMIT ?", (n, limit)))
-
-    async def journal(self, entry: JournalEntry) -> None:
-        """A change for every instance's feed that no event brought (a hub's gap counters)."""
-        async def run(tx: Tx) -> None:
-            tx.journal(entry)
-        await self._write(run)
 
     async def prune_journal(self, before: float) -> int:
         """Forget journal rows older than ``before`` (every feed has read them long ago)."""
