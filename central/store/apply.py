@@ -99,7 +99,7 @@ async def close_alarms(tx: Tx, hub: str, ids: Sequence[str], *, state: str, who:
 
     Every id is remembered as closed (:data:`closures`), so an alarm arriving after its ack opens closed.
     """
-    ids = list(dict.fromkeys(ids))
+    ids = sorted(set(ids))  # one order for every writer: no deadlock on the closures' keys
     if not ids:
         return []
     for alarm_id in ids:

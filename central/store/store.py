@@ -196,6 +196,8 @@ class Store:
                               ack_id))
             if not ok or reply is None:
                 return []
+            # the hub's row first, as the ingest takes it: one writer at a time per hub's alarms
+            await tx.fetchone("SELECT hub FROM hubs WHERE hub = ?" + self.db.for_update, (hub,))
             ids = [str(reply.get("alarm_id") or event_id), event_id]
             closes = reply.get("closes")
             if isinstance(closes, list):
