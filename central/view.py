@@ -53,6 +53,8 @@ class AlarmView(msgspec.Struct, frozen=True, kw_only=True):
     acked_at: str | None = None
     #: reminders (alarm.unacknowledged) received for it.
     reminders: int = 0
+    #: how many alarms the episode holds: the first press and the repeats that joined it.
+    alarms: int = 1
     cause_chain: tuple[CauseLink, ...] = ()
     #: SCAIP device type and status code where the event carries them.
     scaip: dict[str, Any] | None = None
@@ -85,6 +87,8 @@ class DeviceProblem(msgspec.Struct, frozen=True, kw_only=True):
     problem: str
     since: str
     detail: str | None = None
+    #: nurse, care or any, as the event that raised it (the route filter keeps it for its team and for any).
+    route: str | None = None
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):

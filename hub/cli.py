@@ -9,6 +9,7 @@
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
 ``carehub hil run [SCENARIO...]``        hardware-in-the-loop acceptance runs (``python -m hil run``)
+``carehub central --broker HOST:PORT ...``  the reference alarm central (``carehub central --help``)
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("hil", help="hardware-in-the-loop acceptance runs on a virtual or physical rig "
                    "(carehub hil run --help)")
 
+    sub.add_parser("central", help="the reference alarm central: de-duplicates, fills gaps, supervises hubs, "
+                   "acknowledges alarms; a web console (carehub central --help)")
+
     sub.add_parser("sim", help="drive a running hub's simulated devices (buttons, BLE adverts and radio, GATT) "
                    "and serial emulators by device name (carehub sim --help)")
 
@@ -200,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hil.cli import main as hil_main
 
         return hil_main(argv[1:], prog="carehub hil")
+    if argv[:1] == ["central"]:  # its own argument parser; the hub never imports the central otherwise
+        from central.cli import main as central_main
+
+        return central_main(argv[1:], prog="carehub central")
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

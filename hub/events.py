@@ -19,8 +19,13 @@ from typing import Annotated, Any
 
 import msgspec
 
+from hub.scaip import Scaip, codes_for
+
 #: Version of the event contract. Bumped only on a breaking change.
 SCHEMA_VERSION = 1
+#: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
+#: 1: ``scaip`` on every event, the data schema of each type.
+SCHEMA_MINOR = 1
 
 
 class Priority(str, enum.Enum):
@@ -133,10 +138,20 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     cause: Annotated[
         EventId | None, msgspec.Meta(description="Id of the event that led to this one, if any.")
     ] = None
+    scaip: Annotated[
+        Scaip | None,
+        msgspec.Meta(
+            description=(
+                "SCAIP codes (SS 91100 / TS 50134-9) of this event's type and its source's kind: null when "
+                "neither has one, and on an event stored by a hub older than contract 1.1 and sent after the "
+                "upgrade."
+            )
+        ),
+    ] = None
 
     @classmethod
     def from_draft(cls, draft: Draft, *, hub: str, resident: str, seq: int) -> Event:
-        """Number a draft: the outbox calls this inside its transaction."""
+        """Number a draft: the outbox calls this inside its transaction. The SCAIP codes are added here."""
         return cls(
             v=SCHEMA_VERSION,
             id=draft.id,
@@ -150,6 +165,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             route=draft.route,
             data=draft.data,
             cause=draft.cause,
+            scaip=codes_for(draft.type, draft.source.kind),
         )
 
     def to_json(self) -> bytes:

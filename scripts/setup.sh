@@ -29,3 +29,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
     fi
     echo "$want" >"$stamp"
 fi
+# The contract's AsyncAPI check (contract/check: the official @asyncapi/parser, installed from its
+# lock) when npm is here; again when the lock changed or node_modules is gone. Install scripts are
+# off (one dependency's only runs usage analytics). Without npm the test skips and says why.
+if command -v npm >/dev/null 2>&1; then
+    check=contract/check
+    lock="$(sha256sum "$check/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$check/node_modules/.carehub-lock.sha256" 2>/dev/null)" != "$lock" ]; then
+        if (cd "$check" && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error); then
+            echo "$lock" >"$check/node_modules/.carehub-lock.sha256"
+        else
+            echo "setup: npm ci in $check failed: the AsyncAPI check (tests/test_contract_asyncapi.py) cannot run" >&2
+        fi
+    fi
+fi

@@ -7,6 +7,8 @@
 * the daemon names no driver: its modules import only the seam
   (``drivers.base``, ``drivers.helpers``, ``drivers.registry``, ``drivers.simctl``),
   never a driver package;
+* the hub never imports the central (``carehub central`` in ``hub.cli`` and the demo load it
+  lazily, inside a function); the central may use the hub's contract and link, never the test rig;
 * no module over 400 lines, but data tables.
 """
 
@@ -16,7 +18,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("hub", "drivers", "hil")
+PACKAGES = ("hub", "drivers", "hil", "central")
 #: The seam: what the daemon may import of drivers/.
 SEAM = {"drivers", "drivers.base", "drivers.helpers", "drivers.registry", "drivers.simctl"}
 #: The installer's command-line tools reach drivers directly (a BLE scan, a serial emulator); not the daemon.
@@ -134,6 +136,22 @@ def test_the_daemon_names_no_driver() -> None:
         if bad:
             wrong[m] = bad
     assert not wrong, f"hub modules naming a driver (use drivers.registry and the port): {wrong}"
+
+
+def test_the_hub_never_imports_the_central_nor_the_central_the_rig() -> None:
+    wrong = {}
+    for m, path in modules().items():
+        lazy_ok = m == "hub.cli" or m == "hub.demo" or m.startswith("hub.demo.")  # the command line, the demo
+        found = imports(path, m, top_level_only=lazy_ok)
+        if m.startswith(("hub", "drivers")):
+            bad = sorted(i for i in found if i == "central" or i.startswith("central."))
+        elif m.startswith("central"):
+            bad = sorted(i for i in found if i == "hil" or i.startswith("hil."))
+        else:
+            continue
+        if bad:
+            wrong[m] = bad
+    assert not wrong, f"imports across the central's boundary: {wrong}"
 
 
 def test_no_module_over_400_lines_but_data_tables() -> None:

@@ -12,12 +12,13 @@ two ids, priorities, the JSON Schema) and acknowledges alarms through ``cmd/ack`
         assert central.problems() == []
 
 * :mod:`hil.central.recorder` - the MQTT side (:class:`CentralRecorder`, :class:`AckRecord`).
-* :mod:`hil.central.ledger` - the bookkeeping and checks, no MQTT (:class:`Ledger`, :class:`Arrival`).
-* :mod:`hil.central.policy` - the contract's schema and types, the priorities the hub fixes.
+* :mod:`central.ledger` - the bookkeeping and checks, no MQTT (:class:`Ledger`, :class:`Arrival`): the
+  reference central's own (:mod:`central`), which de-duplicates by the same rules.
+* :mod:`central.policy` - the contract's schema and types, the priorities the hub fixes.
 """
 
-from hil.central.ledger import Arrival, Ledger
-from hil.central.policy import ALARM_TYPES, FIXED_PRIORITIES
+from central.ledger import Arrival, Ledger
+from central.policy import ALARM_TYPES, FIXED_PRIORITIES
 from hil.central.recorder import AckRecord, CentralRecorder
 
 __all__ = ["ALARM_TYPES", "FIXED_PRIORITIES", "AckRecord", "Arrival", "CentralRecorder", "Ledger"]

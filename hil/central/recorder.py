@@ -1,5 +1,5 @@
 """The alarm central on the broker: :class:`CentralRecorder` subscribes to one hub, records and
-checks every event (:class:`~hil.central.ledger.Ledger`), follows its retained status and
+checks every event (:class:`~central.ledger.Ledger`), follows its retained status and
 heartbeats, and acknowledges alarms through ``cmd/ack`` (MQTT 5 request/response).
 
 It is a :class:`~hil.harness.subscriber.Subscriber` underneath: MQTT v5, QoS 1, reconnecting on
@@ -24,9 +24,9 @@ from msgspec import Struct
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hil.central.ledger import Arrival, Ledger
-from hil.central.policy import ALARM_TYPES, known_types, load_validator
-from hil.central.policy import priorities as allowed_priorities
+from central.ledger import Arrival, Ledger
+from central.policy import ALARM_TYPES, known_types, load_validator
+from central.policy import priorities as allowed_priorities
 from hil.harness.mosquitto import LOCALHOST
 from hil.harness.subscriber import Received, Subscriber
 from hil.harness.tlsfiles import TlsFiles
@@ -57,7 +57,7 @@ class CentralRecorder:
     ``auto_ack``: acknowledge every new alarm (``alarm.button``, ``alarm.test``,
     ``alarm.nursecall``) as ``ack_by``, unless an earlier ack's reply closed it already.
     ``priorities``: type -> allowed priorities, merged over
-    :data:`~hil.central.policy.FIXED_PRIORITIES`.
+    :data:`~central.policy.FIXED_PRIORITIES`.
     The constructor blocks until connected and subscribed (``connect_timeout``; None: it does not).
     """
 

@@ -46,12 +46,14 @@ class _Connection:
             client_id=s.client_id,
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=False,
+            manual_ack=s.manual_ack,
         )
         self.client.suppress_exceptions = True
         self.client.connect_timeout = s.connect_timeout_s
         self.client.max_inflight_messages_set(s.max_inflight + INFLIGHT_HEADROOM)
         self.client.max_queued_messages_set(0)
-        self.client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
+        if s.will is not None:
+            self.client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
         if s.username is not None:
             self.client.username_pw_set(s.username, s.password)
         if s.tls is not None:
@@ -63,9 +65,12 @@ class _Connection:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
+        #: SUBSCRIBE packet ids still waiting for their SUBACK, with their topics.
+        self.subacks: dict[int, str] = {}
         self.sock: Any = None
         self._writing_now = False
         self.misc_task: asyncio.Task[None] | None = None
@@ -83,6 +88,11 @@ class _Connection:
         if fut is not None and not fut.done():
             fut.set_result(rc)
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any) -> None:
+        topic = self.subacks.pop(mid, None)
+        if topic is not None:
+            self.link._subacked(topic, [rc for rc in codes if rc.is_failure], done=not self.subacks)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         props = getattr(msg, "properties", None)
         incoming = Incoming(
@@ -91,6 +101,10 @@ class _Connection:
             properties=props,
             response_topic=getattr(props, "ResponseTopic", None) if props else None,
             correlation_data=getattr(props, "CorrelationData", None) if props else None,
+            mid=msg.mid,
+            qos=msg.qos,
+            retain=bool(msg.retain),
+            origin=self,
         )
         # Not from inside paho's callback: it holds paho's non-reentrant callback lock, and a reply
         # published from there that meets a dead socket makes paho call on_disconnect under the same
@@ -154,11 +168,12 @@ class _Connection:
         """TCP (+TLS) connect in a worker thread, then hand the socket to the loop and await CONNACK."""
         s = self.link.settings
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
+        props.SessionExpiryInterval = s.session_expiry_s
+        clean = s.session_expiry_s == 0
         await self.loop.run_in_executor(
             None,
             lambda: self.client.connect(
-                self.endpoint.host, self.endpoint.port, keepalive=s.keepalive_s, clean_start=True, properties=props
+                self.endpoint.host, self.endpoint.port, keepalive=s.keepalive_s, clean_start=clean, properties=props
             ),
         )
         self.sock = self.client.socket()
@@ -204,6 +219,15 @@ class _Connection:
         fut: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.pubacks[info.mid] = fut
         return fut
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge a QoS 1 message received on this connection (``manual_ack``); a no-op once closed."""
+        if self.closed.done():
+            return
+        try:
+            self.client.ack(mid, qos)  # queued; paho asks the loop to watch the socket for writing
+        except Exception as exc:  # a socket gone under paho: the broker sends it again on the next session
+            self._teardown(f"ack failed: {type(exc).__name__}: {exc}")
 
     def close(self) -> None:
         """Drop the connection now (a failed attempt)."""

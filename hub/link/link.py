@@ -54,6 +54,8 @@ class MqttLink:
         self.state = LinkState.CONNECTING
         self.broker: Endpoint | None = None
         self.online = asyncio.Event()
+        #: Set once the broker granted every subscription of the current connection (SUBACK).
+        self.subscribed = asyncio.Event()
         self.connects = 0
         self.last_error: str | None = None
         #: tls, auth, network or protocol while connecting fails; None once connected
@@ -98,6 +100,7 @@ class MqttLink:
         finally:
             conn, self._conn = self._conn, None
             self.online.clear()
+            self.subscribed.clear()
             if conn is not None:
                 conn.close()
             if not self._stopping:
@@ -149,13 +152,19 @@ class MqttLink:
             self.connects += 1
             self.state = LinkState.ONLINE
             log.info("mqtt_connected", broker=f"{endpoint.host}:{endpoint.port}", connects=self.connects)
+            self.subscribed.clear()
             for topic in s.subscriptions:
-                conn.client.subscribe(topic, qos=1)
+                _, mid = conn.client.subscribe(topic, qos=1)
+                if mid is not None:
+                    conn.subacks[mid] = topic
+            if not conn.subacks:
+                self.subscribed.set()
             self.online.set()
             if self.on_connected is not None:
                 self._tasks.spawn(self._call_on_connected())
             reason = await conn.closed
             self.online.clear()
+            self.subscribed.clear()
             self._conn = None
             if self._stopping:
                 break
@@ -259,6 +268,25 @@ class MqttLink:
             await self.publish(request.response_topic, json.dumps(body).encode(), qos=1, properties=props, timeout=10)
         except (LinkError, TimeoutError) as exc:
             log.warning("mqtt_reply_failed", topic=request.response_topic, error=str(exc))
+
+    def _subacked(self, topic: str, refused: list[ReasonCode], *, done: bool) -> None:
+        """A SUBACK came (on the loop, from the connection): a refusal is logged; the last one sets :attr:`subscribed`."""
+        if refused:
+            log.error("mqtt_subscribe_refused", topic=topic, reason=str(refused[0]))
+        if done:
+            self.subscribed.set()
+
+    def ack(self, incoming: Incoming) -> None:
+        """With ``manual_ack``: tell the broker ``incoming`` (QoS 1) is handled, so it is not sent again.
+
+        A message that came on an earlier connection is not acknowledged: the
+        broker sends it again on the resumed session, and its handler must
+        take it as the duplicate it is.
+        """
+        conn = self._conn
+        if incoming.qos == 0 or conn is None or incoming.origin is not conn:
+            return
+        conn.ack(incoming.mid, incoming.qos)
 
     def _deliver(self, incoming: Incoming) -> None:
         if self.on_message is None:

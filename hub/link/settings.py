@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paho.mqtt.properties import Properties
 
@@ -51,7 +51,8 @@ class LinkSettings:
 
     brokers: tuple[Endpoint, ...]
     client_id: str
-    will: Will
+    #: None: no last will (the alarm central's link sets none).
+    will: Will | None
     subscriptions: tuple[str, ...] = ()
     tls: TlsSettings | None = None
     username: str | None = None
@@ -62,6 +63,13 @@ class LinkSettings:
     backoff_max_s: float = 30.0
     max_inflight: int = 50
     attempts_per_broker: int = 2
+    #: 0 (the hub): a clean session on every connect. Above 0: clean_start off and the broker keeps the
+    #: session this many seconds while the client is away (its subscriptions and the QoS 1 messages for
+    #: them), so a client that comes back with the same client id gets what it missed.
+    session_expiry_s: int = 0
+    #: Acknowledge QoS 1 messages only when told (:meth:`~hub.link.MqttLink.ack`), once they are handled,
+    #: not when they arrive: a process killed in between gets them again from its persistent session.
+    manual_ack: bool = False
 
 
 @dataclass
@@ -73,6 +81,12 @@ class Incoming:
     properties: Properties | None
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    #: Its packet id and QoS (what :meth:`~hub.link.MqttLink.ack` needs), and the retain flag.
+    mid: int = 0
+    qos: int = 0
+    retain: bool = False
+    #: The connection it came on: an ack is sent on that one only (another would not know the packet id).
+    origin: object = field(default=None, repr=False, compare=False)
 
 
 OnConnected = Callable[[], Awaitable[None]]

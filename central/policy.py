@@ -8,7 +8,7 @@ recorder checks against the contract, not against the hub's code. JSON Schema va
 Priorities: most types take theirs from the residence's config (a rule's ``priority``, a BLE
 notify mapping, an ESPA call's priority digit), so only the types whose priority the hub
 fixes in its code are checked (:data:`FIXED_PRIORITIES`); a scenario may add or override
-entries (``CentralRecorder(priorities=...)``).
+entries (``hil.central.CentralRecorder(priorities=...)``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,32 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-CONTRACT = Path(__file__).resolve().parents[2] / "contract"
+CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 
 #: The alarm types: each opens (or joins) an episode the central must acknowledge.
 ALARM_TYPES: frozenset[str] = frozenset({"alarm.button", "alarm.test", "alarm.nursecall"})
+
+#: Types that end an alarm episode, with the state they leave it in (``cause`` and ``data.closes`` name its alarms).
+CLOSING_TYPES: dict[str, str] = {"alarm.acknowledged": "acknowledged", "alarm.cancelled": "cancelled"}
+
+#: The reminder the hub sends while an episode waits for its ack (``cause``: the episode's first alarm).
+REMINDER_TYPE = "alarm.unacknowledged"
+
+#: Priorities in the order an operator takes them (open alarms are listed by this, then by age).
+PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3}
+
+
+def episode_group(event: Mapping[str, Any]) -> str:
+    """Which of a device's open episodes an alarm joins, as the hub groups them (:mod:`hub.alarms`):
+    test alarms join the device's test episode, nurse calls the episode of their call address, every
+    other alarm the device's one alarm episode."""
+    if event.get("type") == "alarm.test":
+        return "test"
+    if event.get("type") == "alarm.nursecall":
+        data = event.get("data")
+        return f"call:{data.get('call_address') if isinstance(data, dict) else None}"
+    return "alarm"
+
 
 #: Types whose priority the hub sets in code, whatever the config: the only ones allowed.
 #: (alarm.nursecall is mapped from the ESPA call's priority digit by config, so it is not here.)

@@ -1,7 +1,9 @@
 """The central's book of events: every arrival, de-duplication by id, seq gaps, and what is wrong.
 
-:class:`Ledger` is plain bookkeeping with no MQTT and no locking (the recorder holds the lock);
-it does what the contract asks of a central:
+:class:`Ledger` is plain bookkeeping with no MQTT and no locking (the test rig's recorder,
+:class:`hil.central.CentralRecorder`, holds the lock); it does what the contract asks of a central.
+The engine (:mod:`central.engine`) keeps its book in a database but judges an id seen again
+with the same :func:`again`:
 
 * de-duplicate by ``id``: the same id with the same body again is a harmless duplicate
   (QoS 1 redelivery, a replay); with a different body it is a problem (a *conflict*);
@@ -19,11 +21,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from msgspec import Struct
 
-from hil.central.policy import Validator, priority_problem
+from central.policy import Validator, priority_problem
 
 
 class Arrival(Struct, frozen=True):
@@ -36,6 +38,32 @@ class Arrival(Struct, frozen=True):
     #: True when its ``id`` arrived before (a duplicate, a held alarm's stored copy, or a conflict).
     duplicate: bool
     topic: str
+
+
+#: What an event whose id the central holds already is, against the body it holds (:func:`again`).
+Again = Literal["duplicate", "held_stored", "held_late", "conflict"]
+
+
+def again(held: Mapping[str, Any], event: Mapping[str, Any]) -> Again:
+    """What ``event`` is when the central holds ``held`` under the same id.
+
+    * ``duplicate``: the same body again (QoS 1 redelivery, a replay, a restart's resend);
+    * ``held_stored``: ``held`` is an alarm the hub sent from memory (seq 0) and ``event`` is its stored copy,
+      equal but for its seq: keep ``event`` (its seq counts for gap detection);
+    * ``held_late``: the other way round, a late copy of the held one after the stored one: a duplicate;
+    * ``conflict``: a different body under the same id; keep the first and say so.
+    """
+    if event == held:
+        return "duplicate"
+    one_held = (event.get("seq") == 0) != (held.get("seq") == 0)
+    if one_held and {**event, "seq": 0} == {**held, "seq": 0}:
+        return "held_late" if event.get("seq") == 0 else "held_stored"
+    return "conflict"
+
+
+def differing(held: Mapping[str, Any], event: Mapping[str, Any]) -> list[str]:
+    """The top-level fields in which two bodies under one id differ, sorted."""
+    return sorted(k for k in set(event) | set(held) if event.get(k) != held.get(k))
 
 
 def _gaps(seen: list[int], lo: int) -> list[tuple[int, int]]:
@@ -119,20 +147,15 @@ class Ledger:
     def _again(self, eid: str, event: dict[str, Any], label: str) -> None:
         """An id seen before: a duplicate, a held alarm's stored copy, or a conflict."""
         held = self.bodies[eid]
-        if event == held:
-            self.duplicates += 1
-            return
-        one_held = (event.get("seq") == 0) != (held.get("seq") == 0)
-        if one_held and {**event, "seq": 0} == {**held, "seq": 0}:
-            if event.get("seq") == 0:
-                self.duplicates += 1  # a late copy of the held one: the stored one is here already
-            else:
-                self.held_stored += 1
-                self.bodies[eid] = event
-            return
-        self.conflicts += 1
-        diff = sorted(k for k in set(event) | set(held) if event.get(k) != held.get(k))
-        self._problems.append(f"{label}: id seen again with a different body (fields {', '.join(diff)})")
+        kind = again(held, event)
+        if kind in ("duplicate", "held_late"):
+            self.duplicates += 1  # held_late: a late copy of the held one; the stored one is here already
+        elif kind == "held_stored":
+            self.held_stored += 1
+            self.bodies[eid] = event
+        else:
+            self.conflicts += 1
+            self._problems.append(f"{label}: id seen again with a different body (fields {', '.join(differing(held, event))})")
 
     def _seq(self, event: dict[str, Any], label: str) -> None:
         seq = event.get("seq")

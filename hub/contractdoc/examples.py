@@ -1,0 +1,217 @@
+"""Examples for the contract: one event of every type, and the status, heartbeat and reply documents.
+
+One evening in a residence, as the hub tells it: the alarms, a dose, the bed
+and the door, the hub's own trouble. Every event is made the way the hub
+makes it (a data struct, a :class:`~hub.events.Draft`,
+:meth:`~hub.events.Event.from_draft`, which adds the SCAIP codes), with fixed
+ids and times so the committed files do not change between runs. The tests
+validate every example against its schema, and each data against its struct.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from hub.contractdoc import payloads as d
+from hub.eventdata import alarms as a
+from hub.eventdata import devices as v
+from hub.eventdata import hubdata as h
+from hub.eventdata import rules as r
+from hub.events import EVENT_TYPES, Draft, Event, Route, Source, rfc3339
+
+HUB = "omsorgsbolig-12"
+RESIDENT = "R-7f3a9c"
+#: 2026-11-25T20:00:00Z, the evening the examples tell.
+T0 = 1795636800.0
+SHA_OLD = "9c1185a5c5e9fc54612808977ee8f548b2258d31" + "0" * 24
+SHA_NEW = "2f7d3b1e0a4c5d6e7f8091a2b3c4d5e6f708192a" + "1" * 24
+
+BUTTON = Source(device="button-bedroom", kind="alarm_button", room="bedroom")
+CORD = Source(device="cord-bathroom", kind="pull_cord", room="bathroom")
+BED = Source(device="bedmat", kind="bed_mat", room="bedroom")
+DISPENSER = Source(device="dispenser", kind="medication_dispenser", room="kitchen")
+NURSECALL = Source(device="nursecall", kind="nurse_call", room=None)
+DOOR = Source(device="door-front", kind="door", room="hallway")
+MOTION = Source(device="motion-living", kind="motion", room="living room")
+SENSOR = Source(device="climate-bedroom", kind="sensor", room="bedroom")
+HUB_SOURCE = Source(device="hub", kind="hub")
+RULE = Source(device="rule:inactivity", kind="rule")
+
+ROUTES = {BUTTON: Route.ANY, CORD: Route.CARE, BED: Route.CARE, DISPENSER: Route.NURSE, NURSECALL: Route.ANY,
+          DOOR: Route.CARE, MOTION: Route.CARE, SENSOR: Route.ANY, HUB_SOURCE: Route.ANY, RULE: Route.CARE}
+
+
+def event_id(n: int) -> str:
+    """The n-th example's id: a UUIDv7 of the evening."""
+    return f"019abc4e-{n:04x}-7{n:03x}-8{n:03x}-{n:012x}"
+
+
+def at(s: float) -> str:
+    """The evening's time ``s`` seconds in."""
+    return rfc3339(T0 + s)
+
+
+# (type, source, seconds into the evening, data, number of the event it names as cause)
+_STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
+    ("hub.started", HUB_SOURCE, 0, h.HubStartedData(version="0.1.0", config_sha256=SHA_OLD, pending_at_start=0), None),
+    ("alarm.button", BUTTON, 60, a.AlarmButtonData(input="ble", gesture="press"), None),
+    ("alarm.button", BUTTON, 75, a.AlarmButtonData(input="ble", gesture="press", repeat=True), 2),
+    ("alarm.unacknowledged", BUTTON, 120,
+     a.AlarmUnacknowledgedData(waited_s=60.0, reminder=1, alarm_type="alarm.button", alarms=2), 2),
+    ("alarm.acknowledged", BUTTON, 131,
+     a.AlarmAcknowledgedData(by="op-17", alarm_type="alarm.button", closes=[event_id(2), event_id(3)], alarms=2), 2),
+    ("alarm.button", CORD, 600, a.AlarmButtonData(input="gpio", gesture="press"), None),
+    ("alarm.cancelled", CORD, 602, a.AlarmCancelledData(how="hold", closes=[event_id(6)]), 6),
+    ("alarm.nursecall", NURSECALL, 900, a.AlarmNursecallData(call_address="1201", room="bedroom", text="Rom 1201",
+                                                             espa_priority="1", call_type="0"), None),
+    ("alarm.test", HUB_SOURCE, 1200, a.AlarmTestData(note="monthly test"), None),
+    ("device.offline", BED, 1500, v.DeviceOfflineData(reason="silent", silent_s=3601.2, expected_interval_s=3600.0,
+                                                      last_seen=at(-2101.2), rule="supervision"), None),
+    ("device.online", BED, 1740, v.DeviceOnlineData(offline_s=240.0, rule="supervision"), None),
+    ("device.battery_low", DISPENSER, 1800, v.DeviceBatteryLowData(battery_pct=15, threshold_pct=20), None),
+    ("device.fault", DISPENSER, 1860, v.DeviceFaultData(fault="jammed", code=1), None),
+    ("device.flooding", SENSOR, 1900, v.DeviceFloodingData(state="started", limit_per_s=20.0, burst=200.0), None),
+    ("bed.exit", BED, 7200, v.BedExitData(since_s=30.0, pressure=12, seq=4711), None),
+    ("bed.return", BED, 8100, v.BedReturnData(since_s=10.0, away_s=900.0, pressure=380, seq=4730), None),
+    ("medication.due", DISPENSER, 3600, v.MedicationDueData(dose_id=42, scheduled=1795640400, compartment=3), None),
+    ("medication.taken", DISPENSER, 3700,
+     v.MedicationTakenData(dose_id=42, taken_at=1795640500, late=False, compartment=3), None),
+    ("medication.missed", DISPENSER, 5400, v.MedicationMissedData(dose_id=43, reported_by="hub", grace_s=1800.0), None),
+    ("door.open", DOOR, 9000, v.DoorData(sensor="door"), None),
+    ("door.close", DOOR, 9008, v.DoorData(sensor="door"), None),
+    ("motion.activity", MOTION, 9100, v.MotionActivityData(sensor="motion"), None),
+    ("sensor.reading", SENSOR, 9200,
+     v.SensorReadingData(values={"temperature": 21.5, "humidity": 41.0, "battery": 87}, changed=True), None),
+    ("hub.ble_degraded", HUB_SOURCE, 9300,
+     h.HubBleDegradedData(reason="in_progress", detail="org.bluez.Error.InProgress", adapter="hci0"), None),
+    ("hub.ble_recovered", HUB_SOURCE, 9312, h.HubBleRecoveredData(outage_s=12.4, adapter="hci0"), None),
+    ("hub.degraded", HUB_SOURCE, 9400, h.HubDegradedData(
+        component="store", reason="state directory short of space: telemetry refused, alarms use the reserve"), None),
+    ("hub.recovered", HUB_SOURCE, 9495, h.HubRecoveredData(
+        component="store", outage_s=95.2, was="state directory short of space: telemetry refused, alarms use the "
+        "reserve"), None),
+    ("hub.config_reloaded", HUB_SOURCE, 9600,
+     h.HubConfigReloadedData(sha256=SHA_NEW, previous_sha256=SHA_OLD, changed=["rules", "device:door-front changed"]),
+     None),
+    ("hub.config_refused", HUB_SOURCE, 9700, h.HubConfigRefusedData(
+        reason="needs_restart", running_sha256=SHA_NEW, sha256=SHA_OLD, keys=["mqtt.prefix"]), None),
+    ("rule.bed_exit", BED, 7200, r.RuleBedExitData(exit_at=at(7200)), 15),
+    ("rule.bed_not_returned", BED, 8400,
+     r.RuleBedNotReturnedData(exit_at=at(7170), away_s=1230.0, after_s=1200.0, realert=0), 15),
+    ("rule.door_night", DOOR, 9608, r.RuleDoorNightData(state="closed", opened_at=at(9000), open_s=8.0, realert=0,
+                                                        closed_at=at(9008), inside_after_s=600.0), 20),
+    ("rule.medication_missed", DISPENSER, 5400,
+     r.RuleMedicationMissedData(dose_id=43, reported_by="hub", due_at=at(3600)), 19),
+    ("rule.inactivity", RULE, 12000, r.RuleInactivityData(quiet_s=14400.0, after_s=14400.0, last_activity_at=at(-2400),
+                                                          last_activity="motion.activity", realert=0), None),
+    ("hub.stopping", HUB_SOURCE, 13000, h.HubStoppingData(), None),
+]
+
+
+def events() -> list[dict[str, Any]]:
+    """Every example event as JSON, in seq order: at least one of every type."""
+    out = []
+    for n, (type_, source, s, data, cause) in enumerate(_STORY, start=1):
+        draft = Draft(
+            type=type_, priority=EVENT_TYPES[type_][0], source=source, route=ROUTES[source],
+            data=msgspec.to_builtins(data), cause=event_id(cause) if cause else None, id=event_id(n), ts=at(s),
+        )
+        out.append(msgspec.to_builtins(Event.from_draft(draft, hub=HUB, resident=RESIDENT, seq=n)))
+    return out
+
+
+def by_type() -> dict[str, dict[str, Any]]:
+    """The first example event of each type."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in events():
+        out.setdefault(e["type"], e)
+    return out
+
+
+_DEVICES = [d.StatusDevice(id=s.device, kind=s.kind, room=s.room, route=ROUTES[s])
+            for s in (BUTTON, CORD, BED, DISPENSER, NURSECALL, DOOR, MOTION, SENSOR)]
+
+STATUS_ONLINE = d.StatusOnline(state="online", hub=HUB, version="0.1.0", started=at(0), config_sha256=SHA_OLD,
+                               devices=_DEVICES)
+STATUS_LOST = d.StatusOffline(state="offline", hub=HUB, reason="connection lost")
+STATUS_STOPPED = d.StatusOffline(state="offline", hub=HUB, reason="stopped")
+
+_HEARTBEAT: dict[str, Any] = dict(
+    hub=HUB, ts=at(127.5), version="0.1.0", uptime_s=127.5, seq=5,
+    outbox=d.OutboxStatus(pending=0, pending_alarms=0, stored=5, last_seq=5, oldest_pending_ts=None, evicted=0,
+                          bytes=40960, held=0, refused_full=0),
+    link=d.LinkStatus(state="online", broker="mqtt1.responssenter.example:8883", connects=1, last_error=None,
+                      error_kind=None, failures=0),
+    forwarder=d.ForwarderStatus(inflight=0, queued=0, delivered=5, refused=0, held=0, send_errors=0),
+    devices={
+        "button-bedroom": {"kind": "alarm_button", "state": "ok", "driver": "ble", "address": "A4:C1:38:5E:21:0B",
+                           "encrypted": True, "adverts": {"accepted": 41}, "last_seen": at(75), "rssi": -71,
+                           "battery": 93},
+        "cord-bathroom": {"kind": "pull_cord", "state": "ok", "driver": "gpio", "last_seen": None},
+        "bedmat": {"kind": "bed_mat", "state": "ok", "driver": "serial", "protocol": "bedmat",
+                   "port": "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KBED-if00-port0", "frames": 3,
+                   "waiting_for_store": 0, "errors": {}, "last_reading_s_ago": 7.5, "occupancy": "in",
+                   "since_s": 127.5, "battery": 80, "last_seen": at(120)},
+        "dispenser": {"kind": "medication_dispenser", "state": "ok", "driver": "serial", "protocol": "dispenser",
+                      "port": "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KDSP-if00-port0", "frames": 2,
+                      "waiting_for_store": 0, "errors": {}, "last_reading_s_ago": 40.2, "last_seen": at(87.3)},
+        "nursecall": {"kind": "nurse_call", "state": "ok", "driver": "serial", "protocol": "espa444",
+                      "port": "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10KESPA-if00-port0", "frames": 0,
+                      "waiting_for_store": 0, "errors": {}, "last_reading_s_ago": None, "calls": 0, "resets": 0,
+                      "suppressed": 0, "last_call": None, "last_seen": None},
+        "door-front": {"kind": "door", "state": "never heard", "driver": "ble", "address": "A4:C1:38:5E:21:0C",
+                       "encrypted": False, "adverts": {}, "last_seen": None, "rssi": None, "battery": None},
+        "motion-living": {"kind": "motion", "state": "ok", "driver": "ble", "address": "A4:C1:38:5E:21:0D",
+                          "encrypted": False, "adverts": {"accepted": 12}, "last_seen": at(110), "rssi": -80,
+                          "battery": 64},
+        "climate-bedroom": {"kind": "sensor", "state": "ok", "driver": "ble", "address": "A4:C1:38:5E:21:0E",
+                            "encrypted": False, "adverts": {"accepted": 20}, "last_seen": at(121), "rssi": -66,
+                            "battery": 87},
+        "ble": {"state": "ok", "driver": "ble", "adapter": "hci0", "devices": 4, "adverts_total": 1250,
+                "adverts_allowed": 73, "dropped": 0, "rebuilds": 0, "last_advert_s_ago": 2.1},
+    },
+    open_alarms=[d.OpenAlarm(event_id=event_id(2), device="button-bedroom", type="alarm.button", state="delivered",
+                             alarms=2, latest=event_id(3), held=0, reminders=1)],
+    health=d.HealthStatus(state="ok", problems={}),
+    tasks={name: d.TaskStatus(state="running", restarts=0)
+           for name in ("link", "forwarder", "commands", "heartbeat", "housekeeping", "rules", "control", "reload", "ble",
+                        "serial:bedmat", "serial:dispenser", "serial:nursecall")},
+    commands=d.CommandCounters(handled=3, refused={}, queued=0),
+    alarm_counters={},
+)
+HEARTBEAT = d.Heartbeat(**_HEARTBEAT)
+
+#: Command name -> (name, payload, reply) examples, the success first.
+COMMANDS: dict[str, list[tuple[str, dict[str, Any], msgspec.Struct]]] = {
+    "ack": [
+        ("acknowledged", {"event_id": event_id(2), "by": "op-17"},
+         d.AckReply(ok=True, result="acknowledged", alarm_id=event_id(2), closes=[event_id(2), event_id(3)])),
+        ("already acknowledged", {"event_id": event_id(3), "by": "op-22"},
+         d.AckReply(ok=True, result="already_acknowledged", alarm_id=event_id(3), closes=[event_id(2), event_id(3)])),
+        ("cancelled at the device", {"event_id": event_id(6), "by": "op-17"},
+         d.AckReply(ok=True, result="cancelled", alarm_id=event_id(6), closes=[event_id(6)])),
+        ("unknown event", {"event_id": event_id(999), "by": "op-17"},
+         d.AckUnknownReply(ok=False, result="unknown_event", error=f"no open alarm with id {event_id(999)}")),
+    ],
+    "test-alarm": [
+        ("stored", {"note": "monthly test"}, d.TestAlarmReply(ok=True, event_id=event_id(9), seq=9)),
+        ("unknown device", {"device": "button-kitchen"}, d.ErrorReply(ok=False, error="unknown device 'button-kitchen'")),
+    ],
+    "status": [("status", {}, d.StatusReply(ok=True, **_HEARTBEAT))],
+    "replay": [
+        ("some missing", {"from_seq": 1, "to_seq": 9}, d.ReplayReply(ok=True, sent=5, missing=[6, 7, 8, 9],
+                                                                    missing_count=4)),
+        ("past the end", {"from_seq": 100, "to_seq": 109},
+         d.ErrorReply(ok=False, error="from_seq 100 is after the last seq 5", last_seq=5)),
+        ("refused at the gate", {"from_seq": 0, "to_seq": 9},
+         d.ErrorReply(ok=False, error="bad replay payload: Expected `int` >= 1 - at `$.from_seq`", refused="invalid")),
+    ],
+    "ble-forget": [
+        ("forgotten", {"device": "button-bedroom", "by": "op-17"},
+         d.BleForgetReply(ok=True, device="button-bedroom", previous_counter=1184)),
+        ("no such device", {"device": "cord-bathroom"},
+         d.ErrorReply(ok=False, error="no BLE device 'cord-bathroom'; have: button-bedroom")),
+    ],
+}
