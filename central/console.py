@@ -58,7 +58,9 @@ def _alarms(snap: Snapshot, now: datetime) -> Table:
         t.add_column(col)
     for a in snap.alarms:
         cause = " → ".join([*(c.type for c in a.cause_chain), a.type]) if a.cause_chain else ""
-        what = a.type + (f" ({a.reminders} reminders)" if a.reminders else "")
+        extra = [f"{a.alarms} presses"] if a.alarms > 1 else []
+        extra += [f"{a.reminders} reminders"] if a.reminders else []
+        what = a.type + (f" ({', '.join(extra)})" if extra else "")
         t.add_row(Text(a.priority, style=PRIORITY_STYLE.get(a.priority, "")), age(a.ts, now),
                   f"{a.hub} · {a.resident}", a.room or "—", ROUTES.get(a.route, a.route),
                   f"{a.device} ({a.kind})", what, cause)

@@ -296,7 +296,7 @@ async def test_terminal_console_shows_alarms_hubs_and_problems() -> None:
         await until(lambda: "hub-b" in console.export_text(clear=False), what="the first screen")
         assert "no open alarms" in console.export_text(clear=False)
         # the refresh is a minute away: what follows is drawn because of the change
-        fake.add_alarm(alarm("e1", hub="hub-a", room="kitchen", route="care", age_s=75))
+        fake.add_alarm(alarm("e1", hub="hub-a", room="kitchen", route="care", age_s=75, alarms=3))
         await until(lambda: "kitchen" in console.export_text(clear=False), what="the alarm drawn")
     finally:
         task.cancel()
@@ -305,5 +305,5 @@ async def test_terminal_console_shows_alarms_hubs_and_problems() -> None:
     screen = console.export_text()
     last = screen[screen.rindex("carehub alarm central"):]
     for text in ("Open alarms (1)", "critical", "1 min 15 s", "hub-a · R-0001", "kitchen", "care (omsorgsteam)",
-                 "button-1 (alarm_button)", "silent", "no heartbeat for 212 s", "battery low", "mat-1 (bed_mat)"):
+                 "button-1 (alarm_button)", "alarm.button (3 presses)", "silent", "no heartbeat for 212 s", "battery low", "mat-1 (bed_mat)"):
         assert text in last, f"{text!r} not on the screen:\n{last}"

@@ -141,6 +141,26 @@ async def test_route_filter_hides_and_shows_the_right_rows(page: Page, fake: Fak
     assert "route=" not in page.url
 
 
+async def test_route_filter_applies_to_device_problems(page: Page, fake: FakeCentral, site: tuple[FakeCentral, str]) -> None:
+    def problem(device: str, route: str | None) -> DeviceProblem:
+        return DeviceProblem(hub="hub-a", device=device, kind="door_sensor", room="hall", problem="battery_low",
+                             since=iso(60), route=route)
+
+    fake.add_problem(problem("nurse-dev", "nurse"))
+    await open_console(page, fake, site[1], "?route=care")
+    shown = page.locator("#problems li")
+    await expect(page.locator("#no-problems")).to_be_visible()
+    fake.add_problem(problem("nurse-dev-2", "nurse"))  # live: not the care team's
+    fake.add_problem(problem("care-dev", "care"))
+    fake.add_problem(problem("any-dev", "any"))
+    fake.add_problem(problem("old-central", None))  # from a central that sends no route: the page asks it
+    await expect(shown).to_have_count(3)
+    keys = await shown.evaluate_all("els => els.map(e => e.dataset.key)")
+    assert sorted(keys) == ["hub-a/any-dev/battery_low", "hub-a/care-dev/battery_low", "hub-a/old-central/battery_low"]
+    await page.get_by_role("link", name="All").click()
+    await expect(shown).to_have_count(5)
+
+
 async def test_ack_button_acks_through_the_central_and_the_row_leaves(
         page: Page, fake: FakeCentral, site: tuple[FakeCentral, str]) -> None:
     fake.add_alarm(alarm("e1", room="kitchen"))

@@ -54,7 +54,6 @@ class FakeCentral:
         self.alarms: dict[str, AlarmView] = {}
         self.hubs: dict[str, HubView] = {}
         self.problems: dict[tuple[str, str, str], DeviceProblem] = {}
-        self.problem_routes: dict[tuple[str, str, str], str] = {}
         self.acks: list[tuple[str, str]] = []
         #: what ack() answers: "acknowledged", a refusal result ("unknown_event"), None (no reply) or an exception.
         self.ack_reply: str | None | BaseException = "acknowledged"
@@ -68,7 +67,6 @@ class FakeCentral:
         self.alarms.clear()
         self.hubs.clear()
         self.problems.clear()
-        self.problem_routes.clear()
         self.acks.clear()
         self.ack_reply = "acknowledged"
         self.ack_delay_s = 0.0
@@ -98,9 +96,8 @@ class FakeCentral:
         self.hubs[h.hub] = h
         self.push(Change(kind="hub", hub=h))
 
-    def add_problem(self, p: DeviceProblem, route: str = "any") -> None:
-        key = (p.hub, p.device, p.problem)
-        self.problems[key], self.problem_routes[key] = p, route
+    def add_problem(self, p: DeviceProblem) -> None:
+        self.problems[(p.hub, p.device, p.problem)] = p
         self.push(Change(kind="problem", problem=p))
 
     def clear_problem(self, hub: str, device: str, problem: str) -> None:
@@ -119,7 +116,7 @@ class FakeCentral:
             raise self.snapshot_error
         alarms = sorted((a for a in self.alarms.values() if route_matches(a.route, route)),
                         key=lambda a: (_RANK[a.priority], a.ts))
-        problems = [p for k, p in self.problems.items() if route_matches(self.problem_routes[k], route)]
+        problems = [p for p in self.problems.values() if route_matches(p.route or "any", route)]
         return Snapshot(alarms=tuple(alarms), hubs=tuple(sorted(self.hubs.values(), key=lambda h: h.hub)),
                         problems=tuple(problems), at=iso())
 
