@@ -67,17 +67,17 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-def central_web(make_central: Callable[..., CentralProcess]) -> str:  # noqa: F811
-    """``carehub central --web`` on the test broker; its console's base URL once it serves."""
+def central_web(make_central: Callable[..., CentralProcess]) -> tuple[CentralProcess, str]:  # noqa: F811
+    """``carehub central --web`` on the test broker, and its console's base URL once it serves."""
     port = free_port()
-    make_central("web", args=["--web", f"127.0.0.1:{port}"])
+    central = make_central("web", args=["--web", f"127.0.0.1:{port}"])
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 10
     while True:
         try:
             with urllib.request.urlopen(f"{base}/healthz", timeout=2) as r:  # noqa: S310
                 if r.status == 200:
-                    return base
+                    return central, base
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -112,10 +112,12 @@ def open_rows(page: Page):  # noqa: ANN201 (a Playwright Locator)
 
 
 async def test_press_appears_ack_turns_the_led_steady_and_the_route_filter_works(
-        make_hub: Callable[..., HubProcess], subscribe: Callable[..., Any], central_web: str, page: Page) -> None:
+        make_hub: Callable[..., HubProcess], subscribe: Callable[..., Any], central_web: tuple[CentralProcess, str],
+        page: Page) -> None:
+    central, base = central_web
     sub = subscribe([f"{BASE}/event/#"])
     hub = await asyncio.to_thread(lambda: make_hub(devices=DEVICES).start().wait_online())
-    await page.goto(central_web + "/")
+    await page.goto(base + "/")
     hub_card = page.locator('#hubs [data-hub="test-hub"]')
     await expect(hub_card).to_contain_text("online", timeout=10000)  # the page is live and sees the hub
     await expect(page.locator("#banner")).to_be_hidden()
@@ -157,3 +159,10 @@ async def test_press_appears_ack_turns_the_led_steady_and_the_route_filter_works
     await expect(open_rows(page)).to_contain_text("bedroom")
     await page.get_by_role("link", name="All").click()
     await expect(open_rows(page)).to_have_count(2)
+
+    # the central stops (SIGTERM) with the page's live stream open: cleanly, and the page says so
+    assert await asyncio.to_thread(central.stop) == 0
+    lines = central.log_lines()
+    assert [e for e in lines if e.get("level") in ("error", "critical")] == []
+    assert [e["server_stopping"] for e in lines if e.get("event") == "web_stream_closed"] == [True]
+    await expect(page.locator("#banner")).to_be_visible(timeout=5000)
