@@ -81,13 +81,15 @@ def _hubs(snap: Snapshot, now: datetime) -> Table:
     return t
 
 
-def _problems(snap: Snapshot) -> Table:
+def _problems(snap: Snapshot, now: datetime) -> Table:
     t = Table(title=f"Device problems ({len(snap.problems)})", title_justify="left", expand=True)
     for col in ("hub", "device", "room", "problem", "since", "detail"):
         t.add_column(col)
     for p in snap.problems:
         t.add_row(p.hub, f"{p.device} ({p.kind})", p.room or "—", Text(p.problem.replace("_", " "), style="yellow"),
-                  p.since, p.detail or "")
+                  f"{age(p.since, now)} ago", p.detail or "")
+    if not snap.problems:
+        t.add_row(Text("no device problems", style="green"), *[""] * 5)
     return t
 
 
@@ -97,7 +99,7 @@ def render(snap: Snapshot, *, now: datetime | None = None, live: bool = True) ->
     head = Text(f"carehub alarm central · {now.astimezone():%Y-%m-%d %H:%M:%S}", style="bold")
     if not live:
         head.append("  live feed down: re-reading every refresh", style="bold red")
-    return Group(head, _alarms(snap, now), _hubs(snap, now), _problems(snap))
+    return Group(head, _alarms(snap, now), _hubs(snap, now), _problems(snap, now))
 
 
 async def _watch(view: CentralView, dirty: asyncio.Event, feed: dict[str, bool]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import re
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
@@ -307,3 +308,4 @@ async def test_terminal_console_shows_alarms_hubs_and_problems() -> None:
     for text in ("Open alarms (1)", "critical", "1 min 15 s", "hub-a · R-0001", "kitchen", "care (omsorgsteam)",
                  "button-1 (alarm_button)", "alarm.button (3 presses)", "silent", "no heartbeat for 212 s", "battery low", "mat-1 (bed_mat)"):
         assert text in last, f"{text!r} not on the screen:\n{last}"
+    assert re.search(r"\b3\d s ago\b", last), "the problem's age (30 s when the test began)"
