@@ -19,7 +19,7 @@ want="$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
     || ! .venv/bin/python tests/support/lock.py --check >/dev/null 2>&1; then
     rm -f "$stamp"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[central,test]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[bench,central,test]"
     # Drop what an earlier lock installed and this one no longer names, so that code importing an
     # undeclared package fails here as it would on a fresh machine.
     extra="$(.venv/bin/python tests/support/lock.py --leftovers)"

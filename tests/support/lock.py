@@ -102,7 +102,7 @@ def required() -> dict[str, str]:
 
 
 def leftovers(pins: dict[str, tuple[str, str]]) -> list[str]:
-    """Distributions in this venv's site-packages that neither the lock nor carehub[central,test] needs.
+    """Distributions in this venv's site-packages that neither the lock nor carehub[bench,central,test] needs.
 
     What an earlier lock installed and the current one dropped; scripts/setup.sh uninstalls them.
     """
