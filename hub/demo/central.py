@@ -94,7 +94,7 @@ class DemoCentral:
         self._loop = self._runner.get_loop()  # made here, run on the thread: close() can reach it from now on
         self._thread = threading.Thread(target=self._thread_main, name="demo-central", daemon=True)
         self._thread.start()
-        self.tap.wait(lambda: self._ready, timeout, "connected central")
+        self.tap.wait(lambda: self._ready, timeout, f"central connected to the broker on {self.host}:{self.port}")
 
     def _thread_main(self) -> None:
         try:
