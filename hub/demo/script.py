@@ -41,7 +41,8 @@ def heal_open_alarms(central: DemoCentral) -> None:
         if not outcome.ok and outcome.result is None and "has not received it" in (outcome.error or ""):
             # the central's store does not have it (state/demo-central.db removed): straight to the hub
             reply = central.command("ack", {"event_id": event_id, "by": OPERATOR})
-            console.print(f"  the central never received it; acknowledged at the hub directly: {reply.get('result')}")
+            console.print(f"  not in the central's store (a new {central.db.name}); acknowledged at the hub directly: "
+                          f"{reply.get('result')}")
             continue
         console.print(f"  hub replies {_replied(outcome)}")
 
