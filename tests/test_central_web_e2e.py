@@ -20,7 +20,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hil.harness.centralproc import CentralProcess
-from hil.harness.hubproc import HubProcess
+from hil.harness.hubproc import HubProcess, gpio_devices
 from hil.harness.mosquitto import free_port
 from tests.support.central import BASE, events
 from tests.support.centrals import make_central  # noqa: F401  (the fixture)
@@ -33,29 +33,7 @@ pytestmark = [
 
 #: The residence: a nurse-call button by the bed (its LED the resident watches) and a pull-cord
 #: in the bathroom for the care team.
-DEVICES = """
-[[device]]
-id = "button-1"
-kind = "alarm_button"
-room = "bedroom"
-route = "nurse"
-[device.gpio]
-pin = 17
-led_pin = 27
-buzzer_pin = 22
-hold_s = 0.6
-bounce_s = 0
-
-[[device]]
-id = "cord-1"
-kind = "pull_cord"
-room = "bathroom"
-route = "care"
-[device.gpio]
-pin = 23
-led_pin = 24
-bounce_s = 0
-"""
+DEVICES = gpio_devices(button_route="nurse")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

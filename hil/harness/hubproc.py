@@ -81,14 +81,15 @@ steady_s = 600
     return path
 
 
-def gpio_devices(hold_s: float = 0.6) -> str:
-    """The default devices: an alarm button with LED and buzzer, a pull-cord with an LED, on sim GPIO."""
+def gpio_devices(hold_s: float = 0.6, *, button_route: str = "any") -> str:
+    """The default devices: an alarm button with LED and buzzer (route ``button_route``), a pull-cord
+    with an LED (route care), on sim GPIO."""
     return f"""
 [[device]]
 id = "button-1"
 kind = "alarm_button"
 room = "bedroom"
-route = "any"
+route = "{button_route}"
 [device.gpio]
 pin = 17
 led_pin = 27
