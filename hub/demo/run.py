@@ -78,7 +78,8 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
         launched = time.time()
         db, central_log = state_dir.parent / "demo-central.db", state_dir.parent / "demo-central.log"
         log_to(central_log)
-        console.print(f"[bold]central[/bold] the reference alarm central, in this process (store: {db}, log: {central_log})")
+        console.print(f"[bold]central[/bold] the reference alarm central, in this process "
+                      f"(store: {db}, log: {central_log})")
         central = DemoCentral(host=host, port=port, prefix=cfg.mqtt.prefix, hub_id=cfg.hub.id, db=db, launched=launched)
         central.start()
         if central.web_url:

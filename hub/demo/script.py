@@ -59,8 +59,8 @@ def script(central: DemoCentral, sim: SimClient, cfg: Any) -> None:
     ms = central.tap.press_ms
     took = f" {ms:.1f} ms after the press" if ms is not None else ""
     console.print(
-        f"  alarm at the central{took}: {alarm.priority} {alarm.type} in {alarm.room or alarm.device}, route {alarm.route}, "
-        f"{len(central.open_alarms())} open; {_led(sim, button)}"
+        f"  alarm at the central{took}: {alarm.priority} {alarm.type} in {alarm.room or alarm.device}, "
+        f"route {alarm.route}, {len(central.open_alarms())} open; {_led(sim, button)}"
     )
     time.sleep(1.0)
     console.print(f"\n[bold]central[/bold]  operator acknowledges {alarm.event_id[:13]}… (cmd/ack)")
@@ -69,7 +69,8 @@ def script(central: DemoCentral, sim: SimClient, cfg: Any) -> None:
     closed = central.wait_alarm(feed, lambda a: a.event_id == alarm.event_id and a.state != "open")
     central.tap.wait_event("alarm.acknowledged", cause=alarm.event_id)
     time.sleep(0.2)
-    console.print(f"  alarm {closed.state} at the central by {closed.acked_by}; {_led(sim, button)}: help is on its way")
+    led = _led(sim, button)
+    console.print(f"  alarm {closed.state} at the central by {closed.acked_by}; {led}: help is on its way")
     cord = next((d.id for d in cfg.devices if d.kind == "pull_cord"), None)
     if cord:
         console.print(f"\n[bold]resident[/bold] pulls {cord}, then holds it to cancel")
@@ -89,5 +90,6 @@ def script(central: DemoCentral, sim: SimClient, cfg: Any) -> None:
     if view is not None:
         console.print(
             f"         central: {view.hub} {view.state}, last seq {view.seq_last}, gaps open {view.gaps_open}, "
-            f"lost {view.lost}; open alarms {len(central.open_alarms())}"
+            f"lost {view.lost}; open alarms {len(central.open_alarms())}; "
+            f"duplicate copies {central.tap.again} (stored once)"
         )

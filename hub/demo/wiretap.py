@@ -5,6 +5,11 @@ The engine calls it on its own thread (the central's asyncio loop) with each sta
 stored event; the demo's main thread waits here for what the script needs. Only events of this
 run count: everything up to this run's ``hub.started`` (:attr:`Wiretap.floor`) is what the hub
 re-sent from an earlier run, and is labelled so.
+
+The central gets each alarm twice (on the shared subscription, and on the alarm subscription every
+instance has of its own) and stores it once: a second copy of an event shown already is counted
+(:attr:`Wiretap.again`), not printed again. A duplicate of an event this run has not shown (the
+hub re-sending what an earlier run stored) is printed, labelled.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class Wiretap:
         self.events: list[dict[str, Any]] = []
         self.statuses: list[tuple[dict[str, Any], bool]] = []  # (body, live)
         self.floor: int | None = None
+        #: copies of events shown already (the store de-duplicated them)
+        self.again = 0
+        self._shown: set[str] = set()
         #: the alarm's time from the press to the central's store, once the central has it
         self.press_ms: float | None = None
         self.cond = threading.Condition()
@@ -77,6 +85,10 @@ class Wiretap:
         self.events.append(body)
         device = body.get("source", {}).get("device")
         kind = heard.outcome.kind if heard.outcome is not None else "new"
+        if kind == "duplicate" and body.get("id") in self._shown:
+            self.again += 1
+            return
+        self._shown.add(str(body.get("id")))
         after = ""
         if self._press is not None and self._press[0] == device and kind == "new" and not earlier:
             self.press_ms = 1000 * (heard.at - self._press[1])
