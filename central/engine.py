@@ -11,6 +11,10 @@
 * hub supervision (:mod:`central.supervision`), gap filling (:mod:`central.gapfill`), acks
   and auto-acks (:mod:`central.acks`), and the live feed (:mod:`central.feed`).
 
+Beyond the view, for tools and the demo (``carehub demo`` runs this engine): :meth:`Engine.tap`
+(each message as it is taken in: events once stored, with their outcome; status; heartbeats) and
+:meth:`Engine.request` (any command to a hub, its reply).
+
 Several instances may share one database: each stores what the shared subscription gives it,
 and each one's feed reads the store's journal, so alarms stored, acks made and events lost
 through any instance reach every instance's faces (within ``poll_s``; at once for its own).
@@ -21,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, NamedTuple
 
+import msgspec
 import structlog
 
 from central.acks import Acker
@@ -59,6 +64,24 @@ def _delivered_up_to(heartbeat: dict[str, Any]) -> int | None:
     return seq if outbox.get("pending") == 0 and not outbox.get("held") else None
 
 
+class Heard(msgspec.Struct, frozen=True, kw_only=True):
+    """One message the engine took in, for a tap (:meth:`Engine.tap`): a demo's or a tool's view of the wire."""
+
+    kind: Literal["event", "status", "heartbeat"]
+    hub: str
+    #: the JSON object as it came.
+    body: dict[str, Any]
+    #: a status the broker kept and replayed on subscribing (old news), not one published now.
+    retained: bool = False
+    #: an event's fate in the store (``outcome.kind``: new, duplicate, held_stored, conflict).
+    outcome: Outcome | None = None
+    #: when the engine had it (Unix seconds): an event once stored, a status or heartbeat once read.
+    at: float
+
+
+Tap = Callable[[Heard], None]
+
+
 class Engine:
     """One central instance. ``await engine.run()`` until cancelled; the faces use the
     :class:`~central.view.CentralView` methods meanwhile."""
@@ -87,6 +110,7 @@ class Engine:
         self.ready = self.link.subscribed
         self._events: asyncio.Queue[Incoming | _Tail] = asyncio.Queue()
         self._signals: asyncio.Queue[tuple[str, str, str, float]] = asyncio.Queue()
+        self._taps: list[Tap] = []
 
     # --- the faces' side (CentralView) --------------------------------------------------------
 
@@ -105,6 +129,33 @@ class Engine:
     def changes(self) -> AsyncIterator[Change]:
         """Every change from now on (bounded: a subscriber that falls behind gets ``kind="resync"``)."""
         return self.feed.changes()
+
+    # --- taps and commands (tools, the demo) ---------------------------------------------------
+
+    def tap(self, fn: Tap) -> Callable[[], None]:
+        """Call ``fn`` on the loop with every message taken in: each event once stored (with its
+        outcome: new or a duplicate ...), each status and heartbeat once read. Malformed messages
+        and events the store refused are not tapped. ``fn`` must not block; what it raises is
+        logged and ignored. Returns the callable that removes the tap."""
+        self._taps.append(fn)
+
+        def remove() -> None:
+            if fn in self._taps:
+                self._taps.remove(fn)
+        return remove
+
+    def _tell(self, heard: Heard) -> None:
+        for fn in list(self._taps):
+            try:
+                fn(heard)
+            except Exception:
+                log.exception("tap_failed", kind=heard.kind, hub=heard.hub)
+
+    async def request(self, hub: str, command: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send ``cmd/{command}`` to ``hub`` through this instance's link and return its reply (a JSON
+        object). :class:`TimeoutError` when none comes in time, :class:`hub.link.LinkError` when it cannot
+        be sent. Acks go through :meth:`ack` instead (recorded, the alarms closed)."""
+        return await self.link.request(hub, command, body, timeout_s)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -185,10 +236,12 @@ class Engine:
             view = self.supervisor.status(topic.hub, doc, retained=m.retain)
             if view is not None:
                 self.feed.publish(Change(kind="hub", hub=view))
+            self._tell(Heard(kind="status", hub=topic.hub, body=doc, retained=m.retain, at=time.time()))
         else:
             self.feed.publish(Change(kind="hub", hub=self.supervisor.heartbeat(topic.hub)))
             if (seq := _delivered_up_to(doc)) is not None:
                 self._events.put_nowait(_Tail(topic.hub, seq))  # after the events that came before it
+            self._tell(Heard(kind="heartbeat", hub=topic.hub, body=doc, at=time.time()))
         w = self.supervisor.watch(topic.hub)
         at = (w.status_wall if topic.kind == "status" else w.heartbeat_wall) or time.time()
         self._signals.put_nowait((topic.kind, topic.hub, text, at))
@@ -264,9 +317,12 @@ class Engine:
                 log.error("event_refused_by_store", id=r.event.id[:64], hub=r.event.hub, error=str(exc))
                 self.link.ack(m)
                 return
-        for (m, _), outcome in zip(good, outcomes, strict=True):
+        at = time.time()
+        for (m, r), outcome in zip(good, outcomes, strict=True):
             self.link.ack(m)
             self._after(outcome)
+            if self._taps:
+                self._tell(Heard(kind="event", hub=r.event.hub, body=r.body, outcome=outcome, at=at))
         self.journal.kick()
 
     def _after(self, o: Outcome) -> None:

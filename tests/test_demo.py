@@ -1,22 +1,33 @@
 """``carehub demo`` as a user runs it: a real subprocess, stopped with Ctrl-C, SIGTERM or kill -9, run again.
 
 The demo uses the broker its config names when it answers; the config here
-names the test broker, so the system broker on :1883 is never touched.
+names the test broker (or, for the private broker, a port nothing listens on),
+so the system broker on :1883 is never touched. The demo runs the real central
+(its store in state/demo-central.db) and its web console, which the tests read
+as a user would: the printed lines, the URL, the store.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from drivers.simctl import SimClient
 from hil.harness.broker import Mosquitto
 from hil.harness.hubproc import REPO
 
@@ -147,6 +158,107 @@ def test_ctrl_c_mid_run_stops_cleanly_and_the_next_run_succeeds(demo_config: Pat
     assert statuses[1] == "central ← status online  live", out
     assert statuses[-1] == "central ← status offline  live", out
     assert "retained=" not in out
+    # the central's store outlived the first run: its alarm, left open, was acknowledged through the second
+    with sqlite3.connect(demo_config.parent / "state" / "demo-central.db") as db:
+        alarms = db.execute("SELECT device, state, acked_by FROM alarms ORDER BY received").fetchall()
+    assert alarms == [("button-bedroom", "acknowledged", "operator-demo"),
+                      ("button-bedroom", "acknowledged", "operator-demo"), ("cord-bathroom", "cancelled", None)], alarms
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.headers.get("content-type", ""), r.read()
+
+
+def _snapshot(url: str) -> dict[str, Any]:
+    status, ctype, body = _get(url + "api/snapshot")
+    assert status == 200 and ctype.startswith("application/json")
+    return json.loads(body)
+
+
+def _until(what: str, found: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (hit := found()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout}s")
+        time.sleep(0.1)
+    return hit
+
+
+def _sse(stream: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The server-sent events of an open ``/api/stream`` response: (event, data)."""
+    event = None
+    for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event is not None:
+            yield event, json.loads(line[len("data: "):])
+            event = None
+
+
+def test_keep_running_serves_the_operators_console_where_an_ack_turns_the_led_steady(demo_config: Path) -> None:
+    """What a user of ``carehub demo --keep-running`` does: opens the printed URL (its live feed open, as a
+    browser tab has it), presses a button, acks the alarm there, and ends the demo with Ctrl-C."""
+    state = demo_config.parent / "state"
+    demo = Demo(demo_config, "--keep-running")
+    url = demo.wait_line("the operator's web console: ").split("console: ")[1].strip()
+    keep = demo.wait_line("Ctrl-C to stop")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/") and url in keep, keep
+    status, ctype, page = _get(url)
+    assert status == 200 and ctype.startswith("text/html") and b"<html" in page.lower()
+    snap = _snapshot(url)
+    assert [(h["hub"], h["state"]) for h in snap["hubs"]] == [("demo-hub", "online")]
+    assert snap["alarms"] == [], "the script acknowledged its alarms"
+
+    stream = urllib.request.urlopen(url + "api/stream", timeout=30)
+    events = _sse(stream)
+    assert next(events)[0] == "hello"
+    with SimClient(state / "demo" / "sim.sock") as sim:
+        sim.call({"op": "click", "device": "button-bedroom"})
+        alarm = next(c["alarm"] for e, c in events if e == "change" and c["kind"] == "alarm")  # live, no reload
+        assert (alarm["device"], alarm["state"], alarm["room"]) == ("button-bedroom", "open", "bedroom")
+        assert [a["event_id"] for a in _snapshot(url)["alarms"]] == [alarm["event_id"]]
+        assert sim.call({"op": "state", "device": "button-bedroom"})["feedback"] == "slow_blink"
+        ack = urllib.request.Request(url + f"api/alarms/{alarm['event_id']}/ack", method="POST",
+                                     data=json.dumps({"by": "operator-browser"}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(ack, timeout=20) as r:
+            outcome = json.loads(r.read())
+        assert (r.status, outcome["ok"], outcome["result"]) == (200, True, "acknowledged"), outcome
+        _until("steady LED", lambda: sim.call({"op": "state", "device": "button-bedroom"})["feedback"] == "steady")
+    assert _snapshot(url)["alarms"] == []
+    demo.wait_line("central ← alarm.acknowledged")  # the demo's screen shows the events of the browser's ack too
+
+    os.killpg(demo.proc.pid, signal.SIGINT)  # with the live feed still open
+    rc = demo.wait()
+    assert rc == 0 and "demo done" in demo.output and "Traceback" not in demo.output, demo.output
+    with contextlib.suppress(OSError):  # the feed ends with the demo (no hang): at its end, or cut off
+        for _ in events:
+            pass
+    stream.close()
+    with sqlite3.connect(state / "demo-central.db") as db:  # and the central stored what it showed
+        acked = db.execute("SELECT state, acked_by FROM alarms WHERE event_id = ?", (alarm["event_id"],)).fetchall()
+    assert acked == [("acknowledged", "operator-browser")]
+
+
+def test_without_a_broker_it_runs_on_a_private_one_and_stops_it(tmp_path: Path) -> None:
+    """No Mosquitto where the config says: the demo starts its own for the run, and leaves none behind."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = DEMO_TOML.read_text().replace("port = 1883", f"port = {port}")
+    config = tmp_path / "cfg" / "demo.toml"
+    config.parent.mkdir()
+    config.write_text(text.replace('dir = "../../state/demo"', 'dir = "state/demo"'))
+    demo = Demo(config)
+    line = demo.wait_line("started a private Mosquitto on 127.0.0.1:")
+    private = int(line.rsplit(":", 1)[1])
+    _assert_full_run(demo)
+    assert "central ← status online  live" in demo.output and "central ← alarm.acknowledged" in demo.output
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", private)) != 0, "the private broker is stopped"
+    assert not list(config.parent.glob(".demo-*.toml")), "its config copy is removed"
 
 
 def test_sigterm_stops_the_demo_and_its_hub(demo_config: Path) -> None:

@@ -1,11 +1,16 @@
-"""``carehub demo``: a simulated residence, a broker, and a pretend alarm central.
+"""``carehub demo``: a simulated residence, a broker, and the reference alarm central.
 
 Runs the hub on ``config/examples/demo.toml`` as a real subprocess against the
 Mosquitto the config names (127.0.0.1:1883) when it answers, else against one
-it starts on a free port. Then it plays the alarm central: it prints every
-event as it arrives, presses the simulated alarm button, acknowledges the
-alarm over ``cmd/ack`` as an operator would, and shows the button's LED go
-from blinking to steady ("help is on its way").
+it starts on a free port, and the real central (:class:`central.engine.Engine`,
+as ``carehub central`` runs it) in this process, its store in
+``state/demo-central.db``, with the operator's web console on 127.0.0.1:8080
+(another free port when that is taken). It prints every message as the central
+takes it in, presses the simulated alarm button, waits for the alarm on the
+central's live feed, acknowledges it through the central (``cmd/ack``) as an
+operator would, and shows the button's LED go from blinking to steady ("help is
+on its way"). With ``--keep-running`` the hub and the central stay up: press
+buttons with ``carehub sim`` and acknowledge in the browser.
 
 Stopping and running again:
 
@@ -22,14 +27,18 @@ Stopping and running again:
   as such and never taken for this run's; a stale sim socket is replaced by the
   hub. A hub or demo that is really still running on the same state directory
   is reported, not fought with.
+* The central's store keeps what earlier runs stored: an event the hub re-sends
+  is shown as a duplicate; a seq an earlier run missed is asked for with
+  ``cmd/replay`` (the central's gap filling) and shown when it comes.
 * The status the central receives is labelled: a retained one the broker kept
   from before this run as ``previous run (retained)``, one the hub publishes
   now (its birth, its clean offline) as ``live``. (MQTT sets the retain flag
   only on messages the broker replays to a new subscription.)
 
 The parts: :mod:`~hub.demo.run` (:func:`run_demo`), :mod:`~hub.demo.central`
-(the pretend central), :mod:`~hub.demo.script` (what the resident and the
-operator do), :mod:`~hub.demo.procs` (children, pid file, leftovers of an
+(the engine on its own thread, and why), :mod:`~hub.demo.wiretap` (what the
+central hears, printed and waited for), :mod:`~hub.demo.script` (what the
+resident and the operator do), :mod:`~hub.demo.procs` (children, pid file, leftovers of an
 earlier run) and :mod:`~hub.demo.signals` (Ctrl-C and SIGTERM).
 """
 

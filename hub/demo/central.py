@@ -1,149 +1,266 @@
-"""The pretend alarm central: it subscribes to the hub's topics, prints what arrives, and sends commands."""
+"""The demo's alarm central: the real one (:class:`central.engine.Engine`) on a thread of its own.
+
+The engine runs in the demo's process, on a background thread with its own asyncio loop, and the
+demo's main thread talks to it through :class:`DemoCentral` (each call a coroutine handed to that
+loop, waited for in short steps so Ctrl-C is felt at once). Why a thread and not a ``carehub
+central`` subprocess: Python delivers signals to the main thread only, so the demo's own Ctrl-C
+and SIGTERM handling (:mod:`hub.demo.signals`) stays as it is and the engine's thread has none
+to handle; a demo killed with kill -9 takes its central with it, leaving nothing for the next run
+to stop; and the script reads the engine's view, taps its messages and acks through it directly.
+
+What it is set up with: the store in SQLite at ``state/demo-central.db`` (it survives reruns,
+so alarms of an earlier run are still there), instance ``demo`` (MQTT client id
+``central-demo``), its log as JSON lines in ``state/demo-central.log``. One choice differs from
+``carehub central``'s defaults: no MQTT session is left on the broker when the demo ends
+(``session_expiry_s = 0``). A session kept on a shared broker would be given its round-robin
+share of the events while no demo runs, and a status queued in it would come back looking live;
+what the hub sent meanwhile reaches the next run anyway, from the hub's outbox or by gap filling.
+
+When :mod:`central.web` is there, the operator's web console is served too, on 127.0.0.1:8080,
+or on a free port when 8080 is taken (:attr:`DemoCentral.web_url`).
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import concurrent.futures
+import contextlib
+import importlib.util
+import logging
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from hub.demo.common import DemoError
+from hub.demo.procs import free_port
+from hub.demo.wiretap import Wiretap
 
-from hub.demo.common import DemoError, console
+if TYPE_CHECKING:
+    from central.engine import Engine
+    from central.view import AckOutcome, AlarmView, Change, HubView
+
+T = TypeVar("T")
+
+#: The demo central's instance name (its MQTT client id is central-demo) and its operator.
+INSTANCE = "demo"
+OPERATOR = "operator-demo"
+#: The web console's port when it is free.
+WEB_PORT = 8080
 
 
-def _epoch(ts: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
-    except ValueError:
+def log_to(path: Path) -> None:
+    """Send this process's structlog lines (the engine's, its MQTT link's) to ``path`` as JSON lines,
+    so the demo's screen shows only what the demo prints."""
+    import structlog
+
+    out = open(path, "a", buffering=1)  # noqa: SIM115  (open for the process's life: loggers hold it)
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer(default=str)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+class DemoCentral:
+    """The real central for one demo run: :meth:`start`, the script's calls, :meth:`close`."""
+
+    def __init__(self, *, host: str, port: int, prefix: str, hub_id: str, db: Path, launched: float,
+                 web: bool = True) -> None:
+        self.host, self.port, self.prefix, self.hub_id, self.db = host, port, prefix, hub_id, db
+        self.tap = Wiretap(hub_id, launched=launched)
+        self.tap.check = self._check
+        #: the hub process: waiting stops at once when it exits
+        self.hub: subprocess.Popen[bytes] | None = None
+        self.web = web and importlib.util.find_spec("central.web") is not None
+        self.web_url: str | None = None
+        self.web_error: str | None = None
+        self.engine: Engine | None = None
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)  # no loop set on the main thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._ready = False
+        self._failed: str | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- the thread and its loop ---------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the central's thread; return once it is connected and subscribed (and the console listens)."""
+        self._loop = self._runner.get_loop()  # made here, run on the thread: close() can reach it from now on
+        self._thread = threading.Thread(target=self._thread_main, name="demo-central", daemon=True)
+        self._thread.start()
+        self.tap.wait(lambda: self._ready, timeout, f"central connected to the broker on {self.host}:{self.port}")
+
+    def _thread_main(self) -> None:
+        try:
+            self._runner.run(self._main())
+        except BaseException as exc:  # noqa: BLE001  (whatever it was, the main thread must hear of it)
+            self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._runner.close()
+
+    def _check(self, what: str) -> None:
+        if self._failed is not None:
+            raise DemoError(f"the central failed while waiting for {what}: {self._failed}")
+        if self.hub is not None and self.hub.poll() is not None:
+            raise DemoError(f"the hub exited with status {self.hub.returncode} while waiting for {what}")
+
+    def _fail(self, why: str) -> None:
+        with self.tap.cond:
+            self._failed = why
+            self.tap.cond.notify_all()
+
+    async def _main(self) -> None:
+        from central import config as central_config
+        from central.engine import Engine
+        from central.mqtt import MqttOptions
+        from central.store import StoreError, open_store
+        from hub.link import Endpoint
+
+        try:
+            store = await open_store(str(self.db), instance=INSTANCE)
+        except StoreError as exc:
+            self._fail(f"its store {self.db}: {exc}")
+            return
+        cfg = central_config.parse("[mqtt]\nsession_expiry_s = 0\n")
+        engine = Engine(store=store, config=cfg, instance=INSTANCE, mqtt=MqttOptions(
+            brokers=(Endpoint(host=self.host, port=self.port),), prefix=self.prefix, client_id=f"central-{INSTANCE}",
+            account=f"central-{INSTANCE}", keepalive_s=cfg.mqtt.keepalive_s, session_expiry_s=0))
+        engine.tap(self.tap)
+        self.engine = engine
+        tasks = [asyncio.create_task(engine.run(), name="engine"), asyncio.create_task(self._up(engine), name="up")]
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+            while stop not in done:
+                for task in done:
+                    tasks.remove(task)
+                    if task.cancelled() or task.exception() is not None:
+                        exc = task.exception() if not task.cancelled() else None
+                        self._fail(f"{task.get_name()}: {type(exc).__name__}: {exc}")
+                done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, stop]:
+                task.cancel()
+            await asyncio.gather(*tasks, stop, return_exceptions=True)
+            await store.close()
+
+    async def _up(self, engine: Engine) -> None:
+        """Ready once connected and subscribed, with the web console listening when there is one (it then
+        serves from here until cancelled)."""
+        await engine.ready.wait()
+        server = await self._serve(engine) if self.web else None
+        self._set_ready()
+        if server is not None:
+            await server
+
+    async def _serve(self, engine: Engine) -> asyncio.Task[None] | None:
+        """The web console listening on 127.0.0.1 (:data:`WEB_PORT`, else a free port); None when it cannot
+        (:attr:`web_error` says why: the demo goes on without it)."""
+        from central.web import serve
+
+        for port in (WEB_PORT, free_port(), free_port()):
+            started = asyncio.Event()
+            server = asyncio.create_task(serve(engine, "127.0.0.1", port, started=started), name="web")
+            up = asyncio.create_task(started.wait())
+            await asyncio.wait([server, up], return_when=asyncio.FIRST_COMPLETED)
+            up.cancel()
+            if started.is_set():
+                self.web_url = f"http://127.0.0.1:{port}/"
+                return server
+            try:
+                await server
+            except Exception as exc:  # the port taken meanwhile, or the console broke: the next port
+                self.web_error = f"{type(exc).__name__}: {exc}"
         return None
 
+    def _set_ready(self) -> None:
+        with self.tap.cond:
+            self._ready = True
+            self.tap.cond.notify_all()
 
-class Central:
-    """A pretend alarm central: subscribes to the hub's topics and sends commands.
-
-    Only events of this run count: everything up to this run's ``hub.started``
-    (:attr:`floor`) is what the hub re-sent from an earlier run.
-    """
-
-    def __init__(self, host: str, port: int, base: str, *, launched: float) -> None:
-        self.base = base
-        self.launched = launched  # wall clock just before this run's hub was started
-        self.events: list[dict[str, Any]] = []
-        self.statuses: list[tuple[dict[str, Any], bool]] = []  # (body, live)
-        self.replies: dict[bytes, dict[str, Any]] = {}
-        self.floor: int | None = None
-        self.hub: subprocess.Popen[bytes] | None = None
-        self.cond = threading.Condition()
-        self._subscribed = threading.Event()
-        self.reply_topic = f"demo-central/{uuid.uuid4().hex[:8]}/reply"
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.connect(host, port)
-        self.client.subscribe([(f"{base}/#", 1), (self.reply_topic, 1)])
-        self.client.loop_start()
-        # a retained message seen from here on was on the broker before this run's hub started
-        if not self._subscribed.wait(10):
-            self.close()
-            raise TimeoutError(f"the broker on {host}:{port} did not confirm the central's subscription")
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            return
-        if not isinstance(body, dict):
-            return
-        with self.cond:
-            if msg.topic == self.reply_topic:
-                self.replies[msg.properties.CorrelationData] = body
-            elif "/event/" in msg.topic:
-                self._event(body)
-            elif msg.topic == f"{self.base}/status":
-                live = not msg.retain
-                self.statuses.append((body, live))
-                label = "[green]live[/green]" if live else "[dim]previous run (retained)[/dim]"
-                console.print(f"  [dim]central ←[/dim] [green]status[/green] {body.get('state')}  {label}")
-            self.cond.notify_all()
-
-    def _event(self, body: dict[str, Any]) -> None:
-        t = _epoch(body.get("ts"))
-        earlier = t is not None and t < self.launched
-        if self.floor is None and body.get("type") == "hub.started" and not earlier:
-            self.floor = int(body["seq"])
-        self.events.append(body)
-        colour = {"critical": "bold red", "high": "yellow"}.get(body.get("priority", ""), "cyan")
-        cause = f" cause={body['cause'][:13]}…" if body.get("cause") else ""
-        tag = "  [dim](earlier run)[/dim]" if earlier else ""
-        console.print(
-            f"  [dim]central ←[/dim] [{colour}]{body.get('type', '?'):<20}[/{colour}] seq={body.get('seq', '?'):<4} "
-            f"id={str(body.get('id'))[:13]}… device={body.get('source', {}).get('device')} route={body.get('route')}"
-            f"{cause}{tag}"
-        )
-
-    def _wait(self, ready: Callable[[], Any], timeout: float, what: str) -> Any:
-        """Wait for ``ready()`` to return something; fail at once if the hub exits."""
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+        """Run ``coro`` on the central's loop and wait for it in short steps (a signal is felt at once;
+        a failed central or an exited hub ends the wait)."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                found = ready()
-                if found:
-                    return found
-                if self.hub is not None and self.hub.poll() is not None:
-                    raise DemoError(f"the hub exited with status {self.hub.returncode} while waiting for {what}")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+        try:
+            while not fut.done():
+                concurrent.futures.wait([fut], timeout=0.25)
+                if fut.done():
+                    break
+                self._check(what)
+                if time.monotonic() > deadline:
                     raise TimeoutError(f"no {what} within {timeout}s")
-                self.cond.wait(min(remaining, 0.25))
+            return fut.result()
+        finally:
+            fut.cancel()
 
-    def wait_started(self, timeout: float = 20.0) -> dict[str, Any]:
-        """This run's ``hub.started`` (not one the hub re-sends from an earlier run)."""
+    # --- what the script does through the engine --------------------------------------------------
 
-        def ready() -> dict[str, Any] | None:
-            if self.floor is None:
-                return None
-            return next(e for e in self.events if e.get("type") == "hub.started" and e.get("seq") == self.floor)
+    def hub_view(self) -> HubView | None:
+        """The demo hub as the central supervises it (None: never heard of)."""
+        assert self.engine is not None
+        snap = self._call(self.engine.snapshot(), 10, "snapshot")
+        return next((h for h in snap.hubs if h.hub == self.hub_id), None)
 
-        return self._wait(ready, timeout, "hub.started event")
+    def wait_online(self, timeout: float = 20.0) -> HubView:
+        """The hub's live birth (it is connected and subscribed to its commands), as the engine's hub view shows it."""
+        self.tap.wait_status("online", timeout)
+        deadline = time.monotonic() + timeout
+        while (view := self.hub_view()) is None or view.state != "online":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the central does not see hub {self.hub_id} online within {timeout}s")
+            time.sleep(0.05)
+        return view
 
-    def wait_event(
-        self, type_: str, *, device: str | None = None, cause: str | None = None, timeout: float = 10.0
-    ) -> dict[str, Any]:
-        """The latest event of this run of ``type_`` (from ``device``, caused by ``cause``)."""
+    def open_alarms(self) -> list[AlarmView]:
+        """The demo hub's open alarms at the central, most urgent first."""
+        assert self.engine is not None
+        return [a for a in self._call(self.engine.snapshot(), 10, "snapshot").alarms if a.hub == self.hub_id]
 
-        def ready() -> dict[str, Any] | None:
-            found = [
-                e
-                for e in self.events
-                if e.get("type") == type_
-                and self.floor is not None
-                and int(e.get("seq", 0)) > self.floor
-                and (device is None or e.get("source", {}).get("device") == device)
-                and (cause is None or e.get("cause") == cause)
-            ]
-            return found[-1] if found else None
+    def changes(self) -> AsyncIterator[Change]:
+        """A subscription to the engine's live feed from now on (made on its loop)."""
+        async def subscribe() -> AsyncIterator[Change]:
+            assert self.engine is not None
+            return self.engine.changes()
+        return self._call(subscribe(), 10, "feed")
 
-        return self._wait(ready, timeout, f"{type_} event")
+    def wait_alarm(self, feed: AsyncIterator[Change], match: Callable[[AlarmView], bool],
+                   timeout: float = 10.0) -> AlarmView:
+        """The first alarm on ``feed`` that ``match`` accepts (after a resync, from the snapshot)."""
+        async def first() -> AlarmView:
+            assert self.engine is not None
+            async for change in feed:
+                if change.alarm is not None and match(change.alarm):
+                    return change.alarm
+                if change.kind == "resync":
+                    found = [a for a in (await self.engine.snapshot()).alarms if match(a)]
+                    if found:
+                        return found[0]
+            raise DemoError("the central's feed ended")
+        return self._call(first(), timeout, "alarm at the central")
 
-    def wait_online(self, timeout: float = 20.0) -> None:
-        """The hub's live birth: it is connected and subscribed to its commands."""
-        self._wait(lambda: any(live and b.get("state") == "online" for b, live in self.statuses), timeout, "live online status")
+    def ack(self, event_id: str, by: str = OPERATOR) -> AckOutcome:
+        """The operator's ack through the engine (``cmd/ack``, recorded, the alarm closed at the central)."""
+        assert self.engine is not None
+        return self._call(self.engine.ack(event_id, by), 30, "ack")
 
     def command(self, name: str, body: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-        corr = uuid.uuid4().bytes
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.reply_topic
-        props.CorrelationData = corr
-        self.client.publish(f"{self.base}/cmd/{name}", json.dumps(body), qos=1, properties=props)
-        return self._wait(lambda: self.replies.get(corr), timeout, f"reply to {name}")
+        """Another command to the demo hub through the engine's link; the hub's reply."""
+        assert self.engine is not None
+        return self._call(self.engine.request(self.hub_id, name, body, timeout), timeout + 5, f"reply to {name}")
 
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the central (it leaves the broker cleanly) and its thread; the store is closed."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone already
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from drivers.simctl import SimClient, SimCommandError
 from hub import config as hubconfig
-from hub.demo.central import Central
+from hub.demo.central import DemoCentral, log_to
 from hub.demo.common import DemoError, console
 from hub.demo.procs import PIDFILE, clear_leftovers, die_with_parent, free_port, port_open, stop_child, write_pids
 from hub.demo.script import heal_open_alarms, script
@@ -31,9 +31,16 @@ def run_demo(config_path: Path, *, keep_running: bool = False) -> int:
         signals.restore()
 
 
+def _offline_seen(central: DemoCentral, timeout: float = 2.0) -> None:
+    """Let the hub's clean offline status reach the central (and be shown) before the central stops."""
+    central.hub = None  # it has exited: that is no reason to stop waiting
+    with contextlib.suppress(TimeoutError, DemoError):
+        central.tap.wait_status("offline", timeout)
+
+
 def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    central: Central | None = None
+    central: DemoCentral | None = None
     workdir = Path(tempfile.mkdtemp(prefix="carehub-demo-"))
     demo_cfg: Path | None = None
     state_dir: Path | None = None
@@ -68,9 +75,17 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
             demo_cfg = config_path.parent / f".demo-{port}.toml"
             demo_cfg.write_text(text)
             config_path = demo_cfg
-        base = f"{cfg.mqtt.prefix}/{cfg.hub.id}"
         launched = time.time()
-        central = Central(host, port, base, launched=launched)
+        db, central_log = state_dir.parent / "demo-central.db", state_dir.parent / "demo-central.log"
+        log_to(central_log)
+        console.print(f"[bold]central[/bold] the reference alarm central, in this process "
+                      f"(store: {db}, log: {central_log})")
+        central = DemoCentral(host=host, port=port, prefix=cfg.mqtt.prefix, hub_id=cfg.hub.id, db=db, launched=launched)
+        central.start()
+        if central.web_url:
+            console.print(f"[bold]console[/bold] the operator's web console: {central.web_url}")
+        elif central.web_error:
+            console.print(f"[bold]console[/bold] [yellow]no web console[/yellow]: {central.web_error}")
         log_path = state_dir.parent / "demo-hub.log"
         console.print(f"[bold]hub[/bold]     carehub run --config {config_path}  (log: {log_path})")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -84,14 +99,16 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
             )
             write_pids(state_dir, procs)
         central.hub = hub
-        central.wait_started()
-        central.wait_online()
+        central.tap.wait_started()
+        view = central.wait_online()
+        console.print(f"[bold]central[/bold]  sees {view.hub} {view.state} (supervision level {view.level_s:.0f} s)")
         heal_open_alarms(central)
         with SimClient(loaded.sim_socket) as sim:
             script(central, sim, cfg)
         if keep_running:
             try:  # the Ctrl-C may come as soon as the line is out, before print returns: inside the try
-                console.print(f"\nhub keeps running; press buttons with `carehub sim -c {loaded.path} click …`; "
+                web = f"; the operator's console is at {central.web_url}" if central.web_url else ""
+                console.print(f"\nhub keeps running; press buttons with `carehub sim -c {loaded.path} click …`{web}; "
                               "Ctrl-C to stop")
                 while hub.poll() is None:
                     time.sleep(0.2)
@@ -104,7 +121,7 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
                 if signals.first is None and hub.returncode != 0:
                     raise DemoError(f"the hub exited with status {hub.returncode} (log: {log_path})")
         stop_child(hub, signals)
-        time.sleep(0.3)  # its clean offline status reaches the central
+        _offline_seen(central)
         console.print("\n[bold green]demo done[/bold green]: press → central in milliseconds, ack → LED steady")
         code = 0
     except Stopped as stop:
@@ -122,10 +139,12 @@ def _run(config_path: Path, keep_running: bool, signals: Signals) -> int:
             console.print(f"  stopping the hub it started (pid {hub_proc.pid}) …")
             stop_child(hub_proc, signals)
             console.print(f"  hub stopped (exit status {hub_proc.returncode})")
+            if central is not None:
+                _offline_seen(central)
+        if central is not None:
+            central.close()  # before the broker: it leaves the broker cleanly
         if "broker" in procs:
             stop_child(procs["broker"], signals)
-        if central is not None:
-            central.close()
         if state_dir is not None and procs:
             with contextlib.suppress(OSError):
                 (state_dir / PIDFILE).unlink()
