@@ -59,12 +59,14 @@ class MqttOptions:
     password: str | None = None
     keepalive_s: int = 30
     session_expiry_s: int = 86400
+    #: The shared subscription's group: instances in one group split the events between them.
+    share_group: str = SHARE_GROUP
 
 
-def subscriptions(prefix: str, account: str) -> tuple[str, ...]:
+def subscriptions(prefix: str, account: str, group: str = SHARE_GROUP) -> tuple[str, ...]:
     """The topics an instance subscribes to (see the module docstring)."""
     alarms = tuple(f"{prefix}/+/event/{t}" for t in sorted(ALARM_TYPES))
-    return (f"$share/{SHARE_GROUP}/{prefix}/+/event/+", *alarms, f"{prefix}/+/status", f"{prefix}/+/heartbeat",
+    return (f"$share/{group}/{prefix}/+/event/+", *alarms, f"{prefix}/+/status", f"{prefix}/+/heartbeat",
             f"{prefix}/+/reply/{account}")
 
 
@@ -80,7 +82,7 @@ class CentralLink:
                 brokers=options.brokers,
                 client_id=options.client_id,
                 will=None,
-                subscriptions=subscriptions(options.prefix, options.account),
+                subscriptions=subscriptions(options.prefix, options.account, options.share_group),
                 tls=options.tls,
                 username=options.username,
                 password=options.password,

@@ -160,7 +160,7 @@ class Supervisor:
             w.why = why
             return None
         before, w.state, w.why = w.state, state, why
-        fields = {"hub": w.hub, "was": before, "reason": why, "level": w.level}
+        fields = {"hub": w.hub, "was": before, "reason": why, "supervision": w.level}
         level, event = _LOG_LINES[state]
         getattr(log, level)(event, **fields)
         return self.view(w.hub)

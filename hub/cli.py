@@ -5,7 +5,7 @@
 ``carehub provision [--non-interactive ...]``  a new hub's config and credentials, then check-config
 ``carehub check-config FILE [--json]``   0 valid, 1 invalid, 2 unreadable
 ``carehub sim OP ...``                   drive a running hub's simulated devices and serial emulators
-``carehub demo``                         a simulated residence and a pretend alarm central
+``carehub demo``                         a simulated residence and the reference alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
 ``carehub hil run [SCENARIO...]``        hardware-in-the-loop acceptance runs (``python -m hil run``)
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document (files, check result, next steps)")
     p.set_defaults(func=_provision)
 
-    p = sub.add_parser("demo", help="run the hub on a simulated residence with a pretend alarm central")
+    p = sub.add_parser("demo", help="run the hub on a simulated residence with the reference alarm central and its web console")
     p.add_argument("--config", "-c", default="config/examples/demo.toml")
     p.add_argument("--keep-running", action="store_true", help="leave the hub running after the scripted part")
     p.set_defaults(func=_demo)

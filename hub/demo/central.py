@@ -130,7 +130,8 @@ class DemoCentral:
         cfg = central_config.parse("[mqtt]\nsession_expiry_s = 0\n")
         engine = Engine(store=store, config=cfg, instance=INSTANCE, mqtt=MqttOptions(
             brokers=(Endpoint(host=self.host, port=self.port),), prefix=self.prefix, client_id=f"central-{INSTANCE}",
-            account=f"central-{INSTANCE}", keepalive_s=cfg.mqtt.keepalive_s, session_expiry_s=0))
+            account=f"central-{INSTANCE}", keepalive_s=cfg.mqtt.keepalive_s, session_expiry_s=0,
+            share_group="carehub-demo"))  # a group of its own: never splits events with a real central on the broker
         engine.tap(self.tap)
         self.engine = engine
         tasks = [asyncio.create_task(engine.run(), name="engine"), asyncio.create_task(self._up(engine), name="up")]
