@@ -163,6 +163,7 @@ def measure_all(opts: Options) -> dict[str, Any]:
 
 
 def make_side(kind: type[Side], workdir: Path, port: int, opts: Options) -> Side:
+    """A new side (not started) working in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     if kind is HubSide:
         return HubSide(workdir, port, max_inflight=opts.max_inflight)
@@ -203,7 +204,7 @@ def figures(raw: dict[str, Any], opts: Options) -> list[Figure]:
         if hc is not None:
             out.append(Figure(
                 name=f"CPU per event, {size:,} events", value=hc, unit="µs", baseline=nr, baseline_value=nc,
-                ratio=_ratio(hc, nc), goal=None, ok=None, note="the process's utime+stime over the burst, /proc",
+                ratio=_ratio(hc, nc), goal=None, ok=None, note="the process's utime+stime over the burst, /proc (10 ms ticks)",
             ))
         ha, na = _median(h, "rss_after_mb"), _median(n, "rss_after_mb")
         if ha is not None:
