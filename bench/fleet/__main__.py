@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"{'ok' if step['ok'] else 'MISS'}", file=sys.stderr, flush=True)
 
             steps = find_max(args.hubs, processes=args.processes, seconds=args.seconds, profile=profile,
-                             max_hubs=args.max_hubs, quiet=quiet, on_step=said)
+                             max_hubs=args.max_hubs, quiet=quiet, first=fleet, on_step=said)
             figs.append(max_figure(steps))
             out["find_max"] = steps
     except RuntimeError as exc:

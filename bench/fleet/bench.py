@@ -39,18 +39,23 @@ def measure(n: int, *, processes: int = 2, seconds: float = 30.0, profile: Profi
 
 
 def find_max(start: int, *, processes: int = 2, seconds: float = 30.0, profile: Profile | None = None,
-             max_hubs: int = 20000, refine: int = 2, quiet: bool = False,
+             max_hubs: int = 20000, refine: int = 2, quiet: bool = False, first: dict[str, Any] | None = None,
              on_step: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Fleets of ``start``, twice that, ... until one misses (or ``max_hubs``); then ``refine`` halvings
-    of the interval between the last pass and the first miss. Each step's summary, in order."""
+    of the interval between the last pass and the first miss. Each step's summary, in order. ``first``:
+    a fleet of ``start`` hubs measured already (the same seconds), taken as the first step."""
     steps: list[dict[str, Any]] = []
 
     def step(n: int) -> bool:
-        try:
-            fleet, _ = measure(n, processes=processes, seconds=seconds, profile=profile, baseline_s=0, quiet=quiet)
-        except RuntimeError as exc:  # a worker could not connect its hubs, or fell silent: a miss at this size
-            print(f"fleet {n}: {exc}", file=sys.stderr)
-            fleet = {"hubs": n, "ok": False, "loss": None, "e2e_ms": {"p99": None}, "error": str(exc)[:500]}
+        if first is not None and n == first["hubs"] and not steps:
+            fleet = first
+        else:
+            try:
+                fleet, _ = measure(n, processes=processes, seconds=seconds, profile=profile, baseline_s=0,
+                                   quiet=quiet)
+            except RuntimeError as exc:  # a worker could not connect its hubs, or fell silent: a miss at this size
+                print(f"fleet {n}: {exc}", file=sys.stderr)
+                fleet = {"hubs": n, "ok": False, "loss": None, "e2e_ms": {"p99": None}, "error": str(exc)[:500]}
         steps.append(fleet)
         if on_step is not None:
             on_step(fleet)
@@ -74,9 +79,10 @@ def find_max(start: int, *, processes: int = 2, seconds: float = 30.0, profile: 
 
 
 def run(quick: bool) -> list[Figure]:
-    """For ``python -m bench``: quick, 50 hubs for 15 s; else 200 hubs for 60 s and the largest fleet."""
+    """For ``python -m bench``: quick, 50 hubs for 15 s; else 250 hubs for 30 s, then the largest fleet
+    (250, 500, 1000 ... hubs, 30 s each)."""
     if quick:
         fleet, solo = measure(50, seconds=15, baseline_s=6, quiet=True)
         return figures(fleet, solo)
-    fleet, solo = measure(200, seconds=60, baseline_s=10, quiet=True)
-    return [*figures(fleet, solo), max_figure(find_max(100, seconds=30, quiet=True))]
+    fleet, solo = measure(250, seconds=30, baseline_s=10, quiet=True)
+    return [*figures(fleet, solo), max_figure(find_max(250, seconds=30, quiet=True, first=fleet))]

@@ -71,7 +71,7 @@ def summarize(ph: Phase) -> dict[str, Any]:
         "acks_odd": sum(h.acks_odd for h in ph.reports), "outage_hubs": ph.outage_hubs,
         "reconnects": sum(max(0, h.connects - 1) for h in ph.reports),
         "drained": ph.drained, "central": {k: getattr(c, k) for k in c.__struct_fields__},
-        "loss": loss, "cpu_pct_of_core": ph.cpu,
+        "loss": loss, "cpu_pct_of_core": ph.cpu, "rss_mb": ph.rss_mb,
         "ok": bool(ph.drained and c.complete and loss == 0 and p99 is not None and p99 < GOAL_MS),
     }
 
@@ -106,7 +106,8 @@ def figures(fleet: dict[str, Any], solo: dict[str, Any] | None) -> list[Figure]:
         name=f"fleet events into the central, {n} hubs", value=fleet["events_per_s"], unit="events/s", baseline=None,
         baseline_value=None, ratio=None, goal=None, ok=None,
         note=f"broker takes {fleet['messages_in_per_s']} msgs/s; CPU % of a core: central {cpu.get('central')}, "
-             f"mosquitto {cpu.get('broker')}, sim hubs {cpu.get('workers')}"))
+             f"mosquitto {cpu.get('broker')}, sim hubs {cpu.get('workers')}; RSS MB: central "
+             f"{fleet['rss_mb'].get('central')}, mosquitto {fleet['rss_mb'].get('broker')}"))
     return out
 
 

@@ -79,6 +79,8 @@ class Phase:
     check: CentralCheck
     #: % of one core over the traffic and drain: the central, the broker, all workers together
     cpu: dict[str, float] = field(default_factory=dict)
+    #: MB resident once the hubs drained (still connected): the central, the broker, all workers together
+    rss_mb: dict[str, float] = field(default_factory=dict)
     outage_hubs: int = 0
 
 
@@ -133,6 +135,17 @@ def _cpu(pids: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(cpu_s(p) or 0.0 for p in group) for name, group in pids.items()}
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 class Session:
     """A broker and a central for one or more phases. A context manager."""
 
@@ -140,7 +153,7 @@ class Session:
         self.dir = Path(tempfile.mkdtemp(prefix="carehub-fleet-"))
         self.keep = keep
         self.quiet = quiet
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the broker inherits it: a socket per hub
         self.broker = Mosquitto(workdir=self.dir / "broker", config=BROKER_CONF)
         self.central: CentralProcess | None = None
@@ -193,6 +206,7 @@ class Session:
                 w.send("go")
             done = [msgspec.json.decode(w.expect(seconds + drain_s + 120), type=WorkerReport) for w in workers]
             cpu1, t1 = _cpu(pids), time.monotonic()
+            rss = {name: round(sum(_rss_mb(p) for p in group), 1) for name, group in pids.items()}
             reports = [h for d in done for h in d.hubs]
             alarms = [a for d in done for a in d.alarms]
             self._log(f"[{tag}] drained: {all(d.drained for d in done)}; checking the central's store")
@@ -206,4 +220,4 @@ class Session:
         cpu = {name: round(100 * (cpu1[name] - cpu0[name]) / (t1 - t0), 1) for name in pids}
         return Phase(tag=tag, hubs=n, processes=p, seconds=seconds, profile=profile,
                      ran_s=max(d.ran_s for d in done), connect_s=connect_s, drained=all(d.drained for d in done),
-                     reports=reports, alarms=alarms, feed=feed, check=result, cpu=cpu, outage_hubs=k)
+                     reports=reports, alarms=alarms, feed=feed, check=result, cpu=cpu, rss_mb=rss, outage_hubs=k)

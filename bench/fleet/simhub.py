@@ -27,6 +27,7 @@ import heapq
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from paho.mqtt.reasoncodes import ReasonCode
@@ -37,6 +38,9 @@ from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, Will
 from bench.fleet.spec import AlarmRecord, HubReport, Profile
 
 VERSION = "fleet-sim"
+#: The contract's heartbeat example (devices, tasks, counters: about 3.2 kB compact), the body of every
+#: heartbeat here with the live fields put in, so the central parses and stores what a real hub sends.
+HEARTBEAT = json.loads((Path(__file__).resolve().parents[2] / "contract" / "examples" / "heartbeat.json").read_text())
 
 
 class _Alarm:
@@ -142,11 +146,15 @@ class SimHub:
     def status(self) -> dict[str, Any]:
         """What the heartbeat and ``cmd/status`` say (the parts the central reads, and a few more)."""
         pending = len(self._pending) + len(self._inflight)
-        return {"hub": self.id, "ts": rfc3339(), "version": VERSION,
+        alarms = sum(1 for seq in self._inflight if self.stored[seq][0] == "alarm.button")
+        return {**HEARTBEAT, "hub": self.id, "ts": rfc3339(), "version": VERSION,
                 "uptime_s": round(time.monotonic() - self.started_mono, 1), "seq": self.seq,
-                "outbox": {"pending": pending, "held": 0, "last_seq": self.seq},
-                "link": self.link.status(), "open_alarms": [a.id for a in self.open.values()],
-                "health": {"state": "ok", "problems": []}}
+                "outbox": {**HEARTBEAT["outbox"], "pending": pending, "pending_alarms": alarms, "held": 0,
+                           "last_seq": self.seq, "stored": self.seq},
+                "link": self.link.status(),
+                "open_alarms": [{"alarms": 1, "device": a.device, "event_id": a.id, "held": 0, "latest": a.id,
+                                 "reminders": 0, "state": "delivered", "type": "alarm.button"}
+                                for a in self.open.values()]}
 
     async def heartbeats(self, first_in: float) -> None:
         """A heartbeat every ``heartbeat_s`` while connected (QoS 0), the first after ``first_in`` s."""
