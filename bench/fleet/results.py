@@ -54,7 +54,8 @@ def summarize(ph: Phase) -> dict[str, Any]:
     heartbeats = sum(h.heartbeats for h in ph.reports)
     acks = sum(h.acks for h in ph.reports)
     c = ph.check
-    loss = c.missing + c.lost + not_acked + (c.alarms - c.alarms_acked)
+    # an alarm left unacked shows at both ends: counted once
+    loss = c.missing + c.lost + max(not_acked, c.alarms - c.alarms_acked)
     p99 = percentile(e2e, 99)
     ran = max(ph.ran_s, 1e-9)
     return {
@@ -62,6 +63,7 @@ def summarize(ph: Phase) -> dict[str, Any]:
         "connect_s": ph.connect_s, "profile": {k: getattr(ph.profile, k) for k in ph.profile.__struct_fields__},
         "e2e_ms": spread(e2e), "stored_ms": spread(stored), "received_ms": spread(received),
         "alarms": len(ph.alarms), "alarms_offline": len(ph.alarms) - len(online), "alarms_not_acked": not_acked,
+        "auto_ack_failed": c.auto_ack_failed,
         "alarms_not_on_feed": sum(a.id not in ph.feed for a in ph.alarms),
         "events": events, "heartbeats": heartbeats, "acks": acks,
         "events_per_s": round(events / ran, 1),
@@ -100,7 +102,8 @@ def figures(fleet: dict[str, Any], solo: dict[str, Any] | None) -> list[Figure]:
         ratio=None, goal="0: every seq stored, every alarm acked", ok=fleet["loss"] == 0 and fleet["drained"],
         note=f"{c['stored']}/{c['expected']} seqs stored, {c['lost']} lost, "
              f"{fleet['alarms'] - fleet['alarms_not_acked']}/{fleet['alarms']} alarms acked at the hubs "
-             f"({fleet['alarms_offline']} pressed in an outage), {fleet['outage_hubs']} hubs with an outage"))
+             f"({fleet['alarms_offline']} pressed in an outage, {fleet['auto_ack_failed']} auto-acks sent while the hub "
+             f"was away), {fleet['outage_hubs']} hubs with an outage"))
     cpu = fleet["cpu_pct_of_core"]
     out.append(Figure(
         name=f"fleet events into the central, {n} hubs", value=fleet["events_per_s"], unit="events/s", baseline=None,
