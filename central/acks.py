@@ -10,7 +10,10 @@ them closed); every instance's feed shows it through the journal.
 Auto-ack (for the rig and benchmarks) acks alarm types only, new episodes only, once per
 episode: the instance that stored the alarm marks it ``pending``; a claim in the store (one
 conditional UPDATE) makes exactly one instance send it. A pending ack left by an instance that
-stopped is claimed by another after a while (:data:`STALE_S`).
+stopped is claimed by another after a while (:data:`STALE_S`). An auto-ack the hub did not answer
+(it was away: a hub's session is clean, so the broker drops a command sent while it is offline)
+goes back to pending and is sent again every ``stale_s / 3`` until the hub answers or the episode
+closes; one the hub refused (``unknown_event``) is left for an operator.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ class Acker:
     """Sends acks and records them; runs the auto-acks when ``auto`` is on."""
 
     def __init__(self, store: Store, link: CentralLink, *, timeout_s: float, auto: bool, auto_by: str,
-                 written: Callable[[], None]) -> None:
+                 written: Callable[[], None], stale_s: float = STALE_S) -> None:
         self.store = store
+        self.stale_s = stale_s
         self.link = link
         self.timeout_s = timeout_s
         self.auto = auto
@@ -109,14 +113,14 @@ class Acker:
         while True:
             ids: list[str] = []
             try:
-                async with asyncio.timeout(STALE_S / 3):
+                async with asyncio.timeout(self.stale_s / 3):
                     ids.append(await self._queue.get())
             except TimeoutError:
                 pass
             while not self._queue.empty():
                 ids.append(self._queue.get_nowait())
             try:
-                claims = await self.store.claim_auto_acks(now=time.time(), ids=ids, stale_s=STALE_S)
+                claims = await self.store.claim_auto_acks(now=time.time(), ids=ids, stale_s=self.stale_s)
             except StoreError as exc:
                 log.warning("auto_ack_claim_failed", error=str(exc))
                 for event_id in ids:
@@ -130,7 +134,11 @@ class Acker:
     async def _auto(self, event_id: str, hub: str) -> None:
         try:
             outcome = await self.ack(event_id, self.auto_by, auto=True, hub=hub)
-            await self.store.auto_ack_done(event_id, ok=outcome.ok)
+            unanswered = not outcome.ok and outcome.result is None  # no reply: the hub away, or the link
+            if unanswered:
+                log.warning("auto_ack_retry", event_id=event_id, hub=hub, error=outcome.error,
+                            retry_in_s=round(self.stale_s / 3, 1))
+            await self.store.auto_ack_done(event_id, ok=outcome.ok, retry=unanswered)
         except StoreError as exc:
             log.error("auto_ack_record_failed", event_id=event_id, error=str(exc))
         finally:

@@ -233,10 +233,12 @@ class Store:
             return out
         return await self._write(run)
 
-    async def auto_ack_done(self, event_id: str, *, ok: bool) -> None:
-        """An auto-ack's end: done, or failed (left for the operator)."""
+    async def auto_ack_done(self, event_id: str, *, ok: bool, retry: bool = False) -> None:
+        """An auto-ack's end: done; failed (the hub refused it: left for the operator); or, with ``retry``,
+        pending again (no reply came), for :meth:`claim_auto_acks` to take up once stale."""
+        state = "done" if ok else "pending" if retry else "failed"
         await self._write(lambda tx: tx.execute("UPDATE alarms SET auto_ack = ? WHERE event_id = ?",
-                                                ("done" if ok else "failed", event_id)))
+                                                (state, event_id)))
 
     # --- the journal ------------------------------------------------------------------------------
 
