@@ -44,6 +44,10 @@ def hub_config(
     broker_tables = "\n".join(f'[[mqtt.broker]]\nhost = "{h}"\nport = {p}\n' for h, p in brokers)
     if devices is None:
         devices = gpio_devices(hold_s)
+    if "[control]" not in extra:
+        # said explicitly: a hub under test never takes /run/carehub/control.sock (the installed service's,
+        # or the one another test's hub on the same machine would take too when /run/carehub exists)
+        extra += '\n[control]\nsocket = "control.sock"\n'
     text = f"""
 [hub]
 id = "{hub_id}"
