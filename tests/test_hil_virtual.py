@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from hil.fixtures import RigError
+from hil.harness import netns
 from hil.harness.broker import Subscriber, request
 from hil.model import decode
 from hil.rigs import powercut, residence, tomlout
@@ -317,19 +318,29 @@ def test_two_rigs_side_by_side_keep_to_themselves(make_rig):
     assert a.info()["config_sha256"] != b.info()["config_sha256"], "each config names its own broker"
 
 
-def test_a_failed_setup_leaves_nothing_behind(tmp_path):
+def test_a_failed_setup_leaves_nothing_behind(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("the virtual rig needs root")
 
     def broken_central(*_: Any) -> Any:
         raise ConnectionError("no central today")
 
+    # what this rig builds, seen as it is built: other rigs (another test worker's) come and go meanwhile,
+    # so "the namespace list is as before" would not say whether this one left something
+    nets: list[netns.ResidenceNet] = []
+    disks: list[powercut.StateDisk] = []
+    real_net, real_disk = netns.ResidenceNet.create, powercut.StateDisk.create
+    monkeypatch.setattr(netns.ResidenceNet, "create", classmethod(lambda _cls: nets.append(real_net()) or nets[-1]))
+    monkeypatch.setattr(powercut.StateDisk, "create", lambda self: disks.append(self) or real_disk(self))
     rig = VirtualRig(broken_central)
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     with pytest.raises(RigError, match="no central today"):
         rig.setup(scenario(needs=("power_cut",)), tmp_path / "rig")
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == before
+    (net,), (disk,) = nets, disks  # both were built before the central failed
+    assert net.ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert subprocess.run(["ip", "link", "show", net.host_if], capture_output=True).returncode != 0
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
+    assert str(disk.image_dir) not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    assert not disk.image_dir.exists()
     rig.teardown()
 
 
