@@ -11,6 +11,7 @@ import pytest
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.emulators import EmulatedDevice
 from hil.harness.hubproc import HubProcess, hub_config
+from tests.support import alone
 
 
 @pytest.fixture
@@ -82,3 +83,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", alone.DESCRIPTION)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Under xdist, an ``alone`` test runs while no other test does (tests/support/alone.py)."""
+    shared = alone.run_dir(item.config)
+    if shared is None:
+        return (yield)
+    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None):
+        return (yield)
