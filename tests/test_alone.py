@@ -23,13 +23,13 @@ def note(name, seconds):
         f.write(f"{name} {t0} {t1} {os.environ['PYTEST_XDIST_WORKER']}\\n")
 
 @pytest.mark.parametrize("i", range(6))
-def test_before(i): note(f"before{i}", 0.3)
+def test_before(i): note(f"before{i}", 0.2)
 
 @pytest.mark.alone
-def test_alone(): note("ALONE", 1.0)
+def test_alone(): note("ALONE", 0.6)
 
 @pytest.mark.parametrize("i", range(6))
-def test_after(i): note(f"after{i}", 0.3)
+def test_after(i): note(f"after{i}", 0.2)
 """
 
 
