@@ -7,11 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.emulators import EmulatedDevice
 from hil.harness.hubproc import HubProcess, hub_config
 from tests.support import alone
+
+# No time limit per hypothesis example (its default is 200 ms): on two busy cores an example's time
+# says nothing about the code (a bed-mat parser's example took 254 ms once, 2 ms when tried again).
+# A test that means a limit says so in its own @settings.
+settings.register_profile("carehub", deadline=None)
+settings.load_profile("carehub")
 
 
 @pytest.fixture
