@@ -12,7 +12,7 @@ from hypothesis import settings
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.emulators import EmulatedDevice
 from hil.harness.hubproc import HubProcess, hub_config
-from tests.support import alone
+from tests.support import alone, shown
 
 # No time limit per hypothesis example (its default is 200 ms): on two busy cores an example's time
 # says nothing about the code (a bed-mat parser's example took 254 ms once, 2 ms when tried again).
@@ -104,3 +104,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None):
         return (yield)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What passed tests asked to show (tests/support/shown.py)."""
+    shown.write_summary(terminalreporter)
