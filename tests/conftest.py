@@ -7,10 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.emulators import EmulatedDevice
 from hil.harness.hubproc import HubProcess, hub_config
+from tests.support import alone, shown
+
+# No time limit per hypothesis example (its default is 200 ms): on two busy cores an example's time
+# says nothing about the code (a bed-mat parser's example took 254 ms once, 2 ms when tried again).
+# A test that means a limit says so in its own @settings.
+settings.register_profile("carehub", deadline=None)
+settings.load_profile("carehub")
 
 
 @pytest.fixture
@@ -82,3 +90,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep = yield
     setattr(item, f"rep_{rep.when}", rep)
     return rep
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", alone.DESCRIPTION)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """Under xdist, an ``alone`` test runs while no other test does (tests/support/alone.py)."""
+    shared = alone.run_dir(item.config)
+    if shared is None:
+        return (yield)
+    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None):
+        return (yield)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What passed tests asked to show (tests/support/shown.py)."""
+    shown.write_summary(terminalreporter)

@@ -289,7 +289,8 @@ def drive_every_event_type(rig: Rig) -> None:
     hub.config.write_text(good.replace("steady_s = 600", "steady_s = 601"))
     hub.proc.send_signal(signal.SIGHUP)
     rig.wait("hub.config_reloaded")
-    time.sleep(2.5)  # a heartbeat or two
+    beats = len(rig.central.wait_for_topic(f"{BASE}/heartbeat"))
+    rig.central.wait_for_topic(f"{BASE}/heartbeat", count=beats + 1)  # one under the new config (heartbeat_s = 2)
     assert hub.stop() == 0
     rig.wait("hub.stopping")
 

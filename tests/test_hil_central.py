@@ -189,6 +189,8 @@ def test_a_press_arrives_with_the_seq_the_hub_committed(central, make_hub):
     hub.press()
     assert c.wait_for(of_type("alarm.button"), 5), c.summary()
     [arrival] = [a for a in c.arrivals() if a.event["type"] == "alarm.button"]
+    # the hub publishes, then logs event_committed: the line can come a moment after the arrival
+    hub.wait_log(lambda e: e.get("event") == "event_committed" and e.get("event_id") == arrival.event["id"])
     committed = {e["event_id"]: e["seq"] for e in hub.committed()}
     assert arrival.event["seq"] == committed[arrival.event["id"]] > 0
     assert t_press < arrival.t < time.monotonic()
@@ -245,6 +247,7 @@ def test_a_hub_killed_and_restarted_leaves_no_gap(central, make_hub):
     hub.press("button-1")
     assert c.wait_for(of_type("alarm.button", 5), 10), c.summary()
     assert c.wait_for(of_type("hub.started", 2), 5), c.summary()
+    hub.wait_log(lambda _: len(hub.committed(all_runs=True)) >= 5)  # logged just after publishing
     committed = {e["event_id"]: e["seq"] for e in hub.committed(all_runs=True)}
     seen = {e["id"]: e["seq"] for e in c.events()}
     # the hub logs event_committed for its audited priorities (alarms); every one reached the central

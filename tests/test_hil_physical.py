@@ -503,7 +503,9 @@ def test_net_cut_drops_only_the_hub_users_packets_silently_and_restore_brings_th
     procs: list[subprocess.Popen[str]] = []
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        inns = ["ip", "netns", "exec", ns]
+        # nsenter, not "ip netns exec": no mount namespace of its own holding a copy of every host mount
+        # (a state disk another test worker's rig is about to detach)
+        inns = ["nsenter", f"--net=/run/netns/{ns}", "--"]
         server = subprocess.Popen([*inns, "/usr/bin/python3", "-c", _ECHO_SERVER], stdout=subprocess.PIPE, text=True)
         procs.append(server)
         port = server.stdout.readline().strip()  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from hil.fixtures import RigError
+from hil.harness import netns
 from hil.harness.broker import Subscriber, request
 from hil.model import decode
 from hil.rigs import powercut, residence, tomlout
@@ -86,7 +87,7 @@ def test_press_reaches_the_broker_after_its_edge_and_is_taken(make_rig):
     ((t, alarm),) = central(rig).wait("alarm.button")
     assert alarm["source"]["device"] == "button-1"
     assert edge < t < edge + 2.0, "the edge instant is on the central's clock, before the arrival"
-    assert rig.taken() == [alarm["id"]]
+    assert taken(rig, alarm["id"]) == [alarm["id"]]
     with pytest.raises(RigError, match="not a GPIO device"):
         rig.press("bed", 0.05)
 
@@ -116,7 +117,7 @@ def test_bed_emulator_frames_arrive_as_events(make_rig):
     assert ex["source"]["device"] == "bed" and t > sent
     rig.serial("espa", "call", {"address": "101", "text": "Rom 101", "priority": "1"})
     ((_, call),) = central(rig).wait("alarm.nursecall")
-    assert call["source"]["device"] == "espa" and call["id"] in rig.taken()
+    assert call["source"]["device"] == "espa" and call["id"] in taken(rig, call["id"])
 
 
 def test_encrypted_ble_button_arrives_and_its_replay_is_refused(make_rig):
@@ -205,7 +206,8 @@ def test_kill9_and_restart_keeps_taking_alarms(make_rig):
         rig.feedback("button-1", "led")  # reading the hub's LED is the rig asking the hub: an error
     rig.hub_start()
     got = central(rig).wait("alarm.button", 2, timeout=15)
-    assert len(rig.taken()) == 2 and {e["id"] for _, e in got} == set(rig.taken()), "taken across restarts"
+    ids = [e["id"] for _, e in got]
+    assert len(taken(rig, *ids)) == 2 and set(ids) == set(rig.taken()), "taken across restarts"
     assert rig.info()["unheard_while_hub_down"] == {"press": 1, "release": 1}
 
 
@@ -269,7 +271,7 @@ def test_a_full_disk_still_lets_an_alarm_through(make_rig):
     assert os.statvfs(rig.disk.mountpoint).f_bavail == 0
     rig.press("button-1", 0.02)
     ((_, alarm),) = central(rig).wait("alarm.button", timeout=15)
-    assert alarm["id"] in rig.taken()
+    assert alarm["id"] in taken(rig, alarm["id"])
     rig.disk_free()
     assert os.statvfs(rig.disk.mountpoint).f_bavail > 0
 
@@ -313,23 +315,33 @@ def test_two_rigs_side_by_side_keep_to_themselves(make_rig):
     ((_, alarm_a),) = central(a).wait("alarm.button")
     ((_, alarm_b),) = central(b).wait("alarm.button")
     assert alarm_a["source"]["device"] == "button-1" and alarm_b["source"]["device"] == "cord-1"
-    assert a.taken() == [alarm_a["id"]] and b.taken() == [alarm_b["id"]]
+    assert taken(a, alarm_a["id"]) == [alarm_a["id"]] and taken(b, alarm_b["id"]) == [alarm_b["id"]]
     assert a.info()["config_sha256"] != b.info()["config_sha256"], "each config names its own broker"
 
 
-def test_a_failed_setup_leaves_nothing_behind(tmp_path):
+def test_a_failed_setup_leaves_nothing_behind(tmp_path, monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("the virtual rig needs root")
 
     def broken_central(*_: Any) -> Any:
         raise ConnectionError("no central today")
 
+    # what this rig builds, seen as it is built: other rigs (another test worker's) come and go meanwhile,
+    # so "the namespace list is as before" would not say whether this one left something
+    nets: list[netns.ResidenceNet] = []
+    disks: list[powercut.StateDisk] = []
+    real_net, real_disk = netns.ResidenceNet.create, powercut.StateDisk.create
+    monkeypatch.setattr(netns.ResidenceNet, "create", classmethod(lambda _cls: nets.append(real_net()) or nets[-1]))
+    monkeypatch.setattr(powercut.StateDisk, "create", lambda self: disks.append(self) or real_disk(self))
     rig = VirtualRig(broken_central)
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     with pytest.raises(RigError, match="no central today"):
         rig.setup(scenario(needs=("power_cut",)), tmp_path / "rig")
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == before
+    (net,), (disk,) = nets, disks  # both were built before the central failed
+    assert net.ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert subprocess.run(["ip", "link", "show", net.host_if], capture_output=True).returncode != 0
     assert str(tmp_path) not in Path("/proc/mounts").read_text()
+    assert str(disk.image_dir) not in subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    assert not disk.image_dir.exists()
     rig.teardown()
 
 
@@ -353,6 +365,13 @@ def test_residence_has_every_device_and_merges_a_scenario_over_it():
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def taken(rig: VirtualRig, *ids: str) -> list[str]:
+    """The alarms the hub took, once ``ids`` are among them: the hub publishes an alarm, then logs it
+    committed (hub/emitter.py), so the central can have it a moment before the log line the rig reads."""
+    until(lambda: set(ids) <= set(rig.taken()), timeout=5, what=f"{list(ids)} in the hub's log")
+    return rig.taken()
 
 
 def until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

@@ -21,7 +21,8 @@ from hil.harness.emulators import serial_devices
 from hil.harness.hubproc import gpio_devices
 from tests.support.storm import SerialStorm
 
-pytestmark = pytest.mark.slow
+# alone: it loads both cores on purpose, and its frame count and press-to-central bound need them
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 STORM_S = 40.0
 #: RSS may grow by this much over its level before the storm (the issue saw 1.3 GB).

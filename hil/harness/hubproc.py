@@ -44,6 +44,10 @@ def hub_config(
     broker_tables = "\n".join(f'[[mqtt.broker]]\nhost = "{h}"\nport = {p}\n' for h, p in brokers)
     if devices is None:
         devices = gpio_devices(hold_s)
+    if "[control]" not in extra:
+        # said explicitly: a hub under test never takes /run/carehub/control.sock (the installed service's,
+        # or the one another test's hub on the same machine would take too when /run/carehub exists)
+        extra += '\n[control]\nsocket = "control.sock"\n'
     text = f"""
 [hub]
 id = "{hub_id}"
@@ -230,12 +234,16 @@ class HubProcess:
             self._logf.close()
 
     def kill(self) -> None:
-        """kill -9: no cleanup at all, like a power cut for the process."""
-        self._drop_sim()
+        """kill -9: no cleanup at all, like a power cut for the process.
+
+        The process goes before the sim client is closed: a sim call another thread has waiting on
+        a frozen hub (a press at a power cut) then ends at once with the connection, rather than
+        holding the client's read lock, and with it this close, until its timeout."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
             self._logf.close()
+        self._drop_sim()
 
     def __enter__(self) -> HubProcess:
         return self.start() if self.proc is None else self

@@ -1,6 +1,6 @@
 """The residence's own network: a network namespace joined to the host by a veth pair.
 
-The hub runs inside the namespace (``ip netns exec NS ...``, :attr:`ResidenceNet.exec_prefix`);
+The hub runs inside the namespace (``nsenter --net=/run/netns/NS ...``, :attr:`ResidenceNet.exec_prefix`);
 the broker listens on the host end's address (:attr:`ResidenceNet.broker_ip`).
 Taking the host end down (:meth:`ResidenceNet.cut`) cuts the link silently, as an
 unplugged router does: no FIN, no RST, a half-open TCP connection. The host
@@ -9,7 +9,7 @@ central) still reach the broker during a cut.
 
 Names are random (``hil-<hex>``, ``hvh<hex>``/``hvr<hex>``) and each /30 is picked
 under a lock among the 10.200.0.0/14 subnets no host interface uses, so several
-residences (in one process or many) live side by side. Needs root and iproute2.
+residences (in one process or many) live side by side. Needs root, iproute2 and nsenter.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import ipaddress
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 __all__ = ["NetnsError", "ResidenceNet", "available", "ip"]
 
 _POOL = ipaddress.ip_network("10.200.0.0/14")
+_NETNS_DIR = Path("/run/netns")  # where ``ip netns add`` puts a namespace's handle
 _LOCK = Path("/run/lock" if Path("/run/lock").is_dir() else tempfile.gettempdir()) / "carehub-hil-netns.lock"
 
 
@@ -49,6 +51,8 @@ def available() -> str | None:
         return "network namespaces need root"
     if subprocess.run(["ip", "-V"], capture_output=True).returncode != 0:
         return "iproute2 ('ip') is not installed"
+    if shutil.which("nsenter") is None:
+        return "nsenter (util-linux) is not installed"
     return None
 
 
@@ -107,8 +111,14 @@ class ResidenceNet:
 
     @property
     def exec_prefix(self) -> list[str]:
-        """Prefix a command with this to run it inside the residence."""
-        return ["ip", "netns", "exec", self.ns]
+        """Prefix a command with this to run it inside the residence.
+
+        ``nsenter --net``, not ``ip netns exec``: the latter also gives the command a mount namespace
+        of its own, a private copy of every mount on a host whose mounts do not propagate (no systemd).
+        A hub started that way would hold another residence's loop-mounted state disk (a rig running
+        beside it, another test worker) after that rig unmounted and detached it, until the hub exits.
+        """
+        return ["nsenter", f"--net={_NETNS_DIR / self.ns}", "--"]
 
     def cut(self) -> None:
         """The host end down: the hub's packets vanish, silently."""

@@ -128,17 +128,18 @@ class VirtualRig:
         self.devices.start_emulators()
         hub_dir = workdir / "hub"
         hub_dir.mkdir(parents=True, exist_ok=True)
+        state = Path(self.doc["store"]["dir"])
+        state = state if state.is_absolute() else hub_dir / state
+        _short_sockets(self.doc, state)
         self.config_text = tomlout.dumps(self.doc)
         config = hub_dir / "hub.toml"
         config.write_text(self.config_text)
-        state = Path(self.doc["store"]["dir"])
-        state = state if state.is_absolute() else hub_dir / state
         if {"power_cut", "disk_fill"} & needed(scenario) & self.fixtures:
             self.disk = powercut.StateDisk(state, size_mb=self.disk_mb)
             self._undo.push("state disk", self.disk.teardown)
             self.disk.create()
         self.hub = HubProcess(config, prefix=self.net.exec_prefix if self.net else None)
-        self.hub.sim_socket = state / str(self.doc.get("sim", {}).get("socket", "sim.sock"))
+        self.hub.sim_socket = Path(self.doc["sim"]["socket"])
         self._undo.push("hub", self._stop_hub)
         hub_id, prefix = self.doc["hub"]["id"], self.doc["mqtt"].get("prefix", "carehub/v1")
         self.central = self.make_central(host, self.broker.port, hub_id, prefix)
@@ -360,3 +361,17 @@ class VirtualRig:
 
 def _tun_missing() -> str | None:
     return None if os.path.exists("/dev/net/tun") else "no /dev/net/tun for the impairment wire"
+
+
+def _short_sockets(doc: dict[str, Any], state: Path) -> None:
+    """Name the hub's sim and control sockets by absolute paths under ``state`` (on the rig's short path).
+
+    The hub resolves a relative socket path against its config's real location, the rig's workdir
+    itself, which can be too long for a socket (AF_UNIX: 107 bytes; a pytest-xdist worker's tmp_path
+    with a scenario's name is). Naming the control socket also keeps the hub off a /run/carehub of
+    the machine the rig runs on, where another rig's hub (or the installed service) has its own.
+    """
+    for table, default in (("sim", "sim.sock"), ("control", "control.sock")):
+        section = doc.setdefault(table, {})
+        path = Path(str(section.get("socket") or default))
+        section["socket"] = str(path if path.is_absolute() else state / path)
