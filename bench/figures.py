@@ -10,6 +10,7 @@ and keeps them in the JSON; they are not rows of the table.
 
 Helpers: :func:`ratio` (value / baseline, None when either is missing or the
 baseline is zero), :func:`failed` (the row of a benchmark that did not run),
+:func:`absent` (the row of a benchmark whose module is not there yet),
 :func:`render_table` (the table with ``rich``) and :func:`verdict`.
 """
 
@@ -71,10 +72,37 @@ def failed(name: str, error: str) -> Figure:
     )
 
 
+def absent(name: str, module: str) -> Figure:
+    """The row of a registered benchmark whose module is not in the tree yet: no value, no verdict."""
+    return Figure(
+        name=name,
+        value=math.nan,
+        unit="",
+        baseline=None,
+        baseline_value=None,
+        ratio=None,
+        goal=None,
+        ok=None,
+        note=f"ABSENT: module {module} is not present yet",
+    )
+
+
+def is_failed(fig: Figure) -> bool:
+    """True for the row of a benchmark that failed to run (:func:`failed`)."""
+    return bool(fig.note and fig.note.startswith("FAILED"))
+
+
+def is_absent(fig: Figure) -> bool:
+    """True for the row of a benchmark whose module is missing (:func:`absent`)."""
+    return bool(fig.note and fig.note.startswith("ABSENT"))
+
+
 def verdict(fig: Figure) -> str:
-    """``pass``, ``MISS``, ``FAILED`` (no value) or ``-`` (no goal)."""
-    if fig.note and fig.note.startswith("FAILED") and not math.isfinite(fig.value):
+    """``pass``, ``MISS``, ``FAILED`` (did not run), ``absent`` (no module yet) or ``-`` (no goal)."""
+    if is_failed(fig):
         return "FAILED"
+    if is_absent(fig):
+        return "absent"
     if fig.ok is None:
         return "-"
     return "pass" if fig.ok else "MISS"
@@ -85,6 +113,8 @@ def fmt_num(x: float | None) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
     ax = abs(x)
+    if ax >= 1000 or (x == int(x) and ax < 1e15):
+        return f"{x:,.0f}"
     if ax >= 1000:
         return f"{x:,.0f}"
     if ax >= 100:
@@ -125,7 +155,7 @@ def table(figures: Sequence[Figure], title: str = "carehub benchmarks") -> Table
 
 
 def render_table(
-    figures: Sequence[Figure], *, title: str = "carehub benchmarks", width: int | None = 200, color: bool | None = None
+    figures: Sequence[Figure], *, title: str = "carehub benchmarks", width: int | None = 170, color: bool | None = None
 ) -> str:
     """The table as text (ANSI colours only when ``color``; by default when stdout is a terminal)."""
     console = Console(width=width, record=True, force_terminal=color, no_color=color is False, soft_wrap=False)
