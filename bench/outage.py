@@ -1,0 +1,385 @@
+"""One hub's life through an outage: its memory, and how it drains the backlog when the link returns.
+
+A benchmark, not a test::
+
+    python -m bench.outage [--events N] [--hours H] [--json-only]
+
+Setup: a private Mosquitto (no limit on what it queues for a slow
+subscriber), the bench's subscriber on the hub's ``event/#`` standing in for
+the central (it acknowledges every alarm, as the central does), and the real
+hub (``hil.harness.hubproc``) reaching the broker through
+:class:`bench.relay.LinkRelay`, a link the bench cuts and restores. The hub has
+the alarm button and cord (sim GPIO), a bed mat on a pty (frames written by
+the bench: each dip of the battery below 20 % and back is one
+``device.battery_low``, as in ``bench.serial_throughput``), the five BLE
+devices of ``bench.ble_storm``, no per-device telemetry limit (one mat
+stands in for a house of chatty devices), a heartbeat every second.
+
+1. **Start**: online, settled; RSS.
+2. **Outage**: the link is cut. N events are buffered from the mat, and
+   ``alarms`` presses (button and cord in turn) are made while they are,
+   spread over the burst; the hub's RSS is sampled all along (the peak is
+   "during the burst") and read once the outbox holds all of them (its
+   local control socket says so: it works with the link down).
+3. **Drain**: the link returns. Timed from the hub's ``mqtt_connected`` (its
+   CONNACK, wall clock in its log) to the subscriber's receipt: the last
+   alarm, and the last buffered event. Every alarm must come before the
+   first buffered telemetry event, and within 1 s. RSS after the drain.
+4. **Mixed load**: ``hours`` of a residence's traffic, compressed
+   (:mod:`bench.mixedload`); RSS after it.
+
+Baselines, from the same run: for memory, a process that imports exactly the
+modules the hub imported (its ``PYTHONPROFILEIMPORTTIME`` lines) and nothing
+else (:mod:`bench.memory`); for the drain, raw paho QoS 1 through the same
+relay: ``alarms`` messages from CONNACK to their receipt, and N messages of
+an event's size with the hub's window (``bench.serial_throughput``'s raw
+publisher, first publish to last PUBACK).
+
+Goals (issue 15): RSS at most 1.3x the import-only process and flat within
+5 % of the RSS after start; every alarm first, within 1 s of the link's return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+from bench.ble_storm import DEVICES as BLE_DEVICES  # noqa: E402
+from bench.common import BenchSubscriber, iso_to_epoch, stop_hub  # noqa: E402
+from bench.figures import Figure, ratio  # noqa: E402
+from bench.memory import ImportOnly, imported_modules, rss_mb  # noqa: E402
+from bench.mixedload import mixed_load  # noqa: E402
+from bench.relay import LinkRelay  # noqa: E402
+from bench.serial_throughput import PtyLine, SeqFrames, bed_mat_device, bench_raw, event_payload_size  # noqa: E402
+from hil.harness.hubproc import HubProcess, gpio_devices, hub_config  # noqa: E402
+from hil.harness.mosquitto import Mosquitto  # noqa: E402
+from hub.control.client import ControlClient  # noqa: E402
+
+HUB_ID = "bench-hub"
+BASE = f"carehub/v1/{HUB_ID}"
+TELEMETRY = "device.battery_low"
+BUFFERED_BATTERY = 19
+
+
+class Central(BenchSubscriber):
+    """Every event as (wall-clock receipt, type, id, battery); acknowledges every alarm as the central does."""
+
+    def __init__(self, port: int) -> None:
+        self.events: list[tuple[float, str, str, Any]] = []
+        self.lock = threading.Lock()
+        super().__init__(port, [f"{BASE}/event/#", "bench/raw/#"], "bench-central")
+
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
+        t = time.time()
+        if msg.topic.startswith("bench/raw/"):
+            with self.lock:
+                self.events.append((t, "raw", msg.topic, None))
+            return
+        ev = json.loads(msg.payload)
+        with self.lock:
+            self.events.append((t, ev["type"], ev["id"], ev.get("data", {}).get("battery_pct")))
+        if ev["type"].startswith("alarm.") and ev["type"] not in ("alarm.acknowledged", "alarm.cancelled"):
+            self.client.publish(f"{BASE}/cmd/ack", json.dumps({"event_id": ev["id"], "by": "bench"}), qos=1)
+
+    def since(self, k: int) -> list[tuple[float, str, str, Any]]:
+        with self.lock:
+            return self.events[k:]
+
+
+def control_status(sock: Path) -> dict[str, Any]:
+    """The hub's status over its local control socket (works with the link down)."""
+    with ControlClient(sock, timeout=10) as c:
+        return c.request({"op": "status"})
+
+
+def wait_for(what: str, cond: Any, timeout: float, hub: HubProcess, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if hub.returncode is not None:
+            raise RuntimeError(f"the hub exited during {what}\n{hub.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s\n{hub.tail(15)}")
+        time.sleep(poll)
+
+
+def raw_alarms(port: int, k: int, central: Central) -> float:
+    """Raw paho through the relay: CONNACK, then ``k`` QoS 1 messages; seconds from CONNACK to the k-th receipt."""
+    connected: dict[str, float] = {}
+    ev = threading.Event()
+    n0 = len(central.since(0))
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        connected["t"] = time.time()
+        for i in range(k):
+            client.publish(f"bench/raw/alarm/{i}", b"x" * 400, qos=1)
+        ev.set()
+
+    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw-alarms",
+                    protocol=mqtt.MQTTv5)
+    c.on_connect = on_connect
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        ev.wait(10)
+        deadline = time.monotonic() + 10
+        while len([e for e in central.since(n0) if e[1] == "raw"]) < k and time.monotonic() < deadline:
+            time.sleep(0.005)
+        got = [e[0] for e in central.since(n0) if e[1] == "raw"]
+        return max(got[:k]) - connected["t"]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+class RssSampler(threading.Thread):
+    """The peak RSS of ``pid`` while it runs (every 0.2 s)."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.pid, self.peak, self.stop = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.peak = max(self.peak, rss_mb(self.pid) or 0.0)
+
+
+def buffer_backlog(hub: HubProcess, line: PtyLine, frames: SeqFrames, sock: Path, events: int,
+                   alarms: int, pending0: int) -> dict[str, Any]:
+    """With the link down: ``events`` battery dips on the mat, ``alarms`` presses spread over them."""
+    chunk = max(1, events // (alarms + 1))
+    sampler = RssSampler(hub.proc.pid if hub.proc else None)
+    sampler.start()
+    t0, written, pressed = time.monotonic(), 0, 0
+    alive = lambda: hub.returncode is None  # noqa: E731
+    try:
+        while written < events:
+            n = min(chunk, events - written)
+            line.write_all(frames.pairs(n, BUFFERED_BATTERY), deadline=time.monotonic() + 600, alive=alive)
+            written += n
+            line.drain()
+            if pressed < alarms:
+                hub.sim.call({"op": "click", "device": ("button-1", "cord-1")[pressed % 2], "seconds": 0.05})
+                pressed += 1
+        want = pending0 + events + pressed
+        wait_for("buffering", lambda: control_status(sock)["outbox"]["pending"] >= want, 120 + events / 500, hub, 0.3)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    return {"events": written, "alarms": pressed, "buffer_s": time.monotonic() - t0, "peak_mb": sampler.peak}
+
+
+def drain(hub: HubProcess, relay: LinkRelay, central: Central, alarm_ids: set[str], events: int) -> dict[str, Any]:
+    """Restore the link; when every alarm and every buffered event arrived, and in which order."""
+    k0 = len(central.since(0))
+    connects = sum(1 for e in hub.log_lines() if e.get("event") == "mqtt_connected")
+    t_up = time.time()
+    relay.up()
+    entry = hub.wait_log(lambda e: e.get("event") == "mqtt_connected" and iso_to_epoch(e["timestamp"]) >= t_up - 1,
+                         timeout=30)
+    t_conn = iso_to_epoch(entry["timestamp"])
+
+    def done() -> bool:
+        got = central.since(k0)
+        return (sum(1 for e in got if e[1] == TELEMETRY and e[3] == BUFFERED_BATTERY) >= events
+                and alarm_ids <= {e[2] for e in got})
+    wait_for("the drain", done, 60 + events / 200, hub, 0.05)
+    got = central.since(k0)
+    first_tele = next(i for i, e in enumerate(got) if e[1] == TELEMETRY)
+    alarm_rx = {e[2]: e[0] for e in got if e[2] in alarm_ids}
+    before = sum(1 for e in got[:first_tele] if e[2] in alarm_ids)
+    last = max(e[0] for e in got if e[1] == TELEMETRY and e[3] == BUFFERED_BATTERY)
+    return {"reconnect_s": t_conn - t_up, "alarms_first": before, "last_alarm_s": max(alarm_rx.values()) - t_conn,
+            "drain_s": last - t_conn, "connects_before": connects}
+
+
+def measure(events: int, alarms: int, hours: float, seconds_per_hour: float) -> dict[str, Any]:
+    r: dict[str, Any] = {"events": events, "alarms_asked": alarms, "hours": hours}
+    with tempfile.TemporaryDirectory(prefix="carehub-bench-outage-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(workdir=workdir / "broker", persistence=False, extra_config=["max_queued_messages 0"])
+        broker.start()
+        parts: list[Any] = []
+        children: list[Any] = []  # the raw publisher's process
+        hub = None
+        try:
+            relay = LinkRelay(broker.port)
+            parts.append(relay)
+            line = PtyLine(workdir / "tty-bedmat")
+            parts.append(line)
+            central = Central(broker.port)
+            parts.append(central)
+            config = hub_config(
+                workdir / "hub", port=relay.port, hub_id=HUB_ID, hold_s=30.0, ack_timeout_s=3600.0,
+                unack_repeat_s=3600.0, heartbeat_s=1.0,
+                extra='[control]\nsocket = "control.sock"\n[limits]\ntelemetry_per_s = 1e9\ntelemetry_burst = 1e9\n',
+                devices=BLE_DEVICES + gpio_devices(30.0) + bed_mat_device(line.link),
+            )
+            sock = config.parent / "state" / "control.sock"
+            hub = HubProcess(config, env={"PYTHONPROFILEIMPORTTIME": "1"})
+            hub.start(timeout=30)
+            hub.wait_online(timeout=30)
+            hub.wait_log(lambda e: e.get("event") == "serial_online", timeout=20)
+            pid = hub.proc.pid if hub.proc else None
+            frames = SeqFrames()
+            line.write_all(frames.frame(100), deadline=time.monotonic() + 10)  # the mat's first state
+            time.sleep(3.0)
+            r["rss_start"] = rss_mb(pid)
+
+            relay.down()
+            wait_for("the hub to see the outage", lambda: not control_status(sock)["link"]["online"], 30, hub)
+            pending0 = control_status(sock)["outbox"]["pending"]
+            t_cut = time.time()
+            r["buffer"] = buffer_backlog(hub, line, frames, sock, events, alarms, pending0)
+            time.sleep(1.0)
+            r["rss_buffered"] = rss_mb(pid)
+            alarm_ids = {e["event_id"] for e in hub.log_lines() if e.get("event") == "event_committed"
+                         and e.get("type", "").startswith("alarm.") and iso_to_epoch(e["timestamp"]) >= t_cut}
+            r["alarms"] = len(alarm_ids)
+            r["drain"] = drain(hub, relay, central, alarm_ids, events)
+            time.sleep(2.0)
+            r["rss_drained"] = rss_mb(pid)
+
+            r["mixed"] = mixed_load(line=line, frames=frames, sim=hub.sim, sim_socket=str(hub.sim_socket),
+                                    port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
+            time.sleep(2.0)
+            r["rss_mixed"] = rss_mb(pid)
+
+            mods = imported_modules(hub.log_path)
+            only = ImportOnly(mods)
+            try:
+                r["rss_import_only"] = only.rss_mb()
+                r["import_only"] = {"modules": len(mods), "failed": only.failed, "failed_names": only.failed_names}
+            finally:
+                only.close()
+
+            stop_hub(hub)
+            hub = None
+            r["raw_alarms_s"] = raw_alarms(relay.port, r["alarms"], central)
+            raw = bench_raw(relay.port, events, 50, event_payload_size(), 50, 60.0, broker.pid, True, children)
+            r["raw_drain_s"], r["raw_per_s"] = raw["elapsed_s"], raw["per_s"]
+        finally:
+            if hub is not None:
+                stop_hub(hub)
+            for c in children:
+                if c.is_alive():
+                    c.terminate()
+                    c.join(5)
+            for p in reversed(parts):
+                try:
+                    p.close()
+                except Exception:  # noqa: BLE001 - the others still get closed
+                    pass
+            broker.stop()
+    return r
+
+
+# --------------------------------------------------------------------------- figures
+
+RSS_MAX_RATIO = 1.3
+RSS_FLAT = 1.05
+ALARM_GOAL_S = 1.0
+_CACHE: dict[bool, dict[str, Any]] = {}
+
+
+def sizes(quick: bool) -> dict[str, Any]:
+    """100,000 events and an hour's mixed load (60 s an hour) in full; 5,000 and six minutes' worth quick."""
+    if quick:
+        return {"events": 5_000, "alarms": 4, "hours": 0.1, "seconds_per_hour": 60.0}
+    return {"events": 100_000, "alarms": 10, "hours": 1.0, "seconds_per_hour": 60.0}
+
+
+def scenario(quick: bool) -> dict[str, Any]:
+    """The outage run, once per ``python -m bench`` for both ``drain`` and ``rss``."""
+    if quick not in _CACHE:
+        _CACHE[quick] = measure(**sizes(quick))
+    return _CACHE[quick]
+
+
+def _k(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 else str(n)
+
+
+def drain_figures(r: dict[str, Any]) -> list[Figure]:
+    d, n, k = r["drain"], r["events"], r["alarms"]
+    raw_rate = r["raw_per_s"]
+    note = f"{n:,} events + {k} alarms buffered; hub reconnected {d['reconnect_s']:.2f} s after the line returned"
+    return [
+        Figure(name=f"drain: alarms ahead of the {_k(n)} buffered events", value=float(d["alarms_first"]),
+               unit="alarms", baseline="alarms buffered", baseline_value=float(k), ratio=ratio(d["alarms_first"], k),
+               goal="ratio = 1 (every alarm first)", ok=d["alarms_first"] == k, note=note),
+        Figure(name="drain: last alarm after the link's return", value=1000 * d["last_alarm_s"], unit="ms",
+               baseline=f"raw paho: {k} QoS 1 messages after CONNACK", baseline_value=1000 * r["raw_alarms_s"],
+               ratio=ratio(d["last_alarm_s"], r["raw_alarms_s"]), goal=f"< {1000 * ALARM_GOAL_S:g} ms",
+               ok=d["last_alarm_s"] < ALARM_GOAL_S),
+        Figure(name=f"drain: total time, {_k(n)} events buffered", value=d["drain_s"], unit="s",
+               baseline=f"raw paho QoS 1: {n:,} messages, same window", baseline_value=r["raw_drain_s"],
+               ratio=ratio(d["drain_s"], r["raw_drain_s"]), goal=None, ok=None,
+               note=f"hub {n / d['drain_s']:,.0f} events/s, raw {raw_rate:,.0f}/s"),
+    ]
+
+
+def rss_figures(r: dict[str, Any]) -> list[Figure]:
+    base, start = r["rss_import_only"], r["rss_start"]
+    imp = r["import_only"]
+    label = f"import-only process ({imp['modules']} modules)"
+    n, h = _k(r["events"]), r["hours"]
+    hour = "one hour" if h == 1 else f"{60 * h:g} minutes"
+    rows: list[tuple[str, float, str | None]] = [
+        ("RSS after start", start, "the hub's own code and data"),
+        (f"RSS with {n} events buffered (link down)", r["rss_buffered"], None),
+        (f"RSS peak while buffering {n} events", r["buffer"]["peak_mb"], None),
+        (f"RSS after draining {n} events", r["rss_drained"], None),
+        (f"RSS after a mixed load ({hour} equivalent)", r["rss_mixed"], None),
+    ]
+    figs = []
+    for i, (name, v, note) in enumerate(rows):
+        flat = ratio(v, start)
+        ok = v <= RSS_MAX_RATIO * base and (i == 0 or (flat is not None and flat <= RSS_FLAT))
+        goal = f"ratio <= {RSS_MAX_RATIO:g}" + ("" if i == 0 else f", within {100 * (RSS_FLAT - 1):.0f}% of start")
+        figs.append(Figure(name=name, value=v, unit="MB", baseline=label, baseline_value=base, ratio=ratio(v, base),
+                           goal=goal, ok=ok, note=note if i == 0 else f"{flat:.3f}x the RSS after start"))
+    return figs
+
+
+def run_drain(quick: bool) -> list[Figure]:
+    """``python -m bench``'s ``drain`` entry (the outage run shared with ``rss``)."""
+    return drain_figures(scenario(quick))
+
+
+def run_rss(quick: bool) -> list[Figure]:
+    """``python -m bench``'s ``rss`` entry (the outage run shared with ``drain``)."""
+    return rss_figures(scenario(quick))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.outage", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=100_000, help="events buffered during the outage (default 100000)")
+    ap.add_argument("--alarms", type=int, default=10, help="presses during the outage (default 10)")
+    ap.add_argument("--hours", type=float, default=1.0, help="hours of mixed load (default 1)")
+    ap.add_argument("--seconds-per-hour", type=float, default=60.0, help="compression (default 60 s an hour)")
+    ap.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    args = ap.parse_args(argv)
+    r = measure(args.events, args.alarms, args.hours, args.seconds_per_hour)
+    if not args.json_only:
+        from bench.figures import render_table
+
+        print(render_table(drain_figures(r) + rss_figures(r), title="outage: drain and memory"))
+    print(json.dumps(r, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
