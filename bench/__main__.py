@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--out", type=Path, default=RESULTS, help=f"where the JSON and PNG go (default {RESULTS})")
     ap.add_argument("--no-chart", action="store_true", help="write no PNG")
+    ap.add_argument("--table-width", type=int, default=170, help="the table's width in columns (default 170)")
     args = ap.parse_args(argv)
     names = [e.name for e in REGISTRY]
     if args.list:
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     wall = time.time() - started
     title = f"carehub benchmarks{' (quick)' if args.quick else ''}: {len(entries)} run in {wall:.0f} s"
-    print(render_table(figures, title=title, color=sys.stdout.isatty()))
+    print(render_table(figures, title=title, width=args.table_width, color=sys.stdout.isatty()))
     loadavg1 = os.getloadavg()
     print(f"load average (1 min) {loadavg0[0]:.2f} at the start, {loadavg1[0]:.2f} at the end, "
           f"{os.cpu_count()} CPUs")

@@ -64,15 +64,20 @@ def _bars(ax: Any, figs: Sequence[Figure], unit: str, log: bool) -> None:
     vals = [f.value if _finite(f.value) else 0.0 for f in figs]
     bases = [f.baseline_value if _finite(f.baseline_value) else 0.0 for f in figs]
     colors = ["tab:green" if f.ok else ("tab:red" if f.ok is False else "tab:blue") for f in figs]
-    ax.barh([i - h / 2 for i in y], vals, height=h, color=colors, label="carehub (green pass, red miss)")
-    ax.barh([i + h / 2 for i in y], bases, height=h, color="tab:gray", label="baseline, same run")
+    ax.barh([i - h / 2 for i in y], vals, height=h, color=colors)
+    ax.barh([i + h / 2 for i in y], bases, height=h, color="tab:gray")
     ax.set_yticks(y)
     ax.set_yticklabels([_wrap(f.name) for f in figs], fontsize=7)
     ax.invert_yaxis()
     if log and any(v > 0 for v in vals + bases):
         ax.set_xscale("log")
     ax.set_xlabel(unit)
-    ax.legend(fontsize=7, loc="lower right")
+    from matplotlib.patches import Patch
+
+    keys = [("tab:green", "carehub: pass"), ("tab:red", "carehub: miss"), ("tab:blue", "carehub: no goal"),
+            ("tab:gray", "baseline, same run")]
+    ax.legend(handles=[Patch(color=c, label=t) for c, t in keys], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     for i, (f, v) in enumerate(zip(figs, vals)):
         if f.ratio is not None:
             ax.annotate(f"{f.ratio:.2f}x", (v, i - h / 2), fontsize=6, va="center", xytext=(3, 0),
