@@ -701,6 +701,11 @@ def main_load(args: argparse.Namespace, phases: list[str]) -> int:
         "python": sys.version.split()[0],
         "host_cpus": os.cpu_count(),
     }
+    if args.samples:
+        result["samples_ms"] = {
+            "raw": [round(x * 1000, 3) for x in raw],
+            **{name: [round(s["from_edge"] * 1000, 3) for s in ph["samples"]] for name, ph in results.items()},
+        }
     if not quiet:
         def row(label: str, s: dict[str, float], tail: str = "") -> str:
             return f"{label:<30} {s['n']:>5} {s['p50']:>8.3f} {s['p90']:>8.3f} {s['p99']:>8.3f} {s['max']:>8.3f}{tail}"
@@ -757,6 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--payload-size", type=int, default=420, help="raw baseline payload bytes (default 420, ~ a hub event)")
     ap.add_argument("--json-only", action="store_true", help="print only the final JSON line")
+    ap.add_argument("--samples", action="store_true", help="add every latency (ms) to the JSON, for `python -m bench`'s chart")
     lg = ap.add_argument_group("load mode")
     lg.add_argument("--load", action="store_true", help="press the button under each load alone and all at once")
     lg.add_argument(
@@ -857,6 +863,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "host_cpus": os.cpu_count(),
     }
+    if args.samples:
+        result["samples_ms"] = {
+            "raw": [round(x * 1000, 3) for x in raw],
+            "raw_commit": [round(x * 1000, 3) for x in floor],
+            "hub": [round(x * 1000, 3) for x in hub["from_edge"]],
+        }
     if not quiet:
         def row(name: str, s: dict[str, float]) -> str:
             return f"{name:<34} {s['n']:>6} {s['p50']:>9.3f} {s['p90']:>9.3f} {s['p99']:>9.3f} {s['max']:>9.3f}"

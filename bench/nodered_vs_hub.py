@@ -47,24 +47,11 @@ import msgspec  # noqa: E402
 
 from bench.common import log, raise_interrupt  # noqa: E402
 from bench.peers.nodered import measure, runner  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 from bench.peers.nodered.sides import HubSide, Inbox, NodeRedSide, Side  # noqa: E402
 from hil.harness.mosquitto import Mosquitto  # noqa: E402
 
 TARGET_RATIO = 2.0
-
-
-# A local copy of bench/figures.py's Figure (bench-core's, not on main yet): the lead switches this to
-# ``from bench.figures import Figure`` at the merge.
-class Figure(msgspec.Struct, kw_only=True):
-    name: str  # "serial throughput, 10k events"
-    value: float
-    unit: str  # "events/s", "ms", "MB", "% of a core"
-    baseline: str | None  # "raw paho QoS 1" / "Node-RED 4.x" / "import-only process"
-    baseline_value: float | None
-    ratio: float | None  # value / baseline_value
-    goal: str | None  # "ratio >= 2", "p99 < 1000 ms"
-    ok: bool | None  # None when the figure has no goal
-    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from bench.fleet.figure import Figure
+from bench.figures import Figure
 from bench.fleet.results import figures, max_figure, summarize
 from bench.fleet.session import Session
 from bench.fleet.spec import Profile

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bench.fleet.figure import Figure
+from bench.figures import Figure
 from bench.fleet.session import Phase
 
 #: The alarm latency every residence is promised at the central.
