@@ -332,12 +332,16 @@ def uuid7(t: float | None = None) -> str:
     """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
 
     Monotonic within this process: ids made in the same millisecond keep
-    their order through a 12-bit counter in ``rand_a``. (``uuid.uuid7`` only
-    arrives with Python 3.14.)
+    their order through a 12-bit counter in ``rand_a``. An id for a given time
+    ``t`` stands apart: it neither follows nor moves that sequence (one made
+    for an hour ahead must not hold every later id an hour ahead). (``uuid.uuid7``
+    only arrives with Python 3.14.)
     """
     ms = int((time.time() if t is None else t) * 1000)
     rand = int.from_bytes(os.urandom(10), "big")  # one read: 16 bits for the counter's start, 64 for rand_b
-    if ms <= _last_v7[0]:
+    if t is not None:
+        counter = (rand >> 64) & 0x3FF
+    elif ms <= _last_v7[0]:
         ms = _last_v7[0]
         counter = _last_v7[1] + 1
         if counter > 0xFFF:
@@ -345,7 +349,8 @@ def uuid7(t: float | None = None) -> str:
             counter = 0
     else:
         counter = (rand >> 64) & 0x3FF
-    _last_v7[0], _last_v7[1] = ms, counter
+    if t is None:
+        _last_v7[0], _last_v7[1] = ms, counter
     rand_b = rand & ((1 << 62) - 1)
     h = f"{(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -4,7 +4,7 @@ This checks that the benchmarks work, not how fast anything is: no figure's
 value, ratio or pass/miss is asserted (the goals live in bench/, judged on a
 quiet machine). What must hold: the run exits 0 (every benchmark ran), every
 registered benchmark is in the record (``absent`` only while its module is
-not in the tree), every figure of a benchmark that ran has a value, a
+not in the tree), every figure of a benchmark that ran has a value and a
 baseline from the same run and a ratio, the printed table shows each of them,
 and ``<date-time>.json`` and a PNG were written. The whole quick run takes
 about 80 s on this 2-core machine.
@@ -78,9 +78,12 @@ def test_quick_run_gives_every_figure_with_its_baseline(tmp_path: Path) -> None:
         for name in run["figures"]:
             f = figures[name]
             assert _number(f["value"]), f
-            assert f["baseline"], f
-            assert _number(f["baseline_value"]), f
-            assert _number(f["ratio"]), f
+            if f["baseline"]:
+                assert _number(f["baseline_value"]), f
+                if f["baseline_value"] != 0:  # a ratio to nothing (Node-RED's loss beside the hub's 0) has none
+                    assert _number(f["ratio"]), f
+            else:  # an absolute figure (the fleet's loss, its event rate): judged by its goal, or explained
+                assert f["goal"] or f["note"], f
             assert f["ok"] in (True, False, None), f
             assert name in proc.stdout, f"the table lacks {name!r}"
     assert "baseline (same run)" in proc.stdout and "ratio" in proc.stdout
