@@ -84,7 +84,7 @@ class Hub:
         self.status = StatusReporter(self, lambda: self.drivers)
         self.link = MqttLink(self.link_settings(loaded), on_connected=self.status.on_connected)
         self.forwarder = Forwarder(
-            self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
+            self.outbox, self.link, topic=lambda t: f"{self.base}/event/{t}", max_inflight=c.mqtt.max_inflight
         )
         flood = FloodGuard(rate=c.limits.telemetry_per_s, burst=c.limits.telemetry_burst)
         self.emitter = Emitter(self.outbox, self.forwarder, self.devices, self.spawn, flood=flood)
