@@ -120,7 +120,7 @@ class Hub:
             f"{self.base}/cmd/", self.runner.run, reply=self.link.reply, reply_nowait=self.link.reply_nowait
         )
         self.link.on_message = self.commands.offer
-        self.housekeeping = Housekeeping(self.outbox, self.link, self.health)
+        self.housekeeping = Housekeeping(self.outbox, self.link, self.health, idle=self.forwarder.idle)
         self.port = DriverPort(
             emitter=self.emitter,
             rules=self.rules_runner,

@@ -365,6 +365,10 @@ class Forwarder:
                 self._trim()
         self.window_peak = max(self.window_peak, len(window))
 
+    def idle(self) -> bool:
+        """Caught up, with nothing in flight and nothing waiting in memory."""
+        return self._caught_up and not self._window and not self._inflight
+
     def progress(self) -> float:
         """Monotonic time of the last sign of progress, for the supervisor: now while there is nothing
         in flight or no link (waiting is not stalling), else the last PUBACK."""

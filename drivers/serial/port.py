@@ -103,6 +103,7 @@ class SerialDevice:
         self.online = False
         self.frames = 0
         self.bytes_in = 0
+        self.reads = 0
         self.last_reading: float | None = None
         self._last_report = float("-inf")
         self.opened_at: float | None = None
@@ -135,6 +136,8 @@ class SerialDevice:
             "protocol": self.parser.name,
             "port": self.port,
             "frames": self.frames,
+            "reads": self.reads,
+            "bytes_in": self.bytes_in,
             "waiting_for_store": self.retrying,
             "uncommitted": self.uncommitted,
             "errors": dict(self.parser.errors),
@@ -248,6 +251,7 @@ class SerialDevice:
         if not data:
             return
         self.bytes_in += len(data)
+        self.reads += 1
         now = time.monotonic()
         result = self.parser.feed(data, now)
         burst: list[Emit] = []

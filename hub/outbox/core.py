@@ -76,6 +76,8 @@ class OutboxCore:
         self.ballast = Ballast(path.parent / "reserve", reserve_bytes)
         #: write transactions since the last checkpoint (each adds a few pages to the WAL)
         self.writes_since_checkpoint = 0
+        #: events stored since the store was opened (housekeeping tells a burst by it)
+        self.appended = 0
         self.evicted = 0
         #: telemetry refused while space was short (since start)
         self.refused_full = 0
