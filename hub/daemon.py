@@ -84,7 +84,7 @@ class Hub:
         self.status = StatusReporter(self, lambda: self.drivers)
         self.link = MqttLink(self.link_settings(loaded), on_connected=self.status.on_connected)
         self.forwarder = Forwarder(
-            self.outbox, self.link, topic=lambda e: f"{self.base}/event/{e.type}", max_inflight=c.mqtt.max_inflight
+            self.outbox, self.link, topic=lambda t: f"{self.base}/event/{t}", max_inflight=c.mqtt.max_inflight
         )
         flood = FloodGuard(rate=c.limits.telemetry_per_s, burst=c.limits.telemetry_burst)
         self.emitter = Emitter(self.outbox, self.forwarder, self.devices, self.spawn, flood=flood)
@@ -120,7 +120,7 @@ class Hub:
             f"{self.base}/cmd/", self.runner.run, reply=self.link.reply, reply_nowait=self.link.reply_nowait
         )
         self.link.on_message = self.commands.offer
-        self.housekeeping = Housekeeping(self.outbox, self.link, self.health)
+        self.housekeeping = Housekeeping(self.outbox, self.link, self.health, idle=self.forwarder.idle)
         self.port = DriverPort(
             emitter=self.emitter,
             rules=self.rules_runner,

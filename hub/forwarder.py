@@ -1,35 +1,45 @@
 """The forwarder: moves events from the durable outbox to the broker.
 
 While the link is online it keeps up to ``max_inflight`` QoS 1 publishes in
-flight, critical first, then by seq. An event is marked delivered only when
-the broker's PUBACK for it arrives; one whose publish is lost with the
-connection stays pending and goes out again, with the same id and seq, after
-the reconnect.
+flight, critical first, then by priority and seq. An event is marked
+delivered only when the broker's PUBACK for it arrives; one whose publish is
+lost with the connection stays pending and goes out again, with the same id
+and seq, after the reconnect.
 
-Two ways to the wire:
+Memory is bounded, whatever the backlog: the forwarder holds at most
+:attr:`Forwarder.window_max` events (a few hundred) beside those in flight.
+The backlog itself stays on disk, where the outbox put it:
 
-* *Caught up* (the usual case): everything pending on disk is in flight or
-  in a bounded in-memory queue of committed events (``max_queued``, 10,000
-  by default: about 6 MB of events at most). A fresh event goes out
-  at once when the window has room, else it joins the queue, and every
-  PUBACK sends the next one from the queue, with no read of the disk.
-* *Backlog* (after a reconnect or a restart, when the queue overflowed, or
-  when a refused event is due again): the queue is dropped and pending
-  events are read back from the outbox in batches until a read comes back
-  short, which means the forwarder is caught up again.
+* *Caught up* (the usual case): every pending event is in flight or in the
+  window. A fresh event goes out at once when the window has room, else it
+  waits in the window, and every PUBACK sends the next one, with no read of
+  the disk.
+* *Paging* (a burst faster than the broker acks, a reconnect, a restart): the
+  window overflowed, so it keeps only its first half and the rest is read
+  back from the outbox page by page, in sending order after a ``(rank, seq)``
+  cursor, as the raw stored bytes (nothing decoded, nothing encoded again). A
+  fresh event the cursor has passed (a higher priority than the page being
+  sent) joins the window; any other is left to the pages. A page that comes
+  back short means caught up again: the read's snapshot says which events
+  committed meanwhile it could not see, and those wait in the window.
 
 Alarms first, whatever the mode: a critical event goes on the wire the
 moment it is committed while the link is up, even when the window is full or
-a backlog read is running; it never waits for the disk. An alarm the disk
+a page read is running; it never waits for the disk. An alarm the disk
 refused (held, ``seq`` 0) is published from memory, again after every
 reconnect until the broker has it, and is never marked delivered: once the
 outbox stores it, it comes back with its seq and goes out again, same id.
+
+The ``on_delivered`` hooks hear the alarm lane's events (every ``alarm.*``
+type and everything critical: what the hub acts on once the broker has it);
+telemetry is counted, not handed round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,93 +49,229 @@ import structlog
 
 from hub.events import Event, Priority
 from hub.link import LinkDown, LinkError, MqttLink, PublishRefused
-from hub.outbox import Outbox
+from hub.outbox import Outbox, Row, is_alarm
 
 log = structlog.get_logger("hub.forwarder")
 
 DeliveredHook = Callable[[Event], None]
 
+#: Events read from the outbox per page (at least twice ``max_inflight``).
+PAGE = 256
+#: Critical events keep rank 0 (see :class:`~hub.events.Priority`); audited ones (critical, high) at most 1.
+_AUDITED_RANK = 1
+_PRIORITY_BY_RANK = {p.rank: p for p in Priority}
+
 
 class Forwarder:
-    """Drains the outbox into the link, honouring priority and PUBACKs."""
+    """Drains the outbox into the link, honouring priority and PUBACKs, with a bounded window in memory."""
 
     def __init__(
         self,
         outbox: Outbox,
         link: MqttLink,
         *,
-        topic: Callable[[Event], str],
+        topic: Callable[[str], str],
         max_inflight: int = 50,
         refused_retry_s: float = 30.0,
-        max_queued: int = 10_000,
+        page: int | None = None,
     ) -> None:
+        """``topic`` maps an event type to the topic its events are published on."""
         self.outbox = outbox
         self.link = link
-        self.topic = topic
+        self._topic_of = topic
+        self._topics: dict[str, str] = {}
         self.max_inflight = max_inflight
         self.refused_retry_s = refused_retry_s
+        self._page_size = page
         self.delivered_total = 0
         self.on_delivered: list[DeliveredHook] = []
-        self._inflight: dict[int, Event] = {}
+        self._inflight: dict[int, Row] = {}
         self._refused: dict[int, float] = {}
-        # acked lately: a drain read that started before the PUBACK must not send it again
+        # acked lately: a page read whose snapshot predates the delivered mark must not send it again
         self._recent: deque[int] = deque(maxlen=1024)
         self._recent_set: set[int] = set()
-        self.max_queued = max_queued
         self._wake = asyncio.Event()
-        # True while every pending event is in flight, refused (waiting to retry) or in _queue
-        self._backlog_clear = False
-        self._queue: list[tuple[int, int, Event]] = []  # heap of (rank, seq, event)
-        self._queue_lost = False  # the queue was dropped since the current disk read began
-        self._reading = False  # a backlog read of the disk is running
+        #: events to send, a heap in sending order: (rank, seq, type, body or None, Event or None)
+        self._window: list[Row] = []
+        self._caught_up = False  # every pending event is in flight, refused (waiting) or in the window
+        self._snap_last = 0  # the last seq the read that caught up could see: later ones reach us by submit()
+        self._cursor: tuple[int, int] | None = None  # paging: the last (rank, seq) read; None: from the first
+        self._gen = 0  # bumped whenever the cursor moves back or restarts: a read begun before is dropped
+        self._reading = False
+        self._stash: list[Row] = []  # fresh events committed while a read runs (paging), for the hand-over
+        self._stash_lost = False
         self._held: dict[str, Event] = {}  # alarms the disk refused (seq 0), published from memory
         self._held_inflight: set[str] = set()
         self.send_errors = 0
+        self.pages_read = 0
+        self.window_peak = 0
         self._last_ack = time.monotonic()
+
+    # --- sizes ----------------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        """Events per read of the outbox."""
+        return self._page_size or max(PAGE, 2 * self.max_inflight)
+
+    @property
+    def window_max(self) -> int:
+        """The most events kept in memory beside those in flight: two pages."""
+        return 2 * self.page_size
+
+    # --- fresh events ---------------------------------------------------------------------
 
     def submit(self, event: Event) -> None:
         """A newly committed event: publish now when caught up and the window has room.
 
-        Otherwise it waits in the in-memory queue. In backlog mode the queue
-        only holds what was committed while a disk read was running, so that
-        nothing committed meanwhile is missed when that read comes back short;
-        the rest of the time (offline, say) the event is only on disk.
-        A critical event is sent at once whatever the mode, if the link is up.
+        Otherwise it waits in the window, or (paging, not yet reached by the
+        pages, or offline) only on disk. A critical event is sent at once
+        whatever the mode, if the link is up.
         """
         if event.seq == 0:
             self._held[event.id] = event
             self._send_held(event)
             return
-        if event.priority is Priority.CRITICAL and self.link.online.is_set():
-            self._send(event)  # never behind the window, the queue or a disk read
-            if event.seq in self._inflight:
-                return
-        if not (self._backlog_clear or self._reading):
-            self._wake.set()
+        rank, seq = event.priority.rank, event.seq
+        if not self.link.online.is_set():
+            if self._caught_up:
+                self._restart()  # on disk: the pass after the reconnect reads it (the loop is woken for it)
             return
-        heapq.heappush(self._queue, (event.priority.rank, event.seq, event))
-        if len(self._queue) > self.max_queued:  # too far behind: the disk holds them all anyway
-            self._to_backlog()
-        elif self._backlog_clear:
-            self._pump()
+        row: Row = (rank, seq, event.type, None, event)
+        if rank == 0:
+            self._send(row)  # never behind the window, the pages or a disk read
+            if seq in self._inflight:
+                return
+        if self._caught_up:
+            if seq <= self._snap_last:
+                return  # the read that caught up saw it: it is in the window, in flight or delivered
+            self._push(row)
+        elif self._cursor is not None and (rank, seq) <= self._cursor:
+            self._push(row)  # the pages went past it (a higher priority): it waits here
+        elif self._reading:
+            if len(self._stash) < self.window_max:  # the read may not see it: kept for the hand-over
+                self._stash.append(row)
+            else:
+                self._stash_lost = True
+            return
         else:
-            self._wake.set()
+            self._wake.set()  # on disk: the pages reach it
+            return
+        self._pump()
+
+    def _push(self, row: Row) -> None:
+        heapq.heappush(self._window, row)
+        if len(self._window) > self.window_max:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Too much in memory: keep the first half of the window, page the rest from the disk."""
+        rows = sorted(self._window)
+        keep = rows[: self.window_max // 2]
+        self._window = keep  # a sorted list is a heap
+        self._cursor = keep[-1][:2] if keep else self._cursor
+        self._caught_up = False
+        self._moved()
+
+    def _restart(self) -> None:
+        """Forget the window: every pending event is read from the disk again, from the first."""
+        self._window = []
+        self._cursor = None
+        self._caught_up = False
+        self._moved()
+
+    def _moved(self) -> None:
+        self._gen += 1
+        self._stash.clear()
+        self._stash_lost = False
+        self._wake.set()
+
+    # --- sending ----------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Fill the window from the in-memory queue, best rank then seq first."""
-        while self._queue and len(self._inflight) < self.max_inflight and self._backlog_clear:
+        """Fill the window of publishes in flight from the window in memory, in sending order."""
+        window = self._window
+        while window and len(self._inflight) < self.max_inflight:
             if not self.link.online.is_set():
-                self._to_backlog()
+                self._restart()
                 return
-            _, _, event = heapq.heappop(self._queue)
-            self._send(event)
+            self._send(heapq.heappop(window))
+        if not self._caught_up and len(window) <= self.window_max - self.page_size:
+            self._wake.set()  # room for a page
 
-    def _to_backlog(self) -> None:
-        """Forget the queue: what it held is pending on disk and is read back from there."""
-        self._backlog_clear = False
-        self._queue.clear()
-        self._queue_lost = True
-        self._wake.set()
+    def _topic(self, event_type: str) -> str:
+        topic = self._topics.get(event_type)
+        if topic is None:
+            topic = self._topics[event_type] = self._topic_of(event_type)
+        return topic
+
+    def _send(self, row: Row) -> None:
+        seq = row[1]
+        if seq in self._inflight or seq in self._recent_set:
+            return
+        body = row[3] if row[3] is not None else row[4].to_json()
+        try:
+            self.link.publish_tracked(self._topic(row[2]), body, self._acked, row)
+        except Exception as exc:  # any failure of the send path is a link failure: never an emit's
+            if not isinstance(exc, LinkError):
+                self.send_errors += 1
+                log.error("event_publish_failed", seq=seq, type=row[2], error=f"{type(exc).__name__}: {exc}")
+            log.info("event_publish_interrupted", seq=seq, error=str(exc))
+            self._restart()
+            return
+        if not self._inflight:
+            self._last_ack = time.monotonic()  # the stall clock starts with the first event in flight
+        self._inflight[seq] = row
+
+    def _acked(self, outcomes: list[tuple[Any, Any]]) -> None:
+        """The broker answered (or the link dropped) for events in flight: one call per loop turn."""
+        now = time.monotonic()
+        self._last_ack = now
+        delivered: list[int] = []
+        lost = False
+        debug = log.is_enabled_for(logging.DEBUG)
+        for row, outcome in outcomes:
+            seq = row[1]
+            self._inflight.pop(seq, None)
+            if isinstance(outcome, BaseException) or getattr(outcome, "is_failure", False):
+                if isinstance(outcome, BaseException):
+                    lost = True
+                    log.info("event_publish_interrupted", seq=seq, error=str(outcome))
+                    continue
+                self._refused[seq] = now + self.refused_retry_s
+                log.error("event_refused_by_broker", seq=seq, type=row[2], reason=str(PublishRefused(outcome).reason))
+                continue
+            if len(self._recent) == self._recent.maxlen:
+                self._recent_set.discard(self._recent[0])
+            self._recent.append(seq)
+            self._recent_set.add(seq)
+            delivered.append(seq)
+            if row[0] <= _AUDITED_RANK or is_alarm(row[2], _PRIORITY_BY_RANK[row[0]]):
+                self._delivered_audited(row)
+            elif debug:  # telemetry: at debug only, and its id only when in hand (a page is not decoded)
+                log.debug("event_delivered", seq=seq, type=row[2], event_id=row[4].id if row[4] is not None else None)
+        self.delivered_total += len(delivered)
+        self.outbox.mark_delivered_many(delivered)
+        if lost:
+            self._restart()
+            return
+        self._pump()
+
+    def _delivered_audited(self, row: Row) -> None:
+        """An alarm lane or high event has its PUBACK: logged at info; the alarm lane's hooks are told."""
+        event: Event = row[4] if row[4] is not None else Event.from_json(row[3])
+        log.info("event_delivered", event_id=event.id, seq=event.seq, type=event.type)
+        if is_alarm(event.type, event.priority):
+            self._run_hooks(event)
+
+    def _run_hooks(self, event: Event) -> None:
+        for hook in self.on_delivered:
+            try:
+                hook(event)
+            except Exception:
+                log.exception("delivered_hook_failed", event_id=event.id)
+
+    # --- held alarms (seq 0) ----------------------------------------------------------------
 
     def forget_held(self, event_id: str) -> None:
         """A held alarm is stored now: it goes out with its seq through the usual way."""
@@ -135,7 +281,7 @@ class Forwarder:
         if event.id in self._held_inflight or not self.link.online.is_set():
             return
         try:
-            puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
+            puback = self.link.publish_nowait(self._topic(event.type), event.to_json(), qos=1)
         except Exception as exc:  # any failure of the send path is a link failure: never an emit's
             self.send_errors += 1
             log.warning("held_publish_interrupted", event_id=event.id, error=f"{type(exc).__name__}: {exc}")
@@ -155,112 +301,73 @@ class Forwarder:
         log.info("held_publish_interrupted", event_id=event.id, error=str(exc or fut.result()))
         self._wake.set()  # sent again after the reconnect
 
-    def _send(self, event: Event) -> None:
-        if event.seq in self._inflight or event.seq in self._recent_set:
-            return
-        try:
-            puback = self.link.publish_nowait(self.topic(event), event.to_json(), qos=1)
-        except Exception as exc:  # any failure of the send path is a link failure: never an emit's
-            if not isinstance(exc, LinkError):
-                self.send_errors += 1
-                log.error("event_publish_failed", event_id=event.id, seq=event.seq, error=f"{type(exc).__name__}: {exc}")
-            self._to_backlog()
-            log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
-            return
-        if not self._inflight:
-            self._last_ack = time.monotonic()  # the stall clock starts with the first event in flight
-        self._inflight[event.seq] = event
-        if puback is not None:
-            puback.add_done_callback(lambda fut, event=event: self._puback(event, fut))
-
-    def _puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
-        """The broker answered (or the link dropped) for one in-flight event."""
-        self._inflight.pop(event.seq, None)
-        self._last_ack = time.monotonic()
-        if not self._backlog_clear:
-            self._wake.set()  # the drain refills the window from disk
-        exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
-        if exc is None:
-            rc = fut.result()
-            if getattr(rc, "is_failure", False):
-                exc = PublishRefused(rc)
-        if isinstance(exc, PublishRefused):
-            self._refused[event.seq] = time.monotonic() + self.refused_retry_s
-            log.error("event_refused_by_broker", event_id=event.id, seq=event.seq, reason=str(exc.reason))
-            return
-        if exc is not None:
-            self._to_backlog()
-            log.info("event_publish_interrupted", event_id=event.id, seq=event.seq, error=str(exc))
-            return
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append(event.seq)
-        self._recent_set.add(event.seq)
-        self.delivered_total += 1
-        self.outbox.mark_delivered(event.seq)
-        (log.info if event.priority.audited else log.debug)(
-            "event_delivered", event_id=event.id, seq=event.seq, type=event.type
-        )
-        self._run_hooks(event)
-        self._pump()
-
-    def _run_hooks(self, event: Event) -> None:
-        for hook in self.on_delivered:
-            try:
-                hook(event)
-            except Exception:
-                log.exception("delivered_hook_failed", event_id=event.id)
+    # --- the loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
         """The drain loop; runs for the daemon's lifetime."""
+        self._restart()
         while True:
             if not self.link.online.is_set():
-                self._to_backlog()
+                self._restart()
                 await self.link.online.wait()
             for event in list(self._held.values()):  # from memory, after every reconnect
                 self._send_held(event)
-            if self._backlog_clear:
-                self._wake.clear()  # before the pump: a fall to backlog inside it must wake us again
-                self._pump()
-                if not self._backlog_clear:
-                    continue
+            self._wake.clear()  # before the pump: a fall back to paging inside it must wake us again
+            self._pump()
+            if not self._caught_up and len(self._window) <= self.window_max - self.page_size:
                 try:
-                    async with asyncio.timeout(self._refused_due()):
-                        await self._wake.wait()
-                except TimeoutError:  # a refused event is due again: it is only on disk
-                    self._to_backlog()
+                    await self._read_page()
+                except Exception:
+                    log.exception("outbox_read_failed")
+                    await asyncio.sleep(1.0)
                 continue
-            room = self.max_inflight - len(self._inflight)
-            # refill in batches: one read of the outbox for several free slots, not one per PUBACK
-            if room <= 0 or (self._inflight and room < max(1, self.max_inflight // 4)):
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            now = time.monotonic()
-            self._refused = {s: t for s, t in self._refused.items() if t > now}
-            skip = set(self._inflight) | set(self._refused)
-            # what is committed from here on may miss this read: the queue keeps it
-            self._queue.clear()
-            self._queue_lost = False
-            self._reading = True
             try:
-                batch = await self.outbox.pending(limit=room, exclude=skip)
-            except Exception:
-                log.exception("outbox_read_failed")
-                await asyncio.sleep(1.0)
+                async with asyncio.timeout(self._refused_due()):
+                    await self._wake.wait()
+            except TimeoutError:  # a refused event is due again: it is only on disk
+                self._refused = {s: t for s, t in self._refused.items() if t > time.monotonic()}
+                self._restart()
+
+    async def _read_page(self) -> None:
+        """Read the next page after the cursor into the window; a short page means caught up."""
+        gen, after, limit = self._gen, self._cursor, self.page_size
+        self._stash.clear()
+        self._stash_lost = False
+        self._reading = True
+        try:
+            rows, snap_last = await self.outbox.page(after, limit)
+        finally:
+            self._reading = False
+        self.pages_read += 1
+        if gen != self._gen or not self.link.online.is_set():
+            return  # the cursor moved meanwhile: read again from where it is now
+        if rows:
+            self._cursor = rows[-1][:2]
+        now = time.monotonic()
+        skip_acked = self.outbox.acked_unflushed
+        window = self._window
+        for row in rows:  # each after everything in the window: appending keeps the heap
+            seq = row[1]
+            if seq in self._inflight or seq in skip_acked or seq in self._recent_set:
                 continue
-            finally:
-                self._reading = False
-            for event in batch:
-                if self.link.online.is_set():
-                    self._send(event)
-            if len(batch) < room and self.link.online.is_set() and not self._queue_lost:
-                # caught up: everything pending is in flight, or was committed during the read and
-                # is in the queue (sending one of those twice is skipped: it is in flight or acked)
-                self._backlog_clear = True
-                self._pump()
-            else:
-                await asyncio.sleep(0)
+            if seq in self._refused and self._refused[seq] > now:
+                continue
+            window.append(row)
+        if len(rows) < limit and not self._stash_lost:
+            # caught up as of the snapshot; what was committed after it reached submit() during the read
+            self._caught_up = True
+            self._snap_last = snap_last
+            for row in self._stash:
+                if row[1] > snap_last:
+                    heapq.heappush(window, row)
+            self._stash.clear()
+            if len(window) > self.window_max:
+                self._trim()
+        self.window_peak = max(self.window_peak, len(window))
+
+    def idle(self) -> bool:
+        """Caught up, with nothing in flight and nothing waiting in memory."""
+        return self._caught_up and not self._window and not self._inflight
 
     def progress(self) -> float:
         """Monotonic time of the last sign of progress, for the supervisor: now while there is nothing
@@ -276,9 +383,16 @@ class Forwarder:
         return max(0.0, min(self._refused.values()) - time.monotonic())
 
     def status(self) -> dict[str, Any]:
+        """For ``status`` and the heartbeat: ``queued`` is what the forwarder holds in memory beside what is
+        in flight (at most ``window_max``, whatever the backlog on disk); ``paging`` while it reads the
+        backlog from the outbox."""
         return {
             "inflight": len(self._inflight),
-            "queued": len(self._queue),
+            "queued": len(self._window) + len(self._stash),
+            "window_max": self.window_max,
+            "window_peak": self.window_peak,
+            "paging": not self._caught_up,
+            "pages_read": self.pages_read,
             "delivered": self.delivered_total,
             "refused": len(self._refused),
             "held": len(self._held),

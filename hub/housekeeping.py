@@ -4,6 +4,9 @@
   transactions (or every 10 s when there were any; at once when space is
   short): a WAL that is checkpointed early is rewritten in place, so an
   alarm's fsync does not also grow the file.
+* After a burst (:data:`TRIM_AFTER_EVENTS` events or more), once the
+  forwarder has caught up and the store has been quiet for a round, the
+  memory the burst used is given back (:mod:`hub.memory`).
 * The state directory's space is watched (:meth:`~hub.outbox.Outbox.check_space`);
   delivered events older than the replay window are pruned every 10 minutes.
 * A store that could not be opened at start (a full disk) is opened as soon as it can be.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -28,6 +32,8 @@ log = structlog.get_logger("hub.housekeeping")
 #: Checkpoint the outbox's WAL after this many write transactions (a few pages each: SQLite's own
 #: default is 1000 pages), or every 10 s when there was any.
 CHECKPOINT_AFTER_WRITES = 200
+#: A burst of at least this many events is followed by giving its memory back, once it is over.
+TRIM_AFTER_EVENTS = 2_000
 #: The link counts as degraded after this long without a broker (TLS and credential errors at once).
 LINK_DEGRADED_AFTER_S = 60.0
 
@@ -35,10 +41,16 @@ LINK_DEGRADED_AFTER_S = 60.0
 class Housekeeping:
     """The once-a-second round over the store and the link."""
 
-    def __init__(self, outbox: Outbox, link: MqttLink, health: HealthBoard) -> None:
+    def __init__(
+        self, outbox: Outbox, link: MqttLink, health: HealthBoard, *, idle: Callable[[], bool] | None = None
+    ) -> None:
+        """``idle``: whether the forwarder is caught up, with nothing in flight or in memory."""
         self.outbox = outbox
         self.link = link
         self.health = health
+        self.idle = idle
+        self._trimmed_at = 0  # outbox.appended when memory was last given back
+        self._appended_last_round = 0
         #: monotonic time of the last round (the supervisor's sign of progress)
         self.round_at = time.monotonic()
         self.open_failures = 0
@@ -63,10 +75,21 @@ class Housekeeping:
                     pruned = await self.outbox.prune()
                     if pruned:
                         log.info("outbox_pruned", events=pruned)
+                await self.after_burst()
             except Exception as exc:  # disk trouble is logged; the next round tries again
                 log.error("housekeeping_failed", error=str(exc))
             finally:
                 self.check_health()
+
+    async def after_burst(self) -> None:
+        """Give a burst's memory back once it is over: caught up, and nothing stored since the last round."""
+        appended = self.outbox.appended
+        quiet = appended == self._appended_last_round
+        self._appended_last_round = appended
+        if quiet and appended - self._trimmed_at >= TRIM_AFTER_EVENTS and self.idle is not None and self.idle():
+            burst, self._trimmed_at = appended - self._trimmed_at, appended
+            trimmed = await self.outbox.shrink_memory()
+            log.info("memory_given_back", burst_events=burst, malloc_trimmed=trimmed)
 
     def check_health(self) -> None:
         """Store and link health from what they know now (tasks report themselves)."""

@@ -1,4 +1,4 @@
-"""The forwarder's bookkeeping, in process: window, in-memory queue, backlog reads, no event stranded.
+"""The forwarder's bookkeeping, in process: window, bounded memory, pages from the disk, no event stranded.
 
 The link and the outbox here are small stand-ins with the same methods, so a
 test can hold a disk read open or withhold a PUBACK at the exact moment that
@@ -9,7 +9,9 @@ and a real outbox.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from hub.events import Event, Priority, Route, Source
 from hub.forwarder import Forwarder
@@ -32,40 +34,48 @@ def ev(seq: int, priority: Priority = Priority.NORMAL) -> Event:
 
 
 class Link:
-    """Records publishes; the test answers each with :meth:`ack`."""
+    """Records publishes (by the seq in the payload); the test answers each with :meth:`ack`."""
 
     def __init__(self) -> None:
         self.online = asyncio.Event()
         self.online.set()
         self.sent: list[int] = []
-        self.pubacks: dict[int, asyncio.Future[object]] = {}
+        self.pubacks: dict[int, tuple[Any, Any]] = {}
 
-    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1) -> asyncio.Future[object]:
+    def publish_tracked(self, topic: str, payload: bytes, sink: Any, token: Any) -> None:
         if not self.online.is_set():
             raise LinkDown("offline")
-        seq = int(topic.rsplit("/", 1)[1])
+        seq = json.loads(payload)["seq"]
         self.sent.append(seq)
-        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self.pubacks[seq] = fut
-        return fut
+        self.pubacks[seq] = (sink, token)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, qos: int = 1) -> asyncio.Future[object]:
+        raise AssertionError("only held alarms (seq 0) take publish_nowait")
+
+    def _answer(self, seqs: Iterable[int], outcome: Any) -> None:
+        by_sink: dict[Any, list[tuple[Any, Any]]] = {}
+        for seq in list(seqs):
+            sink, token = self.pubacks.pop(seq)
+            by_sink.setdefault(sink, []).append((token, outcome))
+        loop = asyncio.get_running_loop()
+        for sink, batch in by_sink.items():  # on the next loop turn, as the real link does
+            loop.call_soon(sink, batch)
 
     def ack(self, seqs: Iterable[int] | None = None) -> None:
-        for seq in list(self.pubacks if seqs is None else seqs):
-            self.pubacks.pop(seq).set_result(0)
+        self._answer(list(self.pubacks if seqs is None else seqs), 0)
 
     def drop(self) -> None:
         self.online.clear()
-        for fut in self.pubacks.values():
-            fut.set_exception(LinkDown("gone"))
-        self.pubacks.clear()
+        self._answer(list(self.pubacks), LinkDown("gone"))
 
 
 class Store:
-    """The outbox as the forwarder sees it: pending() in sending order, mark_delivered()."""
+    """The outbox as the forwarder sees it: page() in sending order after a cursor, mark_delivered_many()."""
 
     def __init__(self) -> None:
         self.events: dict[int, Event] = {}
         self.delivered: set[int] = set()
+        self.acked_unflushed: set[int] = set()
         self.reads = 0
         self.gate: asyncio.Event | None = None  # when set, a read waits here after taking its snapshot
         self.reading = asyncio.Event()
@@ -74,18 +84,20 @@ class Store:
         self.events[event.seq] = event
         return event
 
-    async def pending(self, *, limit: int = 100, exclude: Iterable[int] = ()) -> list[Event]:
+    async def page(self, after: tuple[int, int] | None, limit: int) -> tuple[list[Any], int]:
         self.reads += 1
-        skip = set(exclude) | self.delivered
-        rows = sorted((e for s, e in self.events.items() if s not in skip), key=lambda e: (e.priority.rank, e.seq))
-        snapshot = rows[:limit]
+        rows = sorted(
+            (e.priority.rank, s, e.type, e.to_json(), None) for s, e in self.events.items() if s not in self.delivered
+        )
+        snapshot = [r for r in rows if after is None or r[:2] > after][:limit]
+        last = max(self.events, default=0)
         if self.gate is not None:
             self.reading.set()
             await self.gate.wait()
-        return snapshot
+        return snapshot, last
 
-    def mark_delivered(self, seq: int) -> None:
-        self.delivered.add(seq)
+    def mark_delivered_many(self, seqs: list[int]) -> None:
+        self.delivered.update(seqs)
 
 
 async def settle() -> None:
@@ -94,7 +106,7 @@ async def settle() -> None:
 
 
 async def started(store: Store, link: Link, **kw: object) -> tuple[Forwarder, asyncio.Task[None]]:
-    fwd = Forwarder(store, link, topic=lambda e: f"t/{e.seq}", **kw)  # type: ignore[arg-type]
+    fwd = Forwarder(store, link, topic=lambda t: f"t/{t}", **kw)  # type: ignore[arg-type]
     task = asyncio.create_task(fwd.run())
     await settle()
     return fwd, task
@@ -148,9 +160,9 @@ async def test_an_event_committed_while_a_backlog_read_runs_is_not_stranded() ->
     task.cancel()
 
 
-async def test_queue_overflow_falls_back_to_the_disk_and_sends_each_event_once() -> None:
+async def test_window_overflow_falls_back_to_the_disk_and_sends_each_event_once() -> None:
     store, link = Store(), Link()
-    fwd, task = await started(store, link, max_inflight=3, max_queued=5)
+    fwd, task = await started(store, link, max_inflight=3, page=3)  # at most 6 in memory
     for seq in range(1, 31):
         fwd.submit(store.commit(ev(seq)))
     for _ in range(40):
@@ -194,16 +206,16 @@ async def test_a_send_path_error_that_is_not_a_link_error_only_sends_the_event_t
     is a link failure: submit() returns, and the event goes out from disk once the link works."""
     store, link = Store(), Link()
     fwd, task = await started(store, link)
-    real = link.publish_nowait
+    real = link.publish_tracked
 
-    def broken(topic: str, payload: bytes, *, qos: int = 1) -> asyncio.Future[object]:
+    def broken(topic: str, payload: bytes, sink: Any, token: Any) -> None:
         raise ValueError("Invalid file descriptor: -1")
 
-    link.publish_nowait = broken  # type: ignore[method-assign]
+    link.publish_tracked = broken  # type: ignore[method-assign]
     fwd.submit(store.commit(ev(1, Priority.CRITICAL)))  # must not raise
     fwd.submit(store.commit(ev(2)))
     assert fwd.status()["send_errors"] >= 1
-    link.publish_nowait = real  # type: ignore[method-assign]
+    link.publish_tracked = real  # type: ignore[method-assign]
     fwd._wake.set()
     for _ in range(100):
         if sorted(link.sent) == [1, 2]:

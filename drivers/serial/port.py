@@ -7,10 +7,21 @@ the parser's replies back, and hands readings to the device's
 :class:`~drivers.serial.base.DeviceLogic`, whose :class:`~drivers.serial.base.Emit`
 results become hub events.
 
-Back-pressure and acknowledgements: while the events of one read are being
-committed the port is not read again, so a device sending faster than the
-disk commits is held back by the pty or the line's flow control, never by a
-queue in memory. A protocol's acknowledgement (:class:`~drivers.serial.base.Confirm`:
+Back-pressure and acknowledgements: the port reads on while the events of
+earlier reads are being committed (the outbox commits them together, one
+fsync for many reads), but only while fewer than :data:`MAX_UNCOMMITTED` of
+its events wait for their commit: at that many it stops reading until the
+disk has taken them. So the part of a burst in memory is bounded; the rest
+waits in the kernel's buffer, and a device that keeps sending faster than
+the disk commits is held back by the pty or the line's flow control (RTS/CTS,
+XON/XOFF where the line has them). A line without flow control whose
+device sends faster than that for longer than the kernel's buffer holds
+loses bytes in the UART: the frames they spoil fail their checksum or
+framing, are counted in ``errors`` (``status``, the heartbeat) and logged as
+``serial_bad_input``, and were never accepted: nothing the hub took is lost,
+and a device that waits for an acknowledgement sends them again. A read
+whose replies include a protocol's acknowledgement is the last one until
+its events are committed, as is any read while the store refuses events. A protocol's acknowledgement (:class:`~drivers.serial.base.Confirm`:
 ESPA's block ACK, the dispenser's ACK frame) is written only once the events
 it confirms are committed (or held by the hub as alarms). Events the store
 refuses (telemetry on a full disk) are tried again, the port unread and the
@@ -29,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,8 +58,11 @@ EmitManyFn = Callable[[list[Emit]], Awaitable[list[Emit] | None]]
 #: A read's events the store refused are tried again after this long, doubling up to the cap.
 COMMIT_RETRY_S = (0.5, 5.0)
 
-#: Bytes per read: one read's events are one commit; small enough that parsing it never holds the loop long.
+#: Bytes per read: small enough that parsing it never holds the loop long.
 READ_CHUNK = 4096
+#: The in-memory part of a port's ingest: it reads on while fewer of its events than this wait for their
+#: commit (a few reads: their commits share an fsync), and stops reading at this many (back-pressure).
+MAX_UNCOMMITTED = 250
 
 #: Reopen delays after a port vanished: quick first, capped low so a replug is seen within 2 s.
 REOPEN_DELAYS = (0.1, 0.2, 0.4, 0.8, 1.0)
@@ -88,6 +103,7 @@ class SerialDevice:
         self.online = False
         self.frames = 0
         self.bytes_in = 0
+        self.reads = 0
         self.last_reading: float | None = None
         self._last_report = float("-inf")
         self.opened_at: float | None = None
@@ -99,11 +115,15 @@ class SerialDevice:
         self._last_error_log = 0.0
         self._tasks = TaskSet()
         self._reading = False  # the port is registered with the loop for reading
-        self._burst: asyncio.Task[None] | None = None  # a read's events being committed: reading paused
-        #: reads paused for a commit (back-pressure), and Confirms withheld because the commit failed
+        #: reads whose events are being committed (or whose replies wait for an earlier read's), in read order
+        self._bursts: deque[asyncio.Task[None]] = deque()
+        self._confirming = 0  # of those, reads with a Confirm: no reading past them until committed
+        #: events read and waiting for their commit (the in-memory part, at most about MAX_UNCOMMITTED)
+        self.uncommitted = 0
+        #: reads paused (back-pressure), and Confirms withheld because the commit failed
         self.paused = 0
         self.unconfirmed = 0
-        self.retrying = 0  # events of the current read waiting for the store to take them
+        self.retrying = 0  # events of reads waiting for the store to take them (it refused them)
 
     # --- status -------------------------------------------------------------------------
 
@@ -116,7 +136,10 @@ class SerialDevice:
             "protocol": self.parser.name,
             "port": self.port,
             "frames": self.frames,
+            "reads": self.reads,
+            "bytes_in": self.bytes_in,
             "waiting_for_store": self.retrying,
+            "uncommitted": self.uncommitted,
             "errors": dict(self.parser.errors),
             "last_reading_s_ago": round(now - self.last_reading, 1) if self.last_reading else None,
             **self.logic.state(),
@@ -209,9 +232,16 @@ class SerialDevice:
 
     # --- reading --------------------------------------------------------------------------
 
+    def _held_back(self) -> bool:
+        """Back-pressure: the in-memory part is full, a Confirm waits for its commit, or the store refuses."""
+        return self.uncommitted >= MAX_UNCOMMITTED or self._confirming > 0 or self.retrying > 0
+
     def _readable(self) -> None:
         ser = self._ser
-        if ser is None or self._burst is not None:
+        if ser is None:
+            return
+        if self._held_back():
+            self._pause()
             return
         try:
             data = ser.read(READ_CHUNK)
@@ -221,6 +251,7 @@ class SerialDevice:
         if not data:
             return
         self.bytes_in += len(data)
+        self.reads += 1
         now = time.monotonic()
         result = self.parser.feed(data, now)
         burst: list[Emit] = []
@@ -242,27 +273,30 @@ class SerialDevice:
             self._write(reply)  # type: ignore[arg-type]
         rest = replies[first_confirm:]
         if burst or rest:
-            # one read, one commit, one task; the port is not read again until it is done
-            self._pause()
-            self.paused += 1
-            self._burst = self._tasks.spawn(self._commit_then_confirm(burst, rest))
+            # one read, one task: its commit joins those of the reads before it (group commit)
+            confirms = any(isinstance(r, Confirm) for r in rest)
+            self.uncommitted += len(burst)
+            self._confirming += confirms
+            prev = self._bursts[-1] if self._bursts else None
+            self._bursts.append(self._tasks.spawn(self._commit_then_confirm(burst, rest, prev, confirms)))
+            if self._held_back():
+                self._pause()
+                self.paused += 1
         self._log_errors(now)
 
-    async def _commit_then_confirm(self, burst: list[Emit], replies: list[bytes | Confirm]) -> None:
+    async def _commit_then_confirm(
+        self, burst: list[Emit], replies: list[bytes | Confirm], prev: asyncio.Task[None] | None, confirms: bool
+    ) -> None:
+        me = asyncio.current_task()
+        left: list[Emit] = []
         try:
             left = await self._emit_burst(burst) if burst else []
-            delay = COMMIT_RETRY_S[0]
             if left:
                 log.warning("serial_commit_refused", device=self.device_id, events=len(left),
                             types=sorted({e.type for e in left}), action="holding the ack; retrying")
-            while left and not self._stop and self._ser is not None:
-                # the device's logic has taken these readings already (a re-send would be deduplicated
-                # into nothing): they are tried again until stored, and only then acknowledged
-                self.retrying = len(left)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, COMMIT_RETRY_S[1])
-                left = await self._emit_burst(left)
-            self.retrying = 0
+                left = await self._retry(left)
+            if replies and prev is not None:
+                await asyncio.wait([prev])  # replies go out in read order, each after its own commit
             for reply in replies:
                 if not isinstance(reply, Confirm):
                     self._write(reply)
@@ -273,8 +307,31 @@ class SerialDevice:
                     log.warning("serial_confirm_withheld", device=self.device_id, reason="events not stored")
                     self.parser.unconfirmed(reply)
         finally:
-            self._burst = None
-            self._resume()
+            self.uncommitted -= len(burst)  # counted until its task ends: the task holds them till then
+            self._confirming -= confirms
+            if me in self._bursts:
+                self._bursts.remove(me)
+            if not self._held_back():
+                self._resume()
+
+    async def _retry(self, left: list[Emit]) -> list[Emit]:
+        """Events the store refused, tried again until stored (reading paused meanwhile); those still
+        refused when the port goes away."""
+        delay = COMMIT_RETRY_S[0]
+        self.retrying += len(left)
+        self._pause()
+        try:
+            while left and not self._stop and self._ser is not None:
+                # the device's logic has taken these readings already (a re-send would be deduplicated
+                # into nothing): they are tried again until stored, and only then acknowledged
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, COMMIT_RETRY_S[1])
+                still = await self._emit_burst(left)
+                self.retrying -= len(left) - len(still)
+                left = still
+            return left
+        finally:
+            self.retrying -= len(left)
 
     async def _emit_burst(self, burst: list[Emit]) -> list[Emit]:
         """Emit a read's events; returns those the store refused (all of them on an error)."""

@@ -29,13 +29,14 @@ The parts: :mod:`~hub.link.settings` (settings, state, incoming messages),
 
 from __future__ import annotations
 
-from hub.link.connection import INFLIGHT_HEADROOM
+from hub.link.connection import INFLIGHT_HEADROOM, AckSink
 from hub.link.errors import BadTopic, ConnectRefused, LinkDown, LinkError, PublishRefused, check_topic, classify_error
 from hub.link.link import MqttLink
 from hub.link.settings import Endpoint, Incoming, LinkSettings, LinkState, OnConnected, OnMessage, TlsSettings, Will
 
 __all__ = [
     "INFLIGHT_HEADROOM",
+    "AckSink",
     "BadTopic",
     "ConnectRefused",
     "Endpoint",

@@ -15,9 +15,11 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
+import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -28,9 +30,16 @@ from hub.link.settings import Endpoint, Incoming
 if TYPE_CHECKING:
     from hub.link.link import MqttLink
 
+log = structlog.get_logger("hub.link")
+
 #: QoS 1 publishes paho may have in flight beyond the forwarder's window: alarms sent past a
 #: full window, command replies, the birth and heartbeats never queue inside paho behind telemetry.
 INFLIGHT_HEADROOM = 64
+
+#: Told, on the loop, of the outcomes of tracked publishes (:meth:`_Connection.publish_tracked`) in one
+#: call per loop turn: ``(token, outcome)`` pairs, the outcome the PUBACK's reason code or the
+#: :class:`~hub.link.errors.LinkDown` that lost it.
+AckSink = Callable[[list[tuple[Any, Any]]], None]
 
 
 class _Connection:
@@ -69,6 +78,9 @@ class _Connection:
         self.connack: asyncio.Future[ReasonCode] = self.loop.create_future()
         self.closed: asyncio.Future[str] = self.loop.create_future()
         self.pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
+        #: tracked QoS 1 publishes (the forwarder's): message id -> (sink, token); no future each
+        self.tracked: dict[int, tuple[AckSink, Any]] = {}
+        self._acks: list[tuple[AckSink, Any, Any]] = []  # outcomes not handed to their sinks yet
         #: SUBSCRIBE packet ids still waiting for their SUBACK, with their topics.
         self.subacks: dict[int, str] = {}
         self.sock: Any = None
@@ -85,8 +97,35 @@ class _Connection:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
         fut = self.pubacks.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(rc)
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(rc)
+            return
+        tracked = self.tracked.pop(mid, None)
+        if tracked is not None:
+            self._ack_later(tracked[0], tracked[1], rc)
+
+    def _ack_later(self, sink: AckSink, token: Any, outcome: Any) -> None:
+        """Queue an outcome for its sink: every outcome of this loop turn in one call, on the next turn (never
+        inside paho's callback, which holds its non-reentrant lock: a sink publishes the next message)."""
+        if not self._acks:
+            self.loop.call_soon(self._hand_acks)
+        self._acks.append((sink, token, outcome))
+
+    def _hand_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        sink = acks[0][0]
+        if all(a[0] == sink for a in acks):  # one sink (the forwarder): no grouping
+            groups = {sink: [(token, outcome) for _, token, outcome in acks]}
+        else:
+            groups = {}
+            for s, token, outcome in acks:
+                groups.setdefault(s, []).append((token, outcome))
+        for s, batch in groups.items():
+            try:
+                s(batch)
+            except Exception:
+                log.exception("puback_sink_failed", outcomes=len(batch))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any) -> None:
         topic = self.subacks.pop(mid, None)
@@ -154,6 +193,11 @@ class _Connection:
             if not fut.done():
                 fut.set_exception(LinkDown(reason))
         self.pubacks.clear()
+        if self.tracked:
+            lost = LinkDown(reason)
+            for sink, token in self.tracked.values():
+                self._ack_later(sink, token, lost)
+            self.tracked.clear()
         if not self.connack.done():
             self.connack.set_exception(LinkDown(reason))
             # taken here: open() awaits it only once the TCP connect worked, and a failed one never
@@ -195,6 +239,28 @@ class _Connection:
     def publish(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, properties: Properties | None
     ) -> asyncio.Future[ReasonCode] | None:
+        mid = self._publish(topic, payload, qos, retain, properties)
+        if qos == 0:
+            return None
+        fut: asyncio.Future[ReasonCode] = self.loop.create_future()
+        if self.closed.done():  # paho's write met a dead socket and tore the connection down meanwhile
+            fut.set_exception(LinkDown(f"connection closed: {self.closed.result()}"))
+            fut.add_done_callback(lambda f: f.exception())
+        else:
+            self.pubacks[mid] = fut
+        return fut
+
+    def publish_tracked(self, topic: str, payload: bytes, sink: AckSink, token: Any) -> None:
+        """A QoS 1 publish whose outcome goes to ``sink`` with ``token``, batched per loop turn, instead of a
+        future: the forwarder's telemetry, thousands a second, costs no future and no callback each."""
+        mid = self._publish(topic, payload, 1, False, None)
+        if self.closed.done():  # paho's write met a dead socket and tore the connection down meanwhile
+            self._ack_later(sink, token, LinkDown(f"connection closed: {self.closed.result()}"))
+        else:
+            self.tracked[mid] = (sink, token)
+
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties | None) -> int:
+        """Hand a message to paho and the socket now; its message id. Raises :class:`LinkDown`."""
         if self.closed.done():
             raise LinkDown(f"connection closed: {self.closed.result()}")
         check_topic(topic)  # before paho: its ValueError must not be taken for a dead socket
@@ -214,11 +280,7 @@ class _Connection:
             raise LinkDown(f"publish failed: {type(exc).__name__}: {exc}") from exc
         finally:
             self._writing_now = False
-        if qos == 0:
-            return None
-        fut: asyncio.Future[ReasonCode] = self.loop.create_future()
-        self.pubacks[info.mid] = fut
-        return fut
+        return info.mid
 
     def ack(self, mid: int, qos: int) -> None:
         """Acknowledge a QoS 1 message received on this connection (``manual_ack``); a no-op once closed."""

@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers.helpers import TaskSet, backoff_delays
-from hub.link.connection import _Connection
+from hub.link.connection import AckSink, _Connection
 from hub.link.errors import ConnectRefused, LinkDown, LinkError, PublishRefused, classify_error
 from hub.link.settings import Endpoint, Incoming, LinkSettings, LinkState, OnConnected, OnMessage
 
@@ -227,6 +227,18 @@ class MqttLink:
         if conn is None:
             raise LinkDown("not connected")
         return conn.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    def publish_tracked(self, topic: str, payload: bytes, sink: AckSink, token: Any) -> None:
+        """A QoS 1 publish handed to the socket now, its outcome told to ``sink`` as ``(token, outcome)``
+        together with the others of the same loop turn (the PUBACK's reason code, or :class:`LinkDown`
+        when the connection drops first). No future per message: the forwarder's way.
+
+        Raises :class:`LinkDown` when offline.
+        """
+        conn = self._conn
+        if conn is None:
+            raise LinkDown("not connected")
+        conn.publish_tracked(topic, payload, sink, token)
 
     @staticmethod
     async def wait_puback(fut: asyncio.Future[ReasonCode] | None, timeout: float | None = None) -> None:

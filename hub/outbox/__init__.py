@@ -63,7 +63,7 @@ from hub.outbox.schema import is_alarm
 from hub.outbox.space import SpaceMixin
 from hub.outbox.store import StoreMixin
 from hub.outbox.upkeep import UpkeepMixin
-from hub.outbox.values import OutboxStats, StoreError, StoreFull
+from hub.outbox.values import OutboxStats, Row, StoreError, StoreFull
 
 __all__ = [
     "ALARM_LOCK_WAIT_S",
@@ -73,6 +73,7 @@ __all__ = [
     "MAX_BATCH",
     "Outbox",
     "OutboxStats",
+    "Row",
     "StoreError",
     "StoreFull",
     "_SCHEMA",

@@ -3,7 +3,11 @@
 A mark lost in a crash only means that event is sent again with the same id
 (a duplicate the central drops), so marks are committed without an fsync of
 their own. Until a mark is on disk its seq is kept out of
-:meth:`~hub.outbox.reads.ReadsMixin.pending`, so a drain never re-sends it.
+:meth:`~hub.outbox.reads.ReadsMixin.pending` (and listed in
+:attr:`~hub.outbox.reads.ReadsMixin.acked_unflushed` for the forwarder's
+pages), so a drain never re-sends it. The PUBACKs of a burst come in seq
+order, so a batch of marks is written as a few ranges of seqs, one UPDATE
+each, not one per event.
 """
 
 from __future__ import annotations
@@ -20,6 +24,22 @@ from hub.outbox.values import StoreError
 MARK_RETRY_S = (0.2, 5.0)
 
 
+def seq_runs(seqs: list[int]) -> list[tuple[int, int]]:
+    """Seqs as ranges of consecutive ones, ``(first, last)`` each: [1, 2, 3, 7, 5, 6] -> [(1, 3), (5, 7)]."""
+    runs: list[tuple[int, int]] = []
+    start = prev = None
+    for s in sorted(set(seqs)):
+        if prev is not None and s == prev + 1:
+            prev = s
+            continue
+        if start is not None:
+            runs.append((start, prev))  # type: ignore[arg-type]
+        start = prev = s
+    if start is not None:
+        runs.append((start, prev))  # type: ignore[arg-type]
+    return runs
+
+
 class DeliveryMixin(OutboxCore):
     """``mark_delivered``, ``flush_delivered`` and the batch loop behind them."""
 
@@ -32,6 +52,15 @@ class DeliveryMixin(OutboxCore):
         """
         self._delivered.append(seq)
         self._unflushed.add(seq)
+        if self._delivered_task is None:
+            self._delivered_task = asyncio.create_task(self._delivered_loop())
+
+    def mark_delivered_many(self, seqs: list[int]) -> None:
+        """:meth:`mark_delivered` for the PUBACKs of one loop turn."""
+        if not seqs:
+            return
+        self._delivered.extend(seqs)
+        self._unflushed.update(seqs)
         if self._delivered_task is None:
             self._delivered_task = asyncio.create_task(self._delivered_loop())
 
@@ -81,8 +110,8 @@ class DeliveryMixin(OutboxCore):
         db.execute("PRAGMA synchronous=NORMAL")
         try:
             with transaction(db):
-                db.executemany("UPDATE events SET delivered=? WHERE seq=? AND delivered IS NULL",
-                               [(now, s) for s in seqs])
+                db.executemany("UPDATE events SET delivered=? WHERE seq BETWEEN ? AND ? AND delivered IS NULL",
+                               [(now, a, b) for a, b in seq_runs(seqs)])
             self.writes_since_checkpoint += 1
         finally:
             db.execute("PRAGMA synchronous=FULL")

@@ -1,7 +1,10 @@
-"""Reads: the forwarder's backlog, replays, recent events and the heartbeat's counts.
+"""Reads: the forwarder's pages of pending events, replays, recent events and the heartbeat's counts.
 
 Every read runs on the read-only connection and its own thread, so a read
-never delays a commit.
+never delays a commit. The forwarder pages the backlog with :meth:`ReadsMixin.page`:
+raw rows in sending order after a ``(rank, seq)`` cursor, never decoded (it
+publishes the stored bytes), so a backlog of any size costs one bounded page
+of memory and one index seek per page.
 """
 
 from __future__ import annotations
@@ -11,7 +14,17 @@ from collections.abc import Iterable
 
 from hub.events import Event
 from hub.outbox.core import OutboxCore
-from hub.outbox.values import OutboxStats
+from hub.outbox.values import OutboxStats, Row
+
+#: One rank's pending events after a seq, by seq: a seek on the pending index (rank = ? AND seq > ?).
+_PAGE_SAME_RANK = (
+    "SELECT rank, seq, type, body, NULL FROM events WHERE delivered IS NULL AND rank = ? AND seq > ? "
+    "ORDER BY seq LIMIT ?"
+)
+#: Then the lower ranks' (the later ones in sending order).
+_PAGE_LATER_RANKS = (
+    "SELECT rank, seq, type, body, NULL FROM events WHERE delivered IS NULL AND rank > ? ORDER BY rank, seq LIMIT ?"
+)
 
 
 class ReadsMixin(OutboxCore):
@@ -40,6 +53,36 @@ class ReadsMixin(OutboxCore):
         return self._rdb.execute(
             "SELECT seq, body FROM events WHERE delivered IS NULL ORDER BY rank, seq LIMIT ?", (limit,)
         ).fetchall()
+
+    async def page(self, after: tuple[int, int] | None, limit: int) -> tuple[list[Row], int]:
+        """Up to ``limit`` pending events after the ``(rank, seq)`` key ``after`` (None: from the first), in
+        sending order, as raw :data:`~hub.outbox.values.Row` tuples; and the last seq committed, read in the
+        same snapshot (every event with a higher seq was committed after this read could see it).
+
+        Rows are not filtered: the caller leaves out what it has in flight and :attr:`acked_unflushed`.
+        """
+        return await self._read(self._page_sync, after, limit)
+
+    def _page_sync(self, after: tuple[int, int] | None, limit: int) -> tuple[list[Row], int]:
+        db = self._rdb
+        if db is None:
+            return [], 0
+        rank, seq = after if after is not None else (-1, 0)
+        db.execute("BEGIN")  # one snapshot for the last seq and the rows
+        try:
+            last = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
+            rows: list[Row] = db.execute(_PAGE_SAME_RANK, (rank, seq, limit)).fetchall() if rank >= 0 else []
+            if len(rows) < limit:
+                rows += db.execute(_PAGE_LATER_RANKS, (rank, limit - len(rows))).fetchall()
+        finally:
+            db.execute("COMMIT")
+        return rows, last
+
+    @property
+    def acked_unflushed(self) -> set[int]:
+        """Seqs the broker has acked whose delivered mark is not on disk yet: still pending on disk, not to
+        be sent again. Read it, never change it."""
+        return self._unflushed
 
     async def range(self, from_seq: int, to_seq: int, *, limit: int = 10_000) -> list[Event]:
         """Stored events (pending or delivered) with ``from_seq <= seq <= to_seq``, by seq."""

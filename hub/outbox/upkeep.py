@@ -1,4 +1,4 @@
-"""Housekeeping on the store: WAL checkpoints, pruning the replay window, and small state blobs.
+"""Housekeeping on the store: WAL checkpoints, pruning the replay window, small state blobs, memory.
 
 Checkpoints run on a connection and thread of their own (PASSIVE: appends
 keep committing meanwhile). Rule state is kept durably beside the events, in
@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import time
 
+from hub.memory import trim_malloc
 from hub.outbox.core import OutboxCore
 from hub.outbox.values import StoreError
 
@@ -38,6 +39,18 @@ class UpkeepMixin(OutboxCore):
             return int(done)
         finally:
             db.close()
+
+    async def shrink_memory(self) -> bool:
+        """Empty both connections' page caches (each on its own thread) and give malloc's free memory back
+        to the system: after a burst, once the store is quiet. Returns whether malloc gave any back."""
+        await self._run(self._shrink_sync, "writer")
+        await self._read(self._shrink_sync, "reader")
+        return await self._read(trim_malloc)
+
+    def _shrink_sync(self, which: str) -> None:
+        db = self._db if which == "writer" else self._rdb
+        if db is not None:
+            db.execute("PRAGMA shrink_memory")
 
     async def save_state(self, key: str, value: bytes) -> None:
         """Keep a small blob (rule state) durably beside the events, in the same database."""

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+#: A pending event as the forwarder pages it: ``(rank, seq, type, body, None)``; tuples sort in sending order.
+#: The last slot is the :class:`~hub.events.Event` when the forwarder has it in hand (a fresh commit).
+Row = tuple[int, int, str, bytes, Any]
+
+
 class StoreError(Exception):
     """The store could not take the events: SQLite's own message (disk full, I/O error, not open)."""
 
