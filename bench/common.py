@@ -58,6 +58,20 @@ def cpu_s(pid: int | None) -> float | None:
         return None
 
 
+def rss_mb(pid: int | None) -> float | None:
+    """``VmRSS`` of a process in MB (10^6 bytes), from ``/proc/<pid>/status``; None if it is gone."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class BenchSubscriber:
     """A paho-mqtt MQTT v5 subscriber (QoS 1) on its own network thread, ready when subscribed.
 

@@ -1,3 +1,4 @@
+
 """Resident memory: of a process, and of the baseline "a process that only imports the same dependencies".
 
 The hub under measurement runs with ``PYTHONPROFILEIMPORTTIME=1``: every
@@ -21,6 +22,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.common import rss_mb
+
 #: the project's own packages: not "dependencies"
 OWN = ("hub", "drivers", "central", "hil", "bench", "tests", "__main__")
 
@@ -38,18 +41,6 @@ sys.stdin.read()
 """
 
 
-def rss_mb(pid: int | None) -> float | None:
-    """The process's resident set in MB, or None if it is gone."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return None
 
 
 def imported_modules(log: Path) -> list[str]:

@@ -1,3 +1,4 @@
+
 """Serial throughput benchmark: bed-mat frames on a pty -> hub (durable outbox) -> Mosquitto PUBACK.
 
 A benchmark, not a test. Run from the repository root::
@@ -110,7 +111,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from drivers.serial.bedmat import SEQ_MAX, encode  # noqa: E402
 from drivers.serial.emulator import PtyDevice  # noqa: E402
 from hub.events import Draft, Event, Priority, Route, Source  # noqa: E402
-from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, stop_hub
+from bench.common import BenchSubscriber, cpu_s, log, raise_interrupt, rss_mb, stop_hub
 from hil.harness.broker import LOCALHOST, Mosquitto, request  # noqa: E402
 from hil.harness.hubproc import HubProcess, hub_config  # noqa: E402
 
@@ -146,18 +147,6 @@ def cpu_delta(a: dict[str, float | None], b: dict[str, float | None]) -> dict[st
     return {k: (round(b[k] - a[k], 2) if a.get(k) is not None and b.get(k) is not None else None) for k in a}
 
 
-def rss_mb(pid: int | None) -> float | None:
-    """``VmRSS`` of a process in MB (10^6 bytes), from ``/proc/<pid>/status``; None if it is gone."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return None
 
 
 class RssSampler:

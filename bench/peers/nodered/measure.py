@@ -20,7 +20,8 @@ import time
 from typing import Any
 
 from bench.common import Pacer, cpu_s
-from bench.peers.nodered.sides import Inbox, Side, rss_mb
+from bench.common import rss_mb
+from bench.peers.nodered.sides import Inbox, Side
 from hil.harness.mosquitto import Mosquitto
 
 WARMUP_BATTERY = 18

@@ -1,3 +1,4 @@
+
 """The two sides of bench/nodered_vs_hub.py, behind one small interface, and the subscriber both are counted by.
 
 :class:`HubSide` is the real daemon (``hil.harness.hubproc``) with one ``bed_mat`` on a pty, configured as
@@ -22,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from bench.common import iso_to_epoch, stop_hub
+from bench.common import iso_to_epoch, rss_mb, stop_hub
 from bench.peers.nodered.runner import NodeRed
 from bench.serial_throughput import DEVICE, EVENT_TYPE, RESIDENT, LogTail, PtyLine, SeqFrames, bed_mat_device
 from hil.harness.broker import LOCALHOST, request
@@ -33,17 +34,6 @@ NODERED_ID = "bench-nrd"  # as long as HUB_ID
 SESSION_EXPIRY_S = 3600
 
 
-def rss_mb(pid: int | None) -> float | None:
-    """Resident set size of a process in MB (VmRSS from /proc), or None when it is gone."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 class Inbox:
