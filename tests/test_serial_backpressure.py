@@ -65,12 +65,17 @@ async def test_a_device_faster_than_the_disk_is_held_back_with_a_bounded_part_in
 
     try:
         await until(lambda: dev.online, what="the port open")
+        deadline = asyncio.get_running_loop().time() + 30
+        while dev.health()["uncommitted"] < MAX_UNCOMMITTED:  # write until the in-memory part is full
+            assert asyncio.get_running_loop().time() < deadline, f"never filled: {dev.health()}"
+            write_what_fits()
+            await asyncio.sleep(0.005)
         seen = -1
-        while dev.bytes_in != seen:  # write and let the port read until it stops taking bytes
+        while dev.bytes_in != seen:  # then go on writing: the port must stop taking bytes
             seen = dev.bytes_in
-            for _ in range(50):
+            for _ in range(20):
                 write_what_fits()
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.01)
         assert written < len(data), "the pty's buffer is full: the device is held back"
         health = dev.health()
         assert MAX_UNCOMMITTED <= health["uncommitted"] < MAX_UNCOMMITTED + READ_CHUNK // 20, \
