@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.harness.hubproc import REPO
+from hil.harness.procstop import terminate
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -126,13 +126,9 @@ class CentralProcess:
         """SIGTERM and wait, as systemd stops a service; its exit code."""
         if self.proc is None or self.proc.poll() is not None:
             return self.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"central did not stop within {timeout}s\n{self.tail()}") from None
+        if not terminate(self.proc, timeout):
+            raise AssertionError(f"central did not stop within {timeout}s\n{self.tail()}")
+        return self.proc.returncode
 
     def kill(self) -> None:
         """kill -9: no clean stop at all."""

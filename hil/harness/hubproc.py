@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.simctl import SimClient
+from hil.harness.procstop import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,13 +223,10 @@ class HubProcess:
         self._drop_sim()
         if self.proc is None or self.proc.poll() is not None:
             return self.returncode
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"hub did not stop within {timeout}s\n{self.tail()}")
+            if not terminate(self.proc, timeout):
+                raise AssertionError(f"hub did not stop within {timeout}s\n{self.tail()}")
+            return self.proc.returncode
         finally:
             self._logf.close()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from hil.harness.procstop import terminate
 from hil.harness.tlsfiles import TlsFiles
 
 __all__ = ["LOCALHOST", "MOSQUITTO", "MOSQUITTO_PASSWD", "Mosquitto", "free_port"]
@@ -258,13 +258,7 @@ class Mosquitto:
         proc = self._proc
         if proc is None:
             return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
         self._detach()
         return proc.returncode
 
