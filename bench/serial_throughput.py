@@ -495,6 +495,25 @@ battery_ok_pct = {BATTERY_OK_PCT}
 """
 
 
+def bench_hub_config(directory: Path, port: int, link: Path, *, max_inflight: int) -> Path:
+    """The hub this benchmark (and the Node-RED comparison) measures: one bed mat on ``link``, alarms'
+    timers out of the way, ``max_inflight`` as given."""
+    return hub_config(
+        directory,
+        port=port,
+        hub_id=HUB_ID,
+        hold_s=30.0,
+        ack_timeout_s=3600.0,
+        unack_repeat_s=3600.0,
+        heartbeat_s=3600.0,
+        extra_mqtt=f"max_inflight = {max_inflight}",
+        # what is measured is the pipeline (parse, commit, publish, PUBACK), not the per-device telemetry
+        # limit that would otherwise let only 20 events a second of one mat through
+        extra="[limits]\ntelemetry_per_s = 1e9\ntelemetry_burst = 1e9\n",
+        devices=bed_mat_device(link),
+    )
+
+
 def bench_hub(
     port: int,
     workdir: Path,
@@ -509,20 +528,7 @@ def bench_hub(
 ) -> dict[str, Any]:
     line = PtyLine(workdir / "tty-bedmat")
     ptys.append(line)
-    config = hub_config(
-        workdir / "hub",
-        port=port,
-        hub_id=HUB_ID,
-        hold_s=30.0,
-        ack_timeout_s=3600.0,
-        unack_repeat_s=3600.0,
-        heartbeat_s=3600.0,
-        extra_mqtt=f"max_inflight = {max_inflight}",
-        # what is measured is the pipeline (parse, commit, publish, PUBACK), not the per-device telemetry
-        # limit that would otherwise let only 20 events a second of one mat through
-        extra="[limits]\ntelemetry_per_s = 1e9\ntelemetry_burst = 1e9\n",
-        devices=bed_mat_device(line.link),
-    )
+    config = bench_hub_config(workdir / "hub", port, line.link, max_inflight=max_inflight)
     hub = HubProcess(config)
     hubs.append(hub)
     base = f"carehub/v1/{HUB_ID}"

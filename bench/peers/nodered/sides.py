@@ -25,11 +25,19 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from bench.common import iso_to_epoch, rss_mb, stop_hub
 from bench.peers.nodered.runner import NodeRed
-from bench.serial_throughput import DEVICE, EVENT_TYPE, RESIDENT, LogTail, PtyLine, SeqFrames, bed_mat_device
+from bench.serial_throughput import (
+    DEVICE,
+    EVENT_TYPE,
+    HUB_ID,
+    RESIDENT,
+    LogTail,
+    PtyLine,
+    SeqFrames,
+    bench_hub_config,
+)
 from hil.harness.broker import LOCALHOST, request
-from hil.harness.hubproc import HubProcess, hub_config
+from hil.harness.hubproc import HubProcess
 
-HUB_ID = "bench-hub"
 NODERED_ID = "bench-nrd"  # as long as HUB_ID
 SESSION_EXPIRY_S = 3600
 
@@ -154,18 +162,7 @@ class HubSide(Side):
 
     def __init__(self, workdir: Path, broker_port: int, *, max_inflight: int = 50) -> None:
         super().__init__(workdir, broker_port)
-        config = hub_config(
-            workdir / "hub",
-            port=broker_port,
-            hub_id=HUB_ID,
-            hold_s=30.0,
-            ack_timeout_s=3600.0,
-            unack_repeat_s=3600.0,
-            heartbeat_s=3600.0,
-            extra_mqtt=f"max_inflight = {max_inflight}",
-            extra="[limits]\ntelemetry_per_s = 1e9\ntelemetry_burst = 1e9\n",
-            devices=bed_mat_device(self.line.link),
-        )
+        config = bench_hub_config(workdir / "hub", broker_port, self.line.link, max_inflight=max_inflight)
         self.hub = HubProcess(config)
         self.tail = LogTail(self.hub.log_path)
 
