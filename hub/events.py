@@ -25,7 +25,9 @@ from hub.scaip import Scaip, codes_for
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
 #: 1: ``scaip`` on every event, the data schema of each type.
-SCHEMA_MINOR = 1
+#: 2: the second path: ``fallback.sent``, ``fallback.failed``, ``path.lost``, ``path.restored``; ``paths`` and
+#: ``fallback`` in the heartbeat and status.
+SCHEMA_MINOR = 2
 
 
 class Priority(str, enum.Enum):
@@ -265,6 +267,32 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "mqtt.prefix, store.dir, ... changed; restart the service to apply it) or attach_failed (a driver could "
         "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
         "unreadable).",
+    ),
+    "fallback.sent": (
+        Priority.HIGH,
+        "The central did not acknowledge the alarm episode whose first alarm is `cause` within fallback_after_s, "
+        "or could not be reached for link_down_after_s while it was open: the hub sent an SMS to an on-call "
+        "number (data.to) through its modem (data.device), one per number per episode (data.reminder 0), then "
+        "reminders (data.reminder 1, 2 ...); data.reason unacknowledged or link_down, data.reference the "
+        "network's reference. It reaches the central once the link is back. A reply OK from that number "
+        "acknowledges the episode (alarm.acknowledged with data.by = the number).",
+    ),
+    "fallback.failed": (
+        Priority.CRITICAL,
+        "An SMS of the fallback could not be sent (data.error: cms_error refused by the network, timeout the modem "
+        "did not answer, unavailable no modem, error; data.detail, e.g. +CMS ERROR: 500); tried again in "
+        "data.retry_in_s, doubling. cause: the episode's first alarm.",
+    ),
+    "path.lost": (
+        Priority.HIGH,
+        "A second path out of the residence went down: data.path gsm (the modem; data.reason no_sim, "
+        "not_registered, weak_signal, not_answering, unplugged, io_error) or interface (data.reason down, "
+        "no_carrier, missing); data.detail what was read. The MQTT link's own state is in status and heartbeat "
+        "(paths.mqtt).",
+    ),
+    "path.restored": (
+        Priority.NORMAL,
+        "A second path is up again after path.lost (data.path, data.outage_s, data.was = the reason it was down).",
     ),
     "device.flooding": (
         Priority.HIGH,
