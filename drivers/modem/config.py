@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
+import os
+from pathlib import Path
+
 import msgspec
 
 from drivers.base import DriverConfig, Report
@@ -71,9 +74,24 @@ def check(devices: Sequence[Any], settings: Any, report: Report) -> None:
         seen.setdefault(m.port, i)
 
 
+def advise(devices: Sequence[Any], settings: Any, base: Path, report: Report) -> None:
+    """A warning for a modem port that does not exist on this machine now (the modem may be plugged in later:
+    the hub starts anyway, reports path.lost unplugged, and opens the port as soon as it appears)."""
+    for i, dev in enumerate(devices):
+        m = getattr(dev, "modem", None)
+        if m is None or m.backend == "sim":
+            continue
+        where = m.port if os.path.isabs(m.port) else os.path.join(base, m.port)
+        if not os.path.exists(where):
+            report(("device", i, "modem", "port"),
+                   f"no such port {m.port!r}: the modem may be unplugged (fine at install time); the hub starts "
+                   "anyway, reports path.lost (unplugged) and opens the port as soon as it appears")
+
+
 CONFIG = DriverConfig(
     name="modem",
     device_sections={"modem": ModemDevice},
     kinds={"modem": ("modem",)},
     check=check,
+    advise=advise,
 )

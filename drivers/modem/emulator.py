@@ -180,6 +180,8 @@ class ModemEmulator(Emulator):
     def command(self, op: str, args: dict[str, Any], now: float) -> bytes:
         if op == "sms":
             number, text = args.get("from"), args.get("text")
+            if isinstance(number, int) and not isinstance(number, bool):  # key=value made +4791234567 a number
+                number = f"+{number}"
             if not isinstance(number, str) or not isinstance(text, (str, int)):
                 raise ValueError("sms needs from=<number> and text=<text>")
             index = max(self.store, default=0) + 1

@@ -221,12 +221,13 @@ class FallbackSection(Section):
     max_reminders: Annotated[int, doc("At most this many reminder SMS per episode and number.", ge=0, le=100)] = 3
     retry_s: Annotated[float, doc("Seconds before an SMS that failed is tried again; doubles on each failure, up "
                                   "to reminder_s (or 600).", gt=0)] = 30.0
-    residence: Annotated[str | None, doc("How the SMS names the residence (an address or a house name, never a "
-                                         "person's). Unset: the hub id.", min_length=1, max_length=40)] = None
+    residence: Annotated[Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None,
+                         doc("How the SMS names the residence (an address or a house name, never a person's), up "
+                             "to 40 characters. Unset: the hub id.")] = None
     test_alarms: Annotated[bool, doc("Send SMS for test alarms (alarm.test) too.")] = False
-    interface: Annotated[str | None, doc("A second network interface to supervise (its operstate and carrier in "
-                                         "/sys/class/net), e.g. wwan0: path.lost when it goes down. Unset: none.",
-                                         pattern=INTERFACE_PATTERN)] = None
+    interface: Annotated[Annotated[str, msgspec.Meta(pattern=INTERFACE_PATTERN)] | None,
+                         doc("A second network interface to supervise (its operstate and carrier in "
+                             "/sys/class/net), e.g. wwan0: path.lost when it goes down. Unset: none.")] = None
     interface_check_s: Annotated[float, doc("Seconds between checks of the interface.", gt=0, le=3600)] = 10.0
 
 
