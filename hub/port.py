@@ -130,3 +130,8 @@ class DriverPort:
 
     def path_state(self, device: str, state: PathState) -> None:
         self.paths.modem(device, state)
+
+    def forget(self, device: str) -> None:
+        """``device``'s driver is detached (a reload): its text path and its path state go with it."""
+        self.fallback.forget(device)
+        self.paths.forget(device)

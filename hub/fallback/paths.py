@@ -105,6 +105,12 @@ class PathBoard:
             self._modems[device] = name
         self.update(name, state, device=device)
 
+    def forget(self, device: str) -> None:
+        """A modem removed (its driver detached on a reload): its path is no longer reported."""
+        name = self._modems.pop(device, None)
+        if name is not None:
+            self.paths.pop(name, None)
+
     def modem_up(self) -> list[str]:
         """The modems whose path is up, then the others (the order to send through)."""
         return sorted(self._modems, key=lambda d: self.paths.get(self._modems[d], _Path()).state != "up")

@@ -106,6 +106,10 @@ class Fallback:
         """A driver's text path (``port.text_path``)."""
         self.texts[device] = path
 
+    def forget(self, device: str) -> None:
+        """``device``'s driver is gone (detached on a reload): no more sends through it."""
+        self.texts.pop(device, None)
+
     def restore(self, history: list[tuple[Event, bool]]) -> None:
         """After a restart: the SMS already sent for episodes still open (stored ``fallback.sent``), not sent again."""
         for event, _ in history:
