@@ -24,7 +24,9 @@ import pytest
 from hil.harness.broker import request
 from hil.harness.emulators import EmulatedModem, modem_device
 from hil.harness.hubproc import gpio_devices
+from hub.eventdata import problems
 from tests.support.central import BASE, events
+from tests.test_contract import asyncapi_validator, errors
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "contract" / "event.schema.json").read_text())
 NURSE, CARE = "+4791234567", "+4798765432"
@@ -101,6 +103,7 @@ def test_broker_down_one_sms_per_episode_and_number_then_a_reminder_and_the_cent
     sent = list({e["id"]: e for e in events(sub, "fallback.sent")}.values())
     for e in sent:
         jsonschema.validate(e, SCHEMA)
+        assert problems(e["type"], e["data"]) == []
         assert e["data"]["reason"] == "link_down" and e["priority"] == "high"
         assert e["cause"] == alarms[e["source"]["device"]]["id"]
     got = Counter((e["source"]["device"], e["data"]["to"], e["data"]["reminder"]) for e in sent)
@@ -159,6 +162,11 @@ def fault_and_back(hub, sub, broker, modem, n: int, *, fault: str, reason: str, 
     doc = status(broker)
     assert doc["paths"]["gsm"]["state"] == "down" and doc["paths"]["gsm"]["reason"] == reason, fault
     assert doc["paths"]["mqtt"]["state"] == "up"
+    assert doc["devices"]["modem"]["state"] == "offline" and doc["devices"]["modem"]["reason"] == reason, fault
+    # meanwhile the hub answers at once: a test alarm end to end (test alarms get no SMS by default)
+    reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/test-alarm", {"note": fault}, timeout=10)
+    assert reply["ok"], fault
+    sub.wait_for(lambda _: any(e["id"] == reply["event_id"] for e in events(sub, "alarm.test")), timeout=10)
     off()
     sub.wait_for(lambda _: len(path_events(sub, "path.restored")) >= n, timeout=30)
     back = path_events(sub, "path.restored")[n - 1]
@@ -189,7 +197,12 @@ def test_every_modem_fault_is_reported_and_recovered(make_hub, subscribe, broker
     sub.wait_for(lambda _: {e["data"]["to"] for e in events(sub, "fallback.sent")} == {NURSE, CARE}, timeout=30)
     assert Counter(s["to"] for s in modem.sent()) == Counter({NURSE: 1, CARE: 1}), "one SMS each, once it worked"
     assert hub.returncode is None
+    for e in events(sub):
+        if e["type"].startswith(("path.", "fallback.")):
+            jsonschema.validate(e, SCHEMA)
+            assert problems(e["type"], e["data"]) == [], e
     doc = status(broker)
+    assert errors(asyncapi_validator("/components/schemas/StatusReply"), doc) == []
     assert doc["devices"]["modem"]["state"] == "ok" and doc["devices"]["modem"]["sent"] == 2
     assert doc["health"]["state"] == "ok", "a modem fault is the path's, not the hub's health"
     for line in ("modem_path_down", "path_lost", "path_restored", "fallback_sms_failed", "fallback_sms_sent"):
