@@ -173,6 +173,12 @@ class Fallback:
         return order[0], self.texts[order[0]]
 
     async def _send(self, alarm: Alarm, ep: _Episode, number: str, target: _Target) -> None:
+        try:
+            await self._send_one(alarm, ep, number, target)
+        finally:
+            target.busy = False
+
+    async def _send_one(self, alarm: Alarm, ep: _Episode, number: str, target: _Target) -> None:
         cfg = self.settings()
         reminder = target.sent
         waited = round(time.monotonic() - alarm.opened_at, 3)
@@ -182,29 +188,28 @@ class Fallback:
         common = {"to": number, "reason": ep.reason, "reminder": reminder, "alarm_type": alarm.event.type,
                   "device": device, "waited_s": waited}
         try:
-            try:
-                ref = await path.send_text(number, text)
-            except TextSendError as exc:
-                target.failures += 1
-                cap = cfg.reminder_s if cfg.reminder_s > 0 else MAX_RETRY_S
-                retry = min(cfg.retry_s * 2 ** (target.failures - 1), cap)
-                target.next_at = time.monotonic() + retry
-                self.counters["failed"] += 1
-                log.error("fallback_sms_failed", event_id=alarm.event.id, to=masked(number), error=exc.reason,
-                          detail=exc.detail, attempt=target.failures, retry_in_s=retry)
-                await self._event("fallback.failed", Priority.CRITICAL, alarm, {
-                    **common, "error": exc.reason, "detail": exc.detail[:200], "attempt": target.failures,
-                    "retry_in_s": retry})
-                return
-            target.sent += 1
-            target.failures = 0
-            target.next_at = time.monotonic() + cfg.reminder_s if cfg.reminder_s > 0 else float("inf")
-            self.counters["sent"] += 1
-            log.warning("fallback_sms_sent", event_id=alarm.event.id, to=masked(number), reference=ref,
-                        reminder=reminder, reason=ep.reason)
-            await self._event("fallback.sent", Priority.HIGH, alarm, {**common, "reference": ref, "chars": len(text)})
-        finally:
-            target.busy = False
+            ref = await path.send_text(number, text)
+        except Exception as raised:  # a text path that fails in another way has failed all the same: retried
+            exc = raised if isinstance(raised, TextSendError) else TextSendError(
+                "error", f"{type(raised).__name__}: {raised}")
+            target.failures += 1
+            cap = cfg.reminder_s if cfg.reminder_s > 0 else MAX_RETRY_S
+            retry = min(cfg.retry_s * 2 ** (target.failures - 1), cap)
+            target.next_at = time.monotonic() + retry
+            self.counters["failed"] += 1
+            log.error("fallback_sms_failed", event_id=alarm.event.id, to=masked(number), error=exc.reason,
+                      detail=exc.detail, attempt=target.failures, retry_in_s=retry)
+            await self._event("fallback.failed", Priority.CRITICAL, alarm, {
+                **common, "error": exc.reason, "detail": exc.detail[:200], "attempt": target.failures,
+                "retry_in_s": retry})
+            return
+        target.sent += 1
+        target.failures = 0
+        target.next_at = time.monotonic() + cfg.reminder_s if cfg.reminder_s > 0 else float("inf")
+        self.counters["sent"] += 1
+        log.warning("fallback_sms_sent", event_id=alarm.event.id, to=masked(number), reference=ref,
+                    reminder=reminder, reason=ep.reason)
+        await self._event("fallback.sent", Priority.HIGH, alarm, {**common, "reference": ref, "chars": len(text)})
 
     async def _event(self, type_: str, priority: Priority, alarm: Alarm, data: dict[str, Any]) -> None:
         await self.emit(Draft(type=type_, priority=priority, source=alarm.event.source, route=alarm.event.route,
