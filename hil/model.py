@@ -230,7 +230,7 @@ class ExpectSms(_Step, tag="expect_sms", kw_only=True):
     ``to`` within ``within_ms``; each one it sent there holds every word of ``contains``. Needs ``gsm_modem``.
     Mark: when the count was reached."""
 
-    to: Annotated[str, Meta(pattern=r"^\+[1-9][0-9]{6,14}$")]
+    to: Annotated[str, Meta(pattern=r"^[+][1-9][0-9]{6,14}$")]
     device: DeviceId = "modem"
     count: Annotated[int, Meta(ge=0, le=1000)] = 1
     contains: list[str] = field(default_factory=list)

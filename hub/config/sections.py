@@ -19,7 +19,7 @@ from hub.rules.config import WINDOW_HELP, WINDOW_PATTERN, RulesConfig
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 RESIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 PREFIX_PATTERN = r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$"
-PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+PHONE_PATTERN = r"^[+][1-9][0-9]{6,14}$"
 INTERFACE_PATTERN = r"^[A-Za-z0-9_.:-]{1,15}$"
 
 #: What each pattern means, in the words an installer reads in an error message. A driver's

@@ -12,7 +12,7 @@ import msgspec
 
 from hub.eventdata.base import Data, Seconds
 
-Phone = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{6,14}$", description="The on-call number, E.164.")]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^[+][1-9][0-9]{6,14}$", description="The on-call number, E.164.")]
 Reason = Annotated[
     Literal["unacknowledged", "link_down"],
     msgspec.Meta(description="unacknowledged: no ack within fallback_after_s; link_down: the MQTT link was down "
