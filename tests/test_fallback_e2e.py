@@ -220,3 +220,60 @@ def test_no_sms_while_the_central_acknowledges_in_time(make_hub, subscribe, brok
     assert request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"], "by": "op-1"})["ok"]
     time.sleep(4.0)
     assert modem.cmgs() == [] and not events(sub, "fallback.sent")
+
+
+def test_a_restart_does_not_send_the_episodes_sms_again(make_hub, broker, modem):
+    hub = make_hub(devices=gpio_devices() + modem_device(modem),
+                   extra=fallback(link_down_after_s=1.0)).start().wait_online()
+    gsm_up(hub)
+    broker.stop()
+    hub.wait_log(lambda e: e.get("event") == "mqtt_disconnected")
+    hub.press("button-1")
+    until(lambda: Counter(modem.cmgs()) == Counter({NURSE: 1, CARE: 1}), what="the first SMS")
+    hub.wait_log(lambda e: len([c for c in hub.committed() if c["type"] == "fallback.sent"]) == 2)
+    hub.kill()  # kill -9: the alarm is re-opened from the outbox at the start, its SMS known as sent
+    hub.start()
+    hub.wait_log(lambda e: e.get("event") == "alarms_restored")
+    gsm_up(hub)
+    hub.wait_log(lambda e: e.get("event") == "fallback_started", timeout=20)
+    time.sleep(3.0)
+    assert Counter(modem.cmgs()) == Counter({NURSE: 1, CARE: 1}), "one SMS per episode and number, restart or not"
+
+
+def test_a_second_interface_is_supervised(make_hub, subscribe, broker, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import uuid
+
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 for a veth pair")
+    tag = uuid.uuid4().hex[:8]
+    name, peer = f"chg{tag}", f"chp{tag}"
+
+    def ip(*args: str) -> None:
+        subprocess.run(["ip", "link", *args], check=True, capture_output=True)
+
+    ip("add", name, "type", "veth", "peer", "name", peer)  # a cable with both ends here: up, with carrier
+    try:
+        ip("set", peer, "up")
+        ip("set", name, "up")
+        sub = subscribe([f"{BASE}/event/#"])
+        hub = make_hub(extra=f'\n[fallback]\ninterface = "{name}"\ninterface_check_s = 0.3\n').start().wait_online()
+        hub.wait_log(lambda e: e.get("event") == "path_up" and e.get("path") == "interface")
+        assert status(broker)["paths"]["interface"]["state"] == "up"
+        ip("set", name, "down")
+        sub.wait_for(lambda _: events(sub, "path.lost"), timeout=20)
+        (lost,) = events(sub, "path.lost")
+        assert lost["data"]["path"] == "interface" and lost["data"]["reason"] == "down"
+        assert lost["data"]["detail"]["interface"] == name and lost["source"]["device"] == "hub"
+        assert status(broker)["paths"]["interface"]["state"] == "down"
+        ip("set", name, "up")
+        sub.wait_for(lambda _: events(sub, "path.restored"), timeout=20)
+        (back,) = events(sub, "path.restored")
+        assert back["data"]["was"] == "down" and back["scaip"]["stc"] == "0116"
+        ip("del", name)
+        sub.wait_for(lambda _: len(events(sub, "path.lost")) == 2, timeout=20)
+        assert events(sub, "path.lost")[1]["data"]["reason"] == "missing"
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)  # takes its peer with it
