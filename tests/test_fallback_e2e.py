@@ -12,6 +12,9 @@ ignored. Every modem fault is reported (path.lost, status) and recovered
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -145,6 +148,11 @@ def test_unacknowledged_alarm_sms_and_an_ok_reply_acknowledges_with_the_led_stea
     assert doc["open_alarms"] == []
     assert doc["fallback"]["counters"] == {"sent": 1, "unknown_sender": 1, "not_understood": 1, "acknowledged": 1}
     assert modem.modem()["stored"] == [], "every message read is deleted from the modem"
+    # the installer's view says the same
+    shown = subprocess.run([sys.executable, "-m", "hub.cli", "status", "-c", str(hub.config)], capture_output=True,
+                           text=True, timeout=30, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert "gsm up" in shown.stdout and "SMS fallback armed: 1 sent, 0 failed" in shown.stdout
     # the central's own ack afterwards is answered as for any acknowledged alarm
     again = request("127.0.0.1", broker.port, f"{BASE}/cmd/ack", {"event_id": alarm["id"], "by": "op-1"})
     assert again["result"] == "already_acknowledged"
@@ -241,9 +249,7 @@ def test_a_restart_does_not_send_the_episodes_sms_again(make_hub, broker, modem)
 
 
 def test_a_second_interface_is_supervised(make_hub, subscribe, broker, tmp_path):
-    import os
     import shutil
-    import subprocess
     import uuid
 
     if os.geteuid() != 0 or shutil.which("ip") is None:
