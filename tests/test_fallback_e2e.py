@@ -285,24 +285,28 @@ def test_a_second_interface_is_supervised(make_hub, subscribe, broker, tmp_path)
         subprocess.run(["ip", "link", "del", name], capture_output=True)  # takes its peer with it
 
 
-def test_new_on_call_numbers_apply_on_a_reload(make_hub, subscribe, broker, modem):
+def test_new_on_call_numbers_apply_on_a_reload_and_only_an_sms_sent_is_answered(make_hub, subscribe, broker, modem):
     import signal
 
     sub = subscribe([f"{BASE}/event/#"])
     hub = make_hub(devices=gpio_devices() + modem_device(modem),
-                   extra=fallback(fallback_after_s=600, link_down_after_s=600)).start().wait_online()
+                   extra=fallback(fallback_after_s=2.0, link_down_after_s=600)).start().wait_online()
     gsm_up(hub)
     text = hub.config.read_text()
     hub.config.write_text(text.replace(f'care = ["{CARE}"]', 'care = ["+4740000009"]'))
     assert hub.proc is not None
     hub.proc.send_signal(signal.SIGHUP)
     sub.wait_for(lambda _: events(sub, "hub.config_reloaded"))
+    modem.sms(NURSE, "OK")  # on call, but answering no SMS of an open alarm: ignored, and not kept for one
+    hub.wait_log(lambda e: e.get("event") == "sms_ok_nothing_open")
     hub.press("button-1")
     sub.wait_for(lambda _: events(sub, "alarm.button"))
+    until(lambda: Counter(modem.cmgs()) == Counter({NURSE: 1, "+4740000009": 1}), what="SMS to the new numbers")
     modem.sms(CARE, "OK")  # no longer on call
     hub.wait_log(lambda e: e.get("event") == "sms_from_unknown_number")
-    modem.sms("+4740000009", "Ok")  # on call now; no SMS went out yet: the open alarms of its route
+    assert not events(sub, "alarm.acknowledged")
+    modem.sms("+4740000009", "Ok")
     sub.wait_for(lambda _: events(sub, "alarm.acknowledged"))
     (acked,) = events(sub, "alarm.acknowledged")
     assert acked["data"]["by"] == "+4740000009"
-    assert modem.cmgs() == []
+    wait_feedback(hub, "steady")

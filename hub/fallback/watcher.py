@@ -14,9 +14,10 @@ link is back. Test alarms get none unless ``test_alarms``.
 
 A reply ``OK`` (case and spaces aside) from an on-call number acknowledges,
 through the very handler of ``cmd/ack`` with the number as ``by``, the open
-episodes that number was sent an SMS for (none: the open episodes of its
-route); the LED turns steady. Anything else from an on-call number, and
-everything from an unknown one, is logged and ignored.
+episodes that number was sent an SMS for; the LED turns steady. An OK that
+answers no open episode's SMS (a late reply to one the central acknowledged
+since) is logged and ignored, never taken for a newer alarm; so is anything
+else from an on-call number, and everything from an unknown one.
 
 The watcher knows the modem only as a :class:`~drivers.base.TextPath` the
 driver registered; the sends go through the one whose path is up first.
@@ -230,11 +231,7 @@ class Fallback:
             log.warning("sms_reply_not_understood", device=device, sender=masked(number), chars=len(text))
             return
         notified = [i for i, ep in self._episodes.items() if ep.targets.get(number, _Target()).sent]
-        if not notified:  # nothing sent to this number (yet): the open alarms of its route
-            notified = [a.event.id for a in self.alarms.open_episodes()
-                        if number in self.recipients(a.event.route, cfg)
-                        and (a.event.type != "alarm.test" or cfg.test_alarms)]
-        if not notified:
+        if not notified:  # a late reply, or one to an SMS this hub never sent: never taken for a new alarm
             self.counters["ok_nothing_open"] += 1
             log.warning("sms_ok_nothing_open", device=device, sender=masked(number))
             return
