@@ -164,7 +164,7 @@ class Hub:
             return
         self.commands.offer(msg)
 
-    async def fetch_retained(self, topic: str, timeout: float = 10.0) -> str | None:
+    async def fetch_retained(self, topic: str, timeout: float = 5.0) -> str | None:
         """The retained text on ``topic`` (a pushed config by reference); None when there is none in time."""
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._fetches[topic] = fut

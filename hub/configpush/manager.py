@@ -52,14 +52,20 @@ class ConfigPush:
         self.local = local
         self.store = store
         self.record = record
+        self.key: Any = None
+        self.set_local(local)
+        self._probation: asyncio.Task[None] | None = None
+        self._deadline = 0.0
+
+    def set_local(self, local: LoadedConfig) -> None:
+        """The local file as read now (at start, on a reload): the pins and the central's key come from it."""
+        self.local = local
         self.key = None
         if local.config.push.key is not None:
             try:
                 self.key = load_public_key(local.resolve(local.config.push.key))
             except KeyError_ as exc:  # check-config refuses this; a file changed since is logged
                 log.error("config_push_key_unreadable", key=local.config.push.key, error=str(exc))
-        self._probation: asyncio.Task[None] | None = None
-        self._deadline = 0.0
 
     async def _save(self) -> None:
         await asyncio.to_thread(self.store.write, self.record)
@@ -188,8 +194,9 @@ class ConfigPush:
                 return
             await asyncio.sleep(POLL_S)
         link = self.hub.link.status()
+        brokers = ", ".join(f"{b.host}:{b.port}" for b in new.config.mqtt.broker)
         detail = (f"the central was not reached within probation_s = {self.local.config.push.probation_s:g}: no "
-                  f"birth acknowledged by a broker (link {link['state']}, broker {link['broker']}, last error "
+                  f"birth acknowledged by a broker (brokers {brokers}; link {link['state']}, last error "
                   f"{link['last_error']})")[:1000]
         await self._roll_back(version, new, previous, back_to, "unreachable", detail)
 

@@ -120,7 +120,7 @@ _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
         by="central.main"), None),
     ("config.rolled_back", HUB_SOURCE, 10030, c.ConfigRolledBackData(
         version=8, sha256=SHA_PUSHED, reason="unreachable", detail="the central was not reached within "
-        "probation_s = 120: no birth acknowledged by a broker (link backoff, broker mqtt3.responssenter.example:8883, "
+        "probation_s = 120: no birth acknowledged by a broker (brokers mqtt3.responssenter.example:8883; link backoff, "
         "last error ConnectionRefusedError: [Errno 111] Connection refused)", to_version=None, to_sha256=SHA_NEW,
         at=at(10020)), None),
     ("config.confirmed", HUB_SOURCE, 10200, c.ConfigConfirmedData(version=9, sha256=SHA_PUSHED_9, after_s=0.412),

@@ -103,7 +103,7 @@ class Reloader:
             previous = h.loaded.sha256
             changed = await self.apply(new)
             if pushed is not None:
-                pushed.local = new
+                pushed.set_local(new)
         if changed or new.sha256 != previous:
             await h.emitter.emit_logged(
                 Draft(type="hub.config_reloaded", priority=Priority.NORMAL, source=HUB_SOURCE,

@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hil.harness.broker import Mosquitto, Subscriber, request
+from hil.harness.broker import Mosquitto, Subscriber, new_client, request
 from hil.harness.hubproc import REPO, HubProcess, hub_config
 from hub.configpush.signing import public_pem, sign
 
@@ -80,6 +80,18 @@ class PushRig:
         """Push ``text`` as ``version`` as ``user``; the hub's reply."""
         return request("127.0.0.1", self.broker.port, f"{BASE}/cmd/config", self.command(version, text, **kw),
                        timeout=timeout, username=user, password=PASSWORDS[user])
+
+    def retain(self, version: int, text: str, *, user: str = "central.main") -> None:
+        """Publish ``text`` retained on ``{prefix}/{hub}/config/<version>`` (a push by reference), as ``user``."""
+        client = new_client(f"retain-{version}", None, user, PASSWORDS[user])
+        client.connect("127.0.0.1", self.broker.port)
+        client.loop_start()
+        try:
+            info = client.publish(f"{BASE}/config/{version}", text.encode(), qos=1, retain=True)
+            info.wait_for_publish(timeout=10)
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     def status(self, timeout: float = 15.0) -> dict[str, Any]:
         """``cmd/config-status``."""
