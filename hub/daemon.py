@@ -46,7 +46,7 @@ from hub.health import HealthBoard
 from hub.housekeeping import Housekeeping
 from hub.lifecycle import Lifecycle
 from hub.commands import MAX_CONFIG_TEXT
-from hub.configpush import ConfigPush, HistoryStore, Record, Selected
+from hub.configpush import ConfigPush, HistoryStore, Record, Selected, select
 from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, TlsSettings, Will
 from hub.outbox import Outbox
 from hub.port import DriverPort
@@ -241,9 +241,12 @@ def run_daemon(loaded: LoadedConfig) -> int:
         log.warning("config_warning", file=w.file, line=w.line, key=w.key, message=w.message)
     private_state(loaded.state_dir)  # 0700 and 0600 whatever the umask; the outbox keeps its files so
 
-    from hub.configpush import select
-
-    chosen = select(loaded)  # the local file, or the pushed version the history names (rolled back if need be)
+    try:  # the local file, or the pushed version the history names (rolled back if need be)
+        chosen = select(loaded)
+    except Exception as exc:  # a history that cannot be read or written must not keep the alarms down
+        log.error("config_history_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        chosen = Selected(loaded, HistoryStore(loaded.state_dir, keep=loaded.config.push.history), Record())
+    logs.set_level(chosen.loaded.config.log.level)
 
     async def main() -> int:
         return await Hub(chosen.loaded, pushed=chosen, local=loaded).run()

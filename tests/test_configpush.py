@@ -52,7 +52,7 @@ def test_the_history_is_written_whole_and_keeps_what_it_names(tmp_path: Path) ->
                     entries=[Entry(version=v, sha256="b" * 64, state="good", at="2026-12-05T21:00:00.000Z")
                              for v in range(1, 6)])
     store.write(record)
-    assert [e.version for e in store.read().entries] == [3, 4, 5]
+    assert [e.version for e in store.read().entries] == [1, 3, 4, 5]  # the newest 3, and the last good one
     assert sorted(p.name for p in store.dir.glob("v*.toml")) == ["v1.toml", "v3.toml", "v4.toml", "v5.toml"]
     assert store.read().probation == record.probation
     assert not list(store.dir.glob(".*.tmp"))

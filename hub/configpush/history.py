@@ -124,8 +124,12 @@ class HistoryStore:
     def write(self, record: Record) -> None:
         """Save ``record`` atomically; entries beyond ``keep`` and texts nothing names any more go."""
         private_dir(self.dir)
-        if len(record.entries) > self.keep:
-            record.entries = record.entries[-self.keep:]
+        if len(record.entries) > self.keep:  # the newest, and always the active and the last good one's
+            keep = set(range(len(record.entries) - self.keep, len(record.entries)))
+            for version in (record.active, record.last_good):
+                found = [i for i, e in enumerate(record.entries) if e.version == version]
+                keep.update(found[-1:])
+            record.entries = [e for i, e in enumerate(record.entries) if i in keep]
         write_atomic(self.path, msgspec.json.encode(record))
         wanted = {e.version for e in record.entries} | {record.active, record.last_good}
         for f in self.dir.glob("v*.toml"):

@@ -54,6 +54,7 @@ class ConfigPush:
         self.record = record
         self.key: Any = None
         self.set_local(local)
+        self._lock = asyncio.Lock()
         self._probation: asyncio.Task[None] | None = None
         self._deadline = 0.0
 
@@ -84,7 +85,12 @@ class ConfigPush:
     # --- cmd/config ----------------------------------------------------------------------------
 
     async def push(self, cmd: commands.PushConfig) -> dict[str, Any]:
-        """Check a pushed config; the reply, with the apply as its follow-up when it is good."""
+        """Check a pushed config; the reply, with the apply as its follow-up when it is good. One at a time:
+        a second push waits until the first is on probation (and is then refused as busy) or refused."""
+        async with self._lock:
+            return await self._push(cmd)
+
+    async def _push(self, cmd: commands.PushConfig) -> dict[str, Any]:
         hub_id = self.local.config.hub.id
         if self.key is None:
             return await self._refuse(cmd, "not_enabled", "this hub takes no pushed config: its local file has no "
@@ -152,6 +158,9 @@ class ConfigPush:
         """After the reply: apply, or undo the probation mark when the apply is refused (nothing changed)."""
         h = self.hub
         async with h.reloader.lock:
+            if self.record.probation is None or self.record.probation.version != cmd.version:
+                log.warning("config_push_superseded", version=cmd.version)  # the local file won meanwhile
+                return
             try:
                 changed = await h.reloader.apply(new)
             except Refused as exc:
