@@ -117,3 +117,20 @@ def test_a_start_runs_the_active_push_and_an_edited_local_file_wins(tmp_path: Pa
     record = store.read()
     assert record.active is None and record.entry(2).state == "superseded"
     assert json.loads(store.path.read_text())["highest"] == 2  # a later push must still be higher
+
+
+def test_the_central_signs_with_the_cli_and_the_hub_verifies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "hub.cli", "config"]
+    assert subprocess.run([*run, "keygen", "--out", str(tmp_path)], capture_output=True).returncode == 0
+    assert oct((tmp_path / "central-push.key").stat().st_mode & 0o777) == "0o600"
+    assert subprocess.run([*run, "keygen", "--out", str(tmp_path)], capture_output=True).returncode == 2
+    (tmp_path / "hub.toml").write_text("[hub]\n")
+    out = subprocess.run([*run, "sign", "--key", str(tmp_path / "central-push.key"), "--hub", "h1", "--version", "4",
+                          str(tmp_path / "hub.toml")], capture_output=True, text=True, check=True).stdout
+    body = json.loads(out)
+    assert body["toml"] == "[hub]\n" and body["version"] == 4
+    public = load_public_key(tmp_path / "central-push.pub")
+    assert verify(public, "h1", 4, body["sha256"], body["signature"])
