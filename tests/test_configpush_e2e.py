@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hil.harness.broker import Mosquitto, Subscriber
 from hil.harness.mosquitto import free_port
+from hub.eventdata import problems
 from tests.support.central import events
+from tests.test_contract import asyncapi_validator, errors, event_validator
 from tests.support.pushrig import BASE, PASSWORDS, SHIPPED_ACL, PushRig
 
 BUTTON_2 = """
@@ -45,6 +47,15 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PushRig]:
     broker = Mosquitto(workdir=tmp_path / "broker", passwords=PASSWORDS, acl=SHIPPED_ACL).start()
     r = PushRig(tmp_path / "rig", broker)
     yield r
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if not failed:
+        for sub in r.subs:  # every config.* event and reply the central got holds to the contract
+            for e in events(sub, base=BASE):
+                assert errors(event_validator(), e) == [] and problems(e["type"], e["data"]) == [], e
+        for name, reply in r.replies:
+            schema = {"config-status": "ConfigStatusReply", "config": "ConfigPushReply" if reply["ok"] else
+                      "ConfigRefusedReply"}[name]
+            assert errors(asyncapi_validator(f"/components/schemas/{schema}"), reply) == [], reply
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed and r.hub is not None:
         print(f"--- hub log ---\n{r.hub.tail(80)}\n--- broker log ---\n{broker.log_tail(40)}")
     r.close()

@@ -34,6 +34,8 @@ class PushRig:
     probation_s: float = 30.0
     hub: HubProcess | None = None
     subs: list[Subscriber] = field(default_factory=list)
+    #: every reply the hub sent to cmd/config and cmd/config-status, for the contract check
+    replies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -78,8 +80,10 @@ class PushRig:
     def push(self, version: int, text: str, *, user: str = "central.main", timeout: float = 20.0,
              **kw: Any) -> dict[str, Any]:
         """Push ``text`` as ``version`` as ``user``; the hub's reply."""
-        return request("127.0.0.1", self.broker.port, f"{BASE}/cmd/config", self.command(version, text, **kw),
-                       timeout=timeout, username=user, password=PASSWORDS[user])
+        reply = request("127.0.0.1", self.broker.port, f"{BASE}/cmd/config", self.command(version, text, **kw),
+                        timeout=timeout, username=user, password=PASSWORDS[user])
+        self.replies.append(("config", reply))
+        return reply
 
     def retain(self, version: int, text: str, *, user: str = "central.main") -> None:
         """Publish ``text`` retained on ``{prefix}/{hub}/config/<version>`` (a push by reference), as ``user``."""
@@ -95,8 +99,10 @@ class PushRig:
 
     def status(self, timeout: float = 15.0) -> dict[str, Any]:
         """``cmd/config-status``."""
-        return request("127.0.0.1", self.broker.port, f"{BASE}/cmd/config-status", {}, timeout=timeout,
-                       username="central.main", password=PASSWORDS["central.main"])
+        reply = request("127.0.0.1", self.broker.port, f"{BASE}/cmd/config-status", {}, timeout=timeout,
+                        username="central.main", password=PASSWORDS["central.main"])
+        self.replies.append(("config-status", reply))
+        return reply
 
     def close(self) -> None:
         for s in self.subs:
