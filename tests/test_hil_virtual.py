@@ -290,6 +290,21 @@ def test_check_config_points_at_file_and_line(make_rig):
     assert rig.hub is not None and rig.hub.proc is None, "start = false: the hub was never started"
 
 
+def test_push_config_is_signed_applied_and_an_unreachable_broker_rolled_back(make_rig):
+    rig = make_rig(needs=("config_push",), config={"push": {"probation_s": 5}})
+    reply = rig.push_config(1, {"alarm.ack_timeout_s": 30}, False)
+    assert reply["ok"] is True and reply["result"] == "applying", reply
+    central(rig).wait("config.confirmed")
+    assert rig.push_config(2, {}, True)["result"] == "applying"
+    ((_, rolled),) = central(rig).wait("config.rolled_back", timeout=30)
+    assert rolled["data"]["reason"] == "unreachable" and rolled["data"]["to_version"] == 1
+    bad = rig.push_config(3, {"alarm.ack_timeout_s": "soon"}, False)
+    assert bad["result"] == "invalid" and re.match(r"pushed:v3:\d+:\d+: alarm\.ack_timeout_s", bad["errors"][0])
+    plain = make_rig()  # a scenario that does not push: no key, so the rig cannot push either
+    with pytest.raises(RigError, match="push key"):
+        plain.push_config(1, {}, False)
+
+
 def test_teardown_leaves_no_namespace_mount_loop_device_or_process(make_rig, tmp_path):
     rig = make_rig(needs=("power_cut",))
     rig.net_impair(5, 0, 0)  # the wire process and its TUN devices too
