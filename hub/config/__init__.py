@@ -16,7 +16,16 @@ in :mod:`drivers.registry`, and :mod:`hub.config.model` joins them into
 Relative paths in the file are relative to the file's own directory.
 """
 
-from hub.config.loader import ConfigError, ConfigIssue, ConfigUnreadable, LoadedConfig, load, load_text, parse, secret_text
+from hub.config.loader import (
+    ConfigError,
+    ConfigIssue,
+    ConfigUnreadable,
+    LoadedConfig,
+    load,
+    load_text,
+    parse,
+    secret_text,
+)
 from hub.config.model import DRIVER_FIELDS, DRIVERS_FOR_KIND, Config, Device
 from hub.config.schema import SCHEMA_PATH, config_schema, schema_text
 from hub.config.sections import (
