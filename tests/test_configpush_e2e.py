@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,6 +135,27 @@ def test_a_push_by_reference_fetches_the_retained_text(rig: PushRig) -> None:
     (confirmed,) = wait_event(sub, "config.confirmed")
     assert confirmed["data"] == {"version": 2, "sha256": sha(text), "after_s": confirmed["data"]["after_s"]}
     assert rig.status()["active"]["version"] == 2
+
+
+def test_a_reload_keeps_the_pushed_config_until_the_installer_edits_the_local_file(rig: PushRig) -> None:
+    sub = rig.subscribe()
+    hub = rig.start_hub().wait_online()
+    text = rig.text(ack_timeout_s=40)
+    assert rig.push(1, text)["result"] == "applying"
+    wait_event(sub, "config.confirmed")
+    assert hub.proc is not None
+    hub.proc.send_signal(signal.SIGHUP)  # the local file is as it was when version 1 came: version 1 stays
+    hub.wait_log(lambda e: e.get("event") == "config_reload_kept_pushed" and e.get("version") == 1)
+    assert rig.status()["active"]["version"] == 1
+    edited = hub.config.read_text().replace("unack_repeat_s = 60.0", "unack_repeat_s = 90")
+    hub.config.write_text(edited)
+    hub.proc.send_signal(signal.SIGHUP)  # the installer's edit wins
+    hub.wait_log(lambda e: e.get("event") == "config_local_file_wins")
+    wait_birth(sub, sha(edited))
+    status = rig.status()
+    assert status["active"] == {"version": None, "source": "local", "sha256": sha(edited)}
+    assert status["history"][0]["state"] == "superseded" and status["highest"] == 1
+    assert rig.push(1, text)["result"] == "stale_version"  # a later push must still be higher
 
 
 def test_a_bad_push_is_refused_with_check_configs_lines_and_nothing_changes(rig: PushRig) -> None:

@@ -98,7 +98,7 @@ class Reloader:
             raise Refused("invalid", lines, data) from None
         async with self.lock:
             pushed = getattr(h, "configpush", None)
-            if pushed is not None and not pushed.local_file_wins(new):  # the pushed config stays
+            if pushed is not None and not await pushed.local_file_wins(new):  # the pushed config stays
                 return []
             previous = h.loaded.sha256
             changed = await self.apply(new)
