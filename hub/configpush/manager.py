@@ -31,6 +31,7 @@ from hub.configpush.signing import KeyError_, load_public_key, sha256_text, veri
 from hub.configpush.validate import Invalid, check
 from hub.emitter import HUB_SOURCE
 from hub.events import Draft, Priority, rfc3339
+from hub.lifecycle import EXIT_GAVE_UP
 from hub.reload.reloader import Refused
 
 log = structlog.get_logger("hub.configpush")
@@ -236,7 +237,7 @@ class ConfigPush:
                 await self.hub.reloader.apply(previous)
             except Refused as exc:  # the config it ran before no longer applies: a fresh start runs it
                 log.critical("config_rollback_failed", version=version, reason=exc.reason, errors=exc.lines)
-                self.hub.lifecycle.exit_code = 70
+                self.hub.lifecycle.exit_code = EXIT_GAVE_UP
                 self.hub.lifecycle.request_stop()
         await self._emit("config.rolled_back", Priority.HIGH, {
             "version": version, "sha256": new.sha256, "reason": reason, "detail": detail,
