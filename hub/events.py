@@ -24,8 +24,9 @@ from hub.scaip import Scaip, codes_for
 #: Version of the event contract. Bumped only on a breaking change.
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
-#: 1: ``scaip`` on every event, the data schema of each type.
-SCHEMA_MINOR = 1
+#: 1: ``scaip`` on every event, the data schema of each type. 2: config pushed by the central (``cmd/config``,
+#: ``cmd/config-status``, ``config.*`` events).
+SCHEMA_MINOR = 2
 
 
 class Priority(str, enum.Enum):
@@ -265,6 +266,28 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "mqtt.prefix, store.dir, ... changed; restart the service to apply it) or attach_failed (a driver could "
         "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
         "unreadable).",
+    ),
+    "config.refused": (
+        Priority.HIGH,
+        "The hub refused a config pushed by the central (cmd/config) and runs on with the one it had "
+        "(data.running_sha256): data.reason says why (bad_signature, stale_version, invalid with data.errors and "
+        "data.lines, pinned, needs_restart, ...); the reply to the command has every FILE:LINE:COL line.",
+    ),
+    "config.applied": (
+        Priority.NORMAL,
+        "The hub applied a pushed config (data.version, data.sha256, data.changed) as a reload applies a file; it "
+        "is on probation for data.probation_s: config.confirmed or config.rolled_back follows.",
+    ),
+    "config.confirmed": (
+        Priority.NORMAL,
+        "The pushed config passed its probation: the hub reached the central on it (its birth acknowledged, its "
+        "command subscription granted) within probation_s. It is the last good config from now on.",
+    ),
+    "config.rolled_back": (
+        Priority.HIGH,
+        "The hub gave up a pushed config by itself and runs the last good one (data.to_version; null: its local "
+        "file): data.reason unreachable (the central not reached within probation_s), restarted (the hub stopped "
+        "before the probation passed) or unusable; data.detail says what happened. Sent once the link is back.",
     ),
     "device.flooding": (
         Priority.HIGH,

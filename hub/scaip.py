@@ -136,6 +136,10 @@ STATUS_CODES: dict[str, str | None] = {
     "hub.ble_recovered": "0094",  # restoral
     "hub.config_reloaded": None,  # no code for a configuration change
     "hub.config_refused": None,
+    "config.refused": None,  # a pushed config: no code for a configuration change
+    "config.applied": None,
+    "config.confirmed": None,
+    "config.rolled_back": None,
     "rule.bed_exit": "0003",  # absent: out of bed at night
     "rule.bed_not_returned": "0003",  # absent: out of bed at night and not back
     "rule.door_night": None,  # a door at night with nobody known inside: no one code (wandering is a device type)
