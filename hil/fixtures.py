@@ -35,6 +35,7 @@ FIXTURES: dict[str, str] = {
     "disk_fill": "the state directory's filesystem can be filled: disk_fill, disk_free",
     "wall_clock": "the hub's wall clock can be stepped: clock_step",
     "check_config": "carehub check-config can be run on changed configs: check_config",
+    "config_push": "the central can push a signed config to the hub (cmd/config): push_config",
     "gsm_modem": "a GSM modem on the hub's modem port whose SMS can be read and which can receive one "
                  "(the modem emulator): expect_sms, and serial steps to device modem (sms, fault)",
 }
@@ -63,6 +64,7 @@ STEP_NEEDS: dict[str, str] = {
     "disk_free": "disk_fill",
     "clock_step": "wall_clock",
     "check_config": "check_config",
+    "push_config": "config_push",
     "expect_sms": "gsm_modem",
 }
 
@@ -173,6 +175,9 @@ class Rig(Protocol):
     def disk_free(self) -> None: ...
     def check_config(self, set_: dict[str, Any], text: str) -> tuple[int, str]:
         """Run check-config on the rig's config so changed; (exit code, output)."""
+
+    def push_config(self, version: int, set_: dict[str, Any], unreachable: bool) -> dict[str, Any]:
+        """Push the rig's config so changed as ``version`` (cmd/config, signed); the hub's reply."""
 
 
 class RigError(Exception):

@@ -192,6 +192,19 @@ class CheckConfig(_Step, tag="check_config", kw_only=True):
     errors: list[str] = field(default_factory=list)
 
 
+class PushConfig(_Step, tag="push_config", kw_only=True):
+    """The central pushes the rig's config (``cmd/config``, signed with its key) as ``version``, with
+    ``set`` applied as in ``check_config``; ``broker = "unreachable"`` points it at a port nothing
+    listens on. Expect the reply's ``result`` (``applying``, or a refusal such as ``invalid``) and
+    every pattern of ``errors`` in its error lines. Mark: the push."""
+
+    version: Annotated[int, Meta(ge=1, le=2**53)]
+    set: dict[str, Any] = field(default_factory=dict)
+    broker: Literal["rig", "unreachable"] = "rig"
+    result: Annotated[str, Meta(pattern=r"^[a-z_]{1,32}$")] = "applying"
+    errors: list[str] = field(default_factory=list)
+
+
 # --- what the central sees and does ------------------------------------------------------------
 
 
@@ -287,7 +300,7 @@ class Join(_Step, tag="join", kw_only=True):
 Step = Union[
     Press, Hold, Release, Pull, Serial, Unplug, Replug, Advertise, BleFault,
     Wait, ClockStep, BrokerStop, BrokerStart, NetCut, NetImpair, NetRestore,
-    HubKill, HubStart, PowerCut, DiskFill, DiskFree, CheckConfig,
+    HubKill, HubStart, PowerCut, DiskFill, DiskFree, CheckConfig, PushConfig,
     ExpectEvent, ExpectNoEvent, ExpectFeedback, ExpectSms, ExpectStatus, Ack, CheckCentral,
     Repeat, Background, Join,
 ]  # fmt: skip

@@ -24,10 +24,10 @@ from hub.scaip import Scaip, codes_for
 #: Version of the event contract. Bumped only on a breaking change.
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
-#: 1: ``scaip`` on every event, the data schema of each type.
-#: 2: the second path: ``fallback.sent``, ``fallback.failed``, ``path.lost``, ``path.restored``; ``paths`` and
-#: ``fallback`` in the heartbeat and status.
-SCHEMA_MINOR = 2
+#: 1: ``scaip`` on every event, the data schema of each type. 2: config pushed by the central (``cmd/config``,
+#: ``cmd/config-status``, ``config.*`` events). 3: the second path: ``fallback.sent``, ``fallback.failed``,
+#: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status.
+SCHEMA_MINOR = 3
 
 
 class Priority(str, enum.Enum):
@@ -270,29 +270,43 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     ),
     "fallback.sent": (
         Priority.HIGH,
-        "The central did not acknowledge the alarm episode whose first alarm is `cause` within fallback_after_s, "
-        "or could not be reached for link_down_after_s while it was open: the hub sent an SMS to an on-call "
-        "number (data.to) through its modem (data.device), one per number per episode (data.reminder 0), then "
-        "reminders (data.reminder 1, 2 ...); data.reason unacknowledged or link_down, data.reference the "
-        "network's reference. It reaches the central once the link is back. A reply OK from that number "
-        "acknowledges the episode (alarm.acknowledged with data.by = the number).",
+        "An SMS to an on-call number (data.to) through the modem (data.device): the alarm episode whose first "
+        "alarm is `cause` waited fallback_after_s for an ack, or was open with the link down for link_down_after_s "
+        "(data.reason). One per number and episode (data.reminder 0), then reminders (1, 2 ...). A reply OK from "
+        "that number acknowledges the episode (alarm.acknowledged, data.by = the number).",
     ),
     "fallback.failed": (
         Priority.CRITICAL,
-        "An SMS of the fallback could not be sent (data.error: cms_error refused by the network, timeout the modem "
-        "did not answer, unavailable no modem, error; data.detail, e.g. +CMS ERROR: 500); tried again in "
-        "data.retry_in_s, doubling. cause: the episode's first alarm.",
+        "An SMS of the fallback could not be sent (data.error cms_error, timeout, unavailable, error; data.detail, "
+        "e.g. +CMS ERROR: 500); tried again in data.retry_in_s, doubling. cause: the episode's first alarm.",
     ),
     "path.lost": (
         Priority.HIGH,
-        "A second path out of the residence went down: data.path gsm (the modem; data.reason no_sim, "
-        "not_registered, weak_signal, not_answering, unplugged, io_error) or interface (data.reason down, "
-        "no_carrier, missing); data.detail what was read. The MQTT link's own state is in status and heartbeat "
-        "(paths.mqtt).",
+        "A second path went down: data.path gsm (data.reason no_sim, not_registered, weak_signal, not_answering, "
+        "unplugged, io_error) or interface (down, no_carrier, missing). The MQTT link's state: status paths.mqtt.",
     ),
-    "path.restored": (
+    "path.restored": (Priority.NORMAL, "A second path is up again (data.path, data.outage_s, data.was)."),
+    "config.refused": (
+        Priority.HIGH,
+        "The hub refused a config pushed by the central (cmd/config) and runs on with the one it had "
+        "(data.running_sha256): data.reason says why (bad_signature, stale_version, invalid with data.errors and "
+        "data.lines, pinned, needs_restart, ...); the reply to the command has every FILE:LINE:COL line.",
+    ),
+    "config.applied": (
         Priority.NORMAL,
-        "A second path is up again after path.lost (data.path, data.outage_s, data.was = the reason it was down).",
+        "The hub applied a pushed config (data.version, data.sha256, data.changed) as a reload applies a file; it "
+        "is on probation for data.probation_s: config.confirmed or config.rolled_back follows.",
+    ),
+    "config.confirmed": (
+        Priority.NORMAL,
+        "The pushed config passed its probation: the hub reached the central on it (its birth acknowledged, its "
+        "command subscription granted) within probation_s. It is the last good config from now on.",
+    ),
+    "config.rolled_back": (
+        Priority.HIGH,
+        "The hub gave up a pushed config by itself and runs the last good one (data.to_version; null: its local "
+        "file): data.reason unreachable (the central not reached within probation_s), restarted (the hub stopped "
+        "before the probation passed) or unusable; data.detail says what happened. Sent once the link is back.",
     ),
     "device.flooding": (
         Priority.HIGH,

@@ -87,6 +87,7 @@ class Lifecycle:
                 data={"version": __version__, "config_sha256": h.loaded.sha256, "pending_at_start": pending_at_start},
             )
         )
+        await h.configpush.started()  # a rollback decided at start: config.rolled_back, stored now
         self._supervise()
         wd = sdnotify.watchdog_interval()
         if wd:

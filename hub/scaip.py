@@ -147,6 +147,10 @@ STATUS_CODES: dict[str, str | None] = {
     "fallback.failed": "0042",  # failure (of the fallback's SMS)
     "path.lost": "0027",  # redundant communication link failure: the modem or the second interface
     "path.restored": "0116",  # redundant communication link reestablished
+    "config.refused": None,  # a pushed config: no code for a configuration change
+    "config.applied": None,
+    "config.confirmed": None,
+    "config.rolled_back": None,
     "rule.bed_exit": "0003",  # absent: out of bed at night
     "rule.bed_not_returned": "0003",  # absent: out of bed at night and not back
     "rule.door_night": None,  # a door at night with nobody known inside: no one code (wandering is a device type)

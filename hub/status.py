@@ -33,6 +33,8 @@ class StatusReporter:
         self.drivers = drivers
         self.started_at = time.time()
         self._started_mono = time.monotonic()
+        #: births the broker acknowledged (PUBACK) since start: a pushed config's probation counts them
+        self.births_acked = 0
 
     def birth(self) -> dict[str, Any]:
         """The retained ``status`` document published on every (re)connect."""
@@ -50,6 +52,7 @@ class StatusReporter:
         """After every CONNACK: the birth, retained."""
         topic = f"{self.hub.base}/status"
         await self.hub.link.publish(topic, json.dumps(self.birth()).encode(), qos=1, retain=True)
+        self.births_acked += 1
         log.info("birth_published", topic=topic)
 
     def devices(self) -> dict[str, Any]:

@@ -87,6 +87,7 @@ def test_broker_down_one_sms_per_episode_and_number_then_a_reminder_and_the_cent
     hub.press("button-1")  # a repeat joins the button's episode: no second SMS for it
     first = until(lambda: (c := Counter(modem.cmgs()))[NURSE] >= 1 and c[CARE] >= 2 and c, what="the first SMS")
     assert first == Counter({NURSE: 1, CARE: 2}), "one AT+CMGS per episode and number of its route"
+    until(lambda: len(modem.sent()) == 3, what="the texts, through to their Ctrl-Z")
     texts = {(s["to"], s["text"]) for s in modem.sent()}
     bathroom = [to for to, text in texts if "rom bathroom" in text]
     assert bathroom == [CARE], "the pull-cord (route care) goes to the care number only"
@@ -96,6 +97,7 @@ def test_broker_down_one_sms_per_episode_and_number_then_a_reminder_and_the_cent
         assert len(text) <= 160 and text.isascii()
     # the reminders come at reminder_s (4 s), one per number and episode (max_reminders = 1), then no more
     until(lambda: Counter(modem.cmgs()) == Counter({NURSE: 2, CARE: 4}), what="the reminders")
+    until(lambda: len(modem.sent()) == 6, what="the reminders' texts")
     assert sum("PAAMINNELSE 1" in s["text"] for s in modem.sent()) == 3
     time.sleep(5.0)  # past another reminder_s: none goes out
     assert Counter(modem.cmgs()) == Counter({NURSE: 2, CARE: 4})

@@ -52,6 +52,15 @@ def check_semantics(config: Any, base: Path, check_files: bool, report: Report, 
         _check_mqtt(config.mqtt, report)
         if check_files:
             _check_files(config.mqtt, base, report)
+    push = getattr(config, "push", None)
+    if check_files and push is not None and push.key is not None:
+        from hub.configpush.signing import KeyError_, load_public_key
+
+        p = Path(push.key) if os.path.isabs(push.key) else base / push.key
+        try:
+            load_public_key(p)
+        except KeyError_ as exc:
+            report(("push", "key"), f"expected the central's Ed25519 public key (PEM), found {push.key!r}: {exc}")
 
 
 def check_advice(config: Any, base: Path, report: Report) -> None:

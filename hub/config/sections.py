@@ -197,6 +197,31 @@ class LimitsSection(Section):
                                           ge=1)] = 200.0
 
 
+class PushSection(Section):
+    """``[push]``: configs pushed by the alarm central (``cmd/config``), signed with its key, held on probation.
+
+    A pushed config may not change this table, nor the hub's identity, its
+    credentials' files or its state directory (docs/config-push.md).
+    """
+
+    key: Annotated[
+        str | None,
+        doc("PEM file of the alarm central's Ed25519 public key: a pushed config (cmd/config) is taken only with a "
+            "valid signature by it. Not a secret; a pushed config can never change it. Unset: every push is "
+            "refused."),
+    ] = None
+    probation_s: Annotated[
+        float,
+        doc("Seconds a pushed config has to reach the central (its birth acknowledged by the broker and its "
+            "command subscription granted); otherwise the hub rolls back to the last good config by itself. A "
+            "restart before it passed rolls back too.", ge=5, le=3600),
+    ] = 120.0
+    history: Annotated[
+        int, doc("Pushed configs remembered in the state directory (versions, SHA-256, outcome); the active and "
+                 "the last good one are always kept.", ge=2, le=1000)
+    ] = 20
+
+
 class FallbackSection(Section):
     """``[fallback]``: when the central cannot be reached, SMS to the on-call phones, and the second paths watched.
 
@@ -279,5 +304,6 @@ class ConfigCore(Section):
     alarm: Annotated[AlarmSection, doc("The central's acknowledgement every alarm needs.")] = AlarmSection()
     limits: Annotated[LimitsSection, doc("What one device may send; beyond, its telemetry is dropped.")] = LimitsSection()
     rules: Annotated[RulesConfig, doc("The local rules: readings that become alarms.")] = RulesConfig()
+    push: Annotated[PushSection, doc("Configs pushed by the alarm central: its key and the probation.")] = PushSection()
     fallback: Annotated[FallbackSection, doc("SMS to the on-call phones when the central cannot be reached; the "
                                              "second paths watched.")] = FallbackSection()

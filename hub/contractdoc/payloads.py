@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub.contractdoc.configdocs import ConfigPushReply, ConfigRefusedReply, ConfigStatusReply
 from hub.eventdata.base import UNSET, EventId, Seconds, Sha256, Timestamp, Unset
 from hub.events import Route
 
@@ -293,7 +294,7 @@ class ErrorReply(_Doc):
     refused: Annotated[
         Literal["invalid", "too_large", "rate_limited", "busy"],
         msgspec.Meta(description="Refused at the gate, before it ran: invalid (a bad payload), too_large (over "
-                                 "4 KiB), rate_limited (over the command's rate), busy (the queue is full)."),
+                                 "4 KiB; cmd/config 64 KiB), rate_limited (over the command's rate), busy (the queue is full)."),
     ] | Unset = UNSET
     last_seq: Annotated[int, msgspec.Meta(ge=0, description="cmd/replay past the end: the hub's last seq.")] | Unset = UNSET
     sent: Annotated[
@@ -308,10 +309,12 @@ REPLIES: dict[str, tuple[type[_Doc], ...]] = {
     "status": (StatusReply,),
     "replay": (ReplayReply,),
     "ble-forget": (BleForgetReply,),
+    "config": (ConfigPushReply, ConfigRefusedReply),
+    "config-status": (ConfigStatusReply,),
 }
 
 #: Every document struct, for the schema components.
 DOCUMENTS: tuple[type[_Doc], ...] = (
     StatusOnline, StatusOffline, Heartbeat, StatusReply, AckReply, AckUnknownReply, TestAlarmReply, ReplayReply,
-    BleForgetReply, ErrorReply,
+    BleForgetReply, ConfigPushReply, ConfigRefusedReply, ConfigStatusReply, ErrorReply,
 )
