@@ -312,3 +312,24 @@ def test_new_on_call_numbers_apply_on_a_reload_and_only_an_sms_sent_is_answered(
     (acked,) = events(sub, "alarm.acknowledged")
     assert acked["data"]["by"] == "+4740000009"
     wait_feedback(hub, "steady")
+
+
+def test_the_simulated_modem_backend_through_the_sim_socket(make_hub, subscribe, broker):
+    """``backend = "sim"`` (the demo's): the same fallback, the modem inside the hub, driven by sim ops."""
+    sub = subscribe([f"{BASE}/event/#"])
+    sim_modem = '\n[[device]]\nid = "modem"\nkind = "modem"\n[device.modem]\nport = "unused"\nbackend = "sim"\n' \
+                'check_s = 0.3\ninbox_s = 0.2\n'
+    hub = make_hub(devices=gpio_devices() + sim_modem, extra=fallback(fallback_after_s=1.0)).start().wait_online()
+    gsm_up(hub)
+    hub.press("button-1")
+    state = until(lambda: len((st := hub.sim.call({"op": "modem_state", "device": "modem"}))["sent"]) == 2 and st,
+                  what="two SMS from the simulated modem")
+    assert {s["to"] for s in state["sent"]} == {NURSE, CARE}
+    hub.sim.call({"op": "modem_sms", "device": "modem", "from": CARE, "text": "OK"})
+    sub.wait_for(lambda _: events(sub, "alarm.acknowledged"))
+    assert events(sub, "alarm.acknowledged")[0]["data"]["by"] == CARE
+    hub.sim.call({"op": "modem_fault", "device": "modem", "fault": "no_sim"})
+    sub.wait_for(lambda _: events(sub, "path.lost"))
+    assert events(sub, "path.lost")[0]["data"]["reason"] == "no_sim"
+    hub.sim.call({"op": "modem_fault", "device": "modem", "fault": "none"})
+    sub.wait_for(lambda _: events(sub, "path.restored"))
