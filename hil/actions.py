@@ -124,7 +124,8 @@ ACTIONS: dict[str, Handler] = {
 
 #: Steps that only look or wait: they do not move a lane's event window (:mod:`hil.runctx`).
 PASSIVE = frozenset(
-    {"wait", "join", "expect_event", "expect_no_event", "expect_feedback", "expect_status", "check_central",
+    {"wait", "join", "expect_event", "expect_no_event", "expect_feedback", "expect_sms", "expect_status",
+     "check_central",
      "check_config", "repeat", "background"}
 )
 #: Steps after which the next acting step opens a new event window.

@@ -36,6 +36,8 @@ FIXTURES: dict[str, str] = {
     "wall_clock": "the hub's wall clock can be stepped: clock_step",
     "check_config": "carehub check-config can be run on changed configs: check_config",
     "config_push": "the central can push a signed config to the hub (cmd/config): push_config",
+    "gsm_modem": "a GSM modem on the hub's modem port whose SMS can be read and which can receive one "
+                 "(the modem emulator): expect_sms, and serial steps to device modem (sms, fault)",
 }
 
 #: The fixture each kind of step needs (steps not listed need only a hub and a central).
@@ -63,6 +65,7 @@ STEP_NEEDS: dict[str, str] = {
     "clock_step": "wall_clock",
     "check_config": "check_config",
     "push_config": "config_push",
+    "expect_sms": "gsm_modem",
 }
 
 RigKind = Literal["virtual", "physical"]
@@ -155,6 +158,8 @@ class Rig(Protocol):
     def replug(self, device: str) -> None: ...
     def advertise(self, device: str, values: dict[str, Any], replay: bool) -> float: ...
     def ble_fault(self, kind: str, times: int, running: bool) -> None: ...
+    def sms(self, device: str) -> dict[str, Any]:
+        """The modem's record: ``cmgs`` (the number of every AT+CMGS asked), ``sent`` (to, text, ref)."""
 
     # the world
     def clock_step(self, seconds: float) -> None: ...

@@ -238,6 +238,18 @@ class ExpectFeedback(_Step, tag="expect_feedback", kw_only=True):
     within_ms: Ms = 3000
 
 
+class ExpectSms(_Step, tag="expect_sms", kw_only=True):
+    """Expect the residence's modem to have been asked, in all since setup, for ``count`` SMS (AT+CMGS) to
+    ``to`` within ``within_ms``; each one it sent there holds every word of ``contains``. Needs ``gsm_modem``.
+    Mark: when the count was reached."""
+
+    to: Annotated[str, Meta(pattern=r"^[+][1-9][0-9]{6,14}$")]
+    device: DeviceId = "modem"
+    count: Annotated[int, Meta(ge=0, le=1000)] = 1
+    contains: list[str] = field(default_factory=list)
+    within_ms: Ms = 10_000
+
+
 class ExpectStatus(_Step, tag="expect_status", kw_only=True):
     """Expect the hub's retained status topic to say ``state`` (``online`` / ``offline``) within ``within_ms``."""
 
@@ -289,7 +301,7 @@ Step = Union[
     Press, Hold, Release, Pull, Serial, Unplug, Replug, Advertise, BleFault,
     Wait, ClockStep, BrokerStop, BrokerStart, NetCut, NetImpair, NetRestore,
     HubKill, HubStart, PowerCut, DiskFill, DiskFree, CheckConfig, PushConfig,
-    ExpectEvent, ExpectNoEvent, ExpectFeedback, ExpectStatus, Ack, CheckCentral,
+    ExpectEvent, ExpectNoEvent, ExpectFeedback, ExpectSms, ExpectStatus, Ack, CheckCentral,
     Repeat, Background, Join,
 ]  # fmt: skip
 

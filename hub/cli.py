@@ -8,6 +8,7 @@
 ``carehub demo``                         a simulated residence and the reference alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
+``carehub emulate modem --link PATH --control SOCK``     play a GSM modem (AT commands, SMS) on a pty
 ``carehub hil run [SCENARIO...]``        hardware-in-the-loop acceptance runs (``python -m hil run``)
 ``carehub central --broker HOST:PORT ...``  the reference alarm central (``carehub central --help``)
 """
@@ -198,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_scan)
 
-    sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) on a pty or a real port")
+    sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) or a GSM modem (modem) on a "
+                   "pty or a real port")
     sub.add_parser("hil", help="hardware-in-the-loop acceptance runs on a virtual or physical rig "
                    "(carehub hil run --help)")
 
@@ -217,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carehub`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["emulate", "modem"]:  # its own argument parser
+        from drivers.modem.emulator import main as modem_main
+
+        return modem_main(argv[2:])
     if argv[:1] == ["emulate"]:  # its own argument parser
         from drivers.serial.emulator import main as emulator_main
 

@@ -14,7 +14,8 @@ wires the parts; each does one job in a module of its own:
 * :mod:`hub.housekeeping`, :mod:`hub.health`, :mod:`hub.supervisor`: staying well, or saying so;
 * :mod:`hub.port`, :mod:`hub.drivertable` and :mod:`drivers.registry`: the drivers, which the hub knows by
   registry line only;
-* :mod:`hub.reload`: SIGHUP reads the config again and applies it, or refuses it.
+* :mod:`hub.reload`: SIGHUP reads the config again and applies it, or refuses it;
+* :mod:`hub.fallback`: SMS to the on-call phones when the central cannot be reached; every path watched.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from hub.control.paths import socket_path
 from hub.control.server import ControlServer
 from hub.control.statusdoc import status_document
 from hub.drivertable import DriverTable
+from hub import commands as cmds
 from hub.emitter import HUB_SOURCE, Emitter
+from hub.fallback import Fallback, PathBoard
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
 from hub.forwarder import Forwarder
@@ -126,6 +129,16 @@ class Hub:
         self.link.on_message = self._on_message
         self._fetches: dict[str, asyncio.Future[bytes]] = {}
         self.housekeeping = Housekeeping(self.outbox, self.link, self.health, idle=self.forwarder.idle)
+        self.paths = PathBoard(
+            emit=self.emitter.emit_logged, spawn=self.spawn, link_online=self.link.online.is_set,
+            interface=lambda: (self.cfg.fallback.interface, self.cfg.fallback.interface_check_s),
+        )
+        self.fallback = Fallback(
+            settings=lambda: self.cfg.fallback, hub_id=lambda: self.cfg.hub.id,
+            tz=lambda: ZoneInfo(self.cfg.hub.timezone), alarms=self.alarms, paths=self.paths,
+            emit=self.emitter.emit_logged, ack=lambda event_id, by: self.runner.run(cmds.Ack(event_id=event_id, by=by)),
+            spawn=self.spawn,
+        )
         self.port = DriverPort(
             emitter=self.emitter,
             rules=self.rules_runner,
@@ -134,6 +147,8 @@ class Hub:
             spawn=self.spawn,
             resolve=loaded.resolve,
             sim_socket=loaded.sim_socket,
+            fallback=self.fallback,
+            paths=self.paths,
         )
         self.sightings = Sightings()
         self.port.on_report.append(self.sightings.heard)

@@ -25,8 +25,9 @@ from hub.scaip import Scaip, codes_for
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
 #: 1: ``scaip`` on every event, the data schema of each type. 2: config pushed by the central (``cmd/config``,
-#: ``cmd/config-status``, ``config.*`` events).
-SCHEMA_MINOR = 2
+#: ``cmd/config-status``, ``config.*`` events). 3: the second path: ``fallback.sent``, ``fallback.failed``,
+#: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status.
+SCHEMA_MINOR = 3
 
 
 class Priority(str, enum.Enum):
@@ -267,6 +268,24 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
         "unreadable).",
     ),
+    "fallback.sent": (
+        Priority.HIGH,
+        "An SMS to an on-call number (data.to) through the modem (data.device): the alarm episode whose first "
+        "alarm is `cause` waited fallback_after_s for an ack, or was open with the link down for link_down_after_s "
+        "(data.reason). One per number and episode (data.reminder 0), then reminders (1, 2 ...). A reply OK from "
+        "that number acknowledges the episode (alarm.acknowledged, data.by = the number).",
+    ),
+    "fallback.failed": (
+        Priority.CRITICAL,
+        "An SMS of the fallback could not be sent (data.error cms_error, timeout, unavailable, error; data.detail, "
+        "e.g. +CMS ERROR: 500); tried again in data.retry_in_s, doubling. cause: the episode's first alarm.",
+    ),
+    "path.lost": (
+        Priority.HIGH,
+        "A second path went down: data.path gsm (data.reason no_sim, not_registered, weak_signal, not_answering, "
+        "unplugged, io_error) or interface (down, no_carrier, missing). The MQTT link's state: status paths.mqtt.",
+    ),
+    "path.restored": (Priority.NORMAL, "A second path is up again (data.path, data.outage_s, data.was)."),
     "config.refused": (
         Priority.HIGH,
         "The hub refused a config pushed by the central (cmd/config) and runs on with the one it had "

@@ -4,7 +4,8 @@ The birth (``status``, retained) goes out on every (re)connect, so a broker
 restart always gets a fresh one; the heartbeat every ``[mqtt] heartbeat_s``
 while connected; ``cmd/status`` answers with the same document as the
 heartbeat: outbox, link, forwarder, every device's health as its driver and
-the telemetry limit see it, open alarms, the hub's own health and tasks.
+the telemetry limit see it, open alarms, the hub's own health and tasks, each
+path out of the residence (``paths``: mqtt, gsm, interface) and the SMS fallback.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class StatusReporter:
             "tasks": h.supervisor.status(),
             "commands": h.commands.status(),
             "alarm_counters": dict(h.alarms.counters),
+            "paths": h.paths.status(),
+            "fallback": h.fallback.status(),
         }
 
     async def heartbeat(self) -> None:

@@ -253,6 +253,9 @@ class PhysicalRig:
             raise RigError(f"{device}: no advertiser ([ble] and ble_advertiser) or no address in {self.rig.path}")
         return self.advertiser.advertise(device, values, address=w.address, bindkey=w.bindkey, replay=replay)
 
+    def sms(self, device: str) -> dict[str, Any]:
+        raise RigError("this rig has no modem to read SMS from (fixture gsm_modem)")
+
     def ble_fault(self, kind: str, times: int, running: bool) -> None:
         ble = self.rig.ble
         if kind == "silent":

@@ -190,7 +190,8 @@ class VirtualRig:
             lines = hub_.log_lines()
             online = {e.get("device") for e in lines if e.get("event") == "serial_online"}
             scanning = not ble or any(e.get("event") == "ble_backend_started" for e in lines)
-            if serial <= online and scanning:
+            modems = not self.devices.modems or any(e.get("event") == "path_up" for e in lines)
+            if serial <= online and scanning and modems:
                 return
             if hub_.returncode is not None or time.monotonic() > deadline:
                 raise RigError(f"the hub's devices did not come up (serial waiting: {sorted(serial - online)}, "
@@ -284,6 +285,9 @@ class VirtualRig:
 
     def advertise(self, device: str, values: dict[str, Any], replay: bool) -> float:
         return self._dev().advertise(device, values, replay)
+
+    def sms(self, device: str) -> dict[str, Any]:
+        return self._dev().sms(device)
 
     def ble_fault(self, kind: str, times: int, running: bool) -> None:
         self._dev().ble_fault(kind, times, running)

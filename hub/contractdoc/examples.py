@@ -19,6 +19,7 @@ from hub.contractdoc import configdocs as cd
 from hub.eventdata import alarms as a
 from hub.eventdata import configdata as c
 from hub.eventdata import devices as v
+from hub.eventdata import fallback as f
 from hub.eventdata import hubdata as h
 from hub.eventdata import rules as r
 from hub.events import EVENT_TYPES, Draft, Event, Route, Source, rfc3339
@@ -125,6 +126,18 @@ _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
         at=at(10020)), None),
     ("config.confirmed", HUB_SOURCE, 10200, c.ConfigConfirmedData(version=9, sha256=SHA_PUSHED_9, after_s=0.412),
      None),
+    ("fallback.failed", NURSECALL, 1020, f.FallbackFailedData(
+        to="+4791234567", reason="unacknowledged", reminder=0, alarm_type="alarm.nursecall", device="modem",
+        waited_s=120.0, error="cms_error", detail="+CMS ERROR: 500", attempt=1, retry_in_s=30.0), 8),
+    ("fallback.sent", NURSECALL, 1050, f.FallbackSentData(
+        to="+4791234567", reason="unacknowledged", reminder=0, alarm_type="alarm.nursecall", device="modem",
+        waited_s=150.3, reference="17", chars=118), 8),
+    ("path.lost", HUB_SOURCE, 10300, f.PathLostData(
+        path="gsm", reason="not_registered", detail={"sim": "ready", "registration": 2, "signal": 99,
+                                                     "device": "modem"}), None),
+    ("path.restored", HUB_SOURCE, 10360, f.PathRestoredData(
+        path="gsm", outage_s=60.2, was="not_registered", detail={"sim": "ready", "registration": 1, "signal": 18,
+                                                                 "device": "modem"}), None),
     ("hub.stopping", HUB_SOURCE, 13000, h.HubStoppingData(), None),
 ]
 
@@ -199,6 +212,14 @@ _HEARTBEAT: dict[str, Any] = dict(
                         "serial:bedmat", "serial:dispenser", "serial:nursecall")},
     commands=d.CommandCounters(handled=3, refused={}, queued=0),
     alarm_counters={},
+    paths={
+        "mqtt": d.PathStatus(state="up", since=at(0.4), reason=None, lost=0, detail={}),
+        "gsm": d.PathStatus(state="up", since=at(2.1), reason=None, lost=0,
+                            detail={"sim": "ready", "registration": 1, "signal": 18, "device": "modem"}),
+        "interface": d.PathStatus(state="down", since=at(3.0), reason="no_carrier", lost=1,
+                                  detail={"interface": "wwan0", "operstate": "lowerlayerdown", "carrier": False}),
+    },
+    fallback=d.FallbackStatus(armed=True, text_paths=["modem"], counters={}, episodes=[]),
 )
 HEARTBEAT = d.Heartbeat(**_HEARTBEAT)
 
