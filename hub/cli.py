@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=["cert", "password"], help="log in with a client certificate or a password "
                    "(default cert)")
     p.add_argument("--ca", metavar="FILE", help="the central's CA certificate (PEM), copied beside the config")
+    p.add_argument("--push-key", metavar="FILE", help="the central's Ed25519 public key (PEM) for configs it pushes, "
+                   "copied beside the config; without it the config has no [push] and pushes are refused")
     p.add_argument("--template", choices=["residence", "ble", "minimal"],
                    help="config/examples/<template>.toml to start from (default residence)")
     p.add_argument("--out", metavar="DIR", help="where to write (default /etc/carehub)")

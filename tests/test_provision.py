@@ -24,12 +24,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hil.harness.broker import Mosquitto
 from hil.harness.hubproc import HubProcess
 from hil.harness.tlsfiles import TlsFiles
 from hub.config.sections import NAME_PATTERN
+from hub.configpush.signing import public_pem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,6 +195,8 @@ def test_without_the_ca_both_files_are_pending(tmp_path: Path) -> None:
 def test_interactive_answers_from_stdin(tmp_path: Path) -> None:
     ca = CA(tmp_path / "pki")
     out = tmp_path / "etc"
+    push_key = tmp_path / "central-push.pub"
+    push_key.write_bytes(public_pem(Ed25519PrivateKey.generate()))
     answers = "\n".join([
         "Hub 7",                      # refused (a space, upper case): asked again
         "omsorgsbolig-7",
@@ -204,6 +208,8 @@ def test_interactive_answers_from_stdin(tmp_path: Path) -> None:
         "mqtt2.responssenter.example:8884",
         "",                           # no more brokers
         str(ca.pem),
+        str(ca.pem),                  # refused: a certificate, not the central's Ed25519 key: asked again
+        str(push_key),
         str(out),
     ]) + "\n"
     proc = carehub("provision", stdin=answers)
@@ -214,6 +220,31 @@ def test_interactive_answers_from_stdin(tmp_path: Path) -> None:
     assert [b["host"] for b in cfg["mqtt"]["broker"]] == ["mqtt1.responssenter.example", "mqtt2.responssenter.example"]
     assert cfg["ble"]["backend"] == "bleak"  # the BLE template
     assert mode(out / "mqtt.pass") == 0o600
+    assert "push key" in proc.stdout and "not a PEM public key" in proc.stdout
+    assert cfg["push"]["key"] == "central-push.pub"
+    assert (out / "central-push.pub").read_bytes() == push_key.read_bytes()
+
+
+def test_config_push_is_on_with_the_centrals_key_and_off_without(tmp_path: Path) -> None:
+    """The residence template's [push]: pointed at the key copied beside the config, or left out."""
+    ca = CA(tmp_path / "pki")
+    push_key = tmp_path / "central-push.pub"
+    push_key.write_bytes(public_pem(Ed25519PrivateKey.generate()))
+    common = ("--resident", "R-00042", "--auth", "password", "--broker", "mqtt1.responssenter.example",
+              "--ca", str(ca.pem))
+    with_key, without = tmp_path / "with", tmp_path / "without"
+    assert provision(with_key, "--hub-id", "omsorgsbolig-4", *common, "--push-key", str(push_key)).returncode == 0
+    assert provision(without, "--hub-id", "omsorgsbolig-5", *common).returncode == 0
+    assert tomllib.loads((with_key / "hub.toml").read_text())["push"]["key"] == "central-push.pub"
+    assert (with_key / "central-push.pub").read_bytes() == push_key.read_bytes()
+    assert "push" not in tomllib.loads((without / "hub.toml").read_text())
+    assert not (without / "central-push.pub").exists()
+    for out in (with_key, without):
+        check = carehub("check-config", str(out / "hub.toml"))
+        assert check.returncode == 0, check.stderr
+    bad = provision(tmp_path / "bad", "--hub-id", "omsorgsbolig-6", *common, "--push-key", str(ca.pem))
+    assert bad.returncode == 2 and "not a PEM public key" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_input_that_ends_early_writes_nothing(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ class Answers:
     template: str
     out: Path
     ca: Path | None = None
+    #: the central's Ed25519 public key for configs it pushes (cmd/config); None: no push
+    push_key: Path | None = None
     state_dir: str = "/var/lib/carehub"
     generated_id: bool = False
 
@@ -116,6 +118,20 @@ def check_ca(value: str) -> Path | None:
     return path.resolve()
 
 
+def check_push_key(value: str) -> Path | None:
+    """The central's config-push key as an absolute path (None for no answer), if it is an Ed25519 PEM key."""
+    if not value:
+        return None
+    from hub.configpush.signing import KeyError_, load_public_key
+
+    path = Path(value).expanduser()
+    try:
+        load_public_key(path)
+    except KeyError_ as exc:
+        raise AnswerError(f"push key {value!r}: {exc}") from None
+    return path.resolve()
+
+
 #: Asks a question: (prompt, default or None, choices or None) -> the answer as typed.
 Ask = Callable[[str, str | None, list[str] | None], str]
 
@@ -153,6 +169,7 @@ def collect(args: Any, ask: Ask | None, say: Callable[[str], None]) -> Answers:
         resident = check_resident(args.resident)
         brokers = [parse_broker(b, auth) for b in args.broker]
         template, out, ca = args.template or "residence", Path(args.out or DEFAULT_OUT), check_ca(args.ca or "")
+        push_key = check_push_key(getattr(args, "push_key", None) or "")
     else:
         hub_id = check_hub_id(args.hub_id) if args.hub_id else _until_valid(
             ask, say, "Hub id (in every topic; the MQTT username; the certificate's CN)", proposed, check_hub_id)
@@ -172,6 +189,10 @@ def collect(args: Any, ask: Ask | None, say: Callable[[str], None]) -> Answers:
                     say(f"  {exc}")
         ca = check_ca(args.ca) if args.ca else _until_valid(
             ask, say, "The central's CA certificate (PEM file; empty: install it later)", "", check_ca)
+        push_key = check_push_key(args.push_key) if getattr(args, "push_key", None) else _until_valid(
+            ask, say, "The central's key for configs it pushes (Ed25519 public key, PEM; empty: no config push)", "",
+            check_push_key)
         out = Path(args.out or ask("Write the config and credentials to", DEFAULT_OUT, None))
     return Answers(hub_id=hub_id, resident=resident, brokers=brokers, auth=auth, template=template,
-                   out=out.expanduser().absolute(), ca=ca, state_dir=args.state_dir, generated_id=hub_id == proposed)
+                   out=out.expanduser().absolute(), ca=ca, push_key=push_key, state_dir=args.state_dir,
+                   generated_id=hub_id == proposed)

@@ -27,7 +27,8 @@ from hub.checkconfig import check_file, issue_dict, warning_line
 from hub.config.checks import SERVICE_USER
 from hub.provision.answers import TEMPLATES, AnswerError, Answers, collect, rich_ask
 from hub.provision.files import Owner, key_pem, make_csr, make_key, make_password, owner_for, write_file
-from hub.provision.render import CA_FILE, CERT_FILE, CSR_FILE, KEY_FILE, PASSWORD_FILE, find_template, render
+from hub.provision.render import (CA_FILE, CERT_FILE, CSR_FILE, KEY_FILE, PASSWORD_FILE, PUSH_KEY_FILE, find_template,
+                                  render)
 
 __all__ = ["run_provision"]
 
@@ -51,6 +52,8 @@ def _plan(a: Answers) -> _Plan:
         plan.files[PASSWORD_FILE] = (make_password(), 0o600, True)
     if a.ca is not None:
         plan.files[CA_FILE] = (a.ca.read_bytes(), 0o644, False)
+    if a.push_key is not None:
+        plan.files[PUSH_KEY_FILE] = (a.push_key.read_bytes(), 0o644, False)
     plan.files["hub.toml"] = (render(template.read_text(), a, source).encode(), 0o640, False)
     return plan
 

@@ -20,7 +20,7 @@ from hub.configshow import toml_value
 from hub.provision.answers import Answers
 from hub.tomlpos import key_positions
 
-__all__ = ["CA_FILE", "CERT_FILE", "CSR_FILE", "KEY_FILE", "PASSWORD_FILE", "find_template", "render"]
+__all__ = ["CA_FILE", "CERT_FILE", "CSR_FILE", "KEY_FILE", "PASSWORD_FILE", "PUSH_KEY_FILE", "find_template", "render"]
 
 #: The files provision names in the config, beside it.
 CA_FILE = "central-ca.pem"
@@ -28,6 +28,7 @@ CERT_FILE = "client.crt"
 KEY_FILE = "client.key"
 CSR_FILE = "client.csr"
 PASSWORD_FILE = "mqtt.pass"
+PUSH_KEY_FILE = "central-push.pub"
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_-]+)[\s.\]]")
 _VALUE = re.compile(r"""^(\s*[^=]+?=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s#]+)(.*)$""")
@@ -59,6 +60,7 @@ def render(template: str, answers: Answers, source: str) -> str:
         if m is None:
             raise ValueError(f"template {source}: cannot read the value of {'.'.join(path)} on line {row + 1}")
         lines[row] = m.group(1) + toml_value(value) + m.group(3)
+    lines = _push_table(lines, positions, answers, source)
     start, end = _mqtt_block(lines)
     kept = {k: v for k, v in data.get("mqtt", {}).items() if k not in _OWN_MQTT}
     head = [
@@ -72,19 +74,48 @@ def render(template: str, answers: Answers, source: str) -> str:
     return text
 
 
-def _mqtt_block(lines: list[str]) -> tuple[int, int]:
-    """The lines of the template's ``[mqtt]`` tables: from its header to the comments and blank
-    lines before the next table that is not ``mqtt``'s."""
+def _push_table(lines: list[str], positions: dict[Any, tuple[int, int]], a: Answers, source: str) -> list[str]:
+    """The template's ``[push]``: its key pointed at the central's key copied beside the config, or,
+    with no key given, the table left out (config push stays off until an installer adds it)."""
+    if ("push", "key") not in positions:
+        if a.push_key is None:
+            return lines
+        block = ["# Configs pushed by the central (cmd/config): taken only when signed by its key (docs/config-push.md).",
+                 "[push]", f"key = {toml_value(PUSH_KEY_FILE)}", ""]
+        at = next((i for i, line in enumerate(lines) if (m := _HEADER.match(line)) and m.group(1) == "device"),
+                  len(lines))
+        return lines[:at] + block + lines[at:]
+    if a.push_key is not None:
+        row = positions[("push", "key")][0] - 1
+        m = _VALUE.match(lines[row])
+        if m is None:
+            raise ValueError(f"template {source}: cannot read the value of push.key on line {row + 1}")
+        lines[row] = m.group(1) + toml_value(PUSH_KEY_FILE) + m.group(3)
+        return lines
+    start, end = _table_block(lines, "push")
+    while end < len(lines) and not lines[end].strip():
+        end += 1
+    return lines[:start] + lines[end:]
+
+
+def _table_block(lines: list[str], name: str) -> tuple[int, int]:
+    """The lines of the template's ``[name]`` tables: from its header to the comments and blank
+    lines before the next table that is not ``name``'s."""
     tops = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _HEADER.match(line))]
-    starts = [i for i, name in tops if name == "mqtt"]
+    starts = [i for i, top in tops if top == name]
     if not starts:
-        raise ValueError("template: no [mqtt] table")
+        raise ValueError(f"template: no [{name}] table")
     start = starts[0]
-    after = [i for i, name in tops if i > start and name != "mqtt"]
+    after = [i for i, top in tops if i > start and top != name]
     end = after[0] if after else len(lines)
     while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
         end -= 1
     return start, end
+
+
+def _mqtt_block(lines: list[str]) -> tuple[int, int]:
+    """The lines of the template's ``[mqtt]`` tables (see :func:`_table_block`)."""
+    return _table_block(lines, "mqtt")
 
 
 def _mqtt_tables(a: Answers, kept: dict[str, Any]) -> list[str]:
