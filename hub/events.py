@@ -309,6 +309,26 @@ RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 
 EVENT_TYPES.update(RULE_EVENT_TYPES)
 
+#: The resident's own daily check-in (:mod:`hub.rules.checkin`); part of :data:`EVENT_TYPES`.
+CHECKIN_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
+    "checkin.done": (
+        Priority.LOW,
+        "The resident checked in on purpose (\"all is well\"): a press of a check-in button, or a BLE button's "
+        "own gesture the config makes a check-in (data.gesture: double_press, long_press ...). Never an alarm. "
+        "data.window: the check-in window it falls in (null: none); data.missed: the checkin.missed whose "
+        "re-alerts it ends (null: none). The device's LED shows the check-in pattern; counts as activity.",
+    ),
+    "checkin.missed": (
+        Priority.HIGH,
+        "No check-in inside a check-in window by its end (data.window, data.due_at), the resident not away; "
+        "not an alarm: a call for the care team. Re-sent every realert_s (data.realert; cause = the first "
+        "checkin.missed) until a check-in, a cmd/ack of any of them, the resident going away, or the next "
+        "check-in window opening.",
+    ),
+}
+
+EVENT_TYPES.update(CHECKIN_EVENT_TYPES)
+
 
 def rfc3339(t: float | None = None) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
