@@ -209,3 +209,23 @@ def test_away_without_a_check_in_rule_says_so(make_hub, broker):
     until = (datetime.now(TZ) + timedelta(days=7)).replace(microsecond=0).isoformat()
     r = request("127.0.0.1", broker.port, f"{BASE}/cmd/away", {"until": until})
     assert r["ok"] is False and "[rules.check_in]" in r["error"]
+
+
+def test_cmd_away_suppresses_the_call_at_the_window_end(make_hub, subscribe, broker):
+    import json
+
+    from tests.support.control import carehub
+
+    window, closes = window_ending_soon()
+    sub = subscribe([f"{BASE}/event/#"])
+    hub = make_hub(devices=DEVICES, extra=rules(window, realert_s=4)).start().wait_online()
+    until = (datetime.now(TZ) + timedelta(hours=1)).replace(microsecond=0).isoformat()
+    reply = request("127.0.0.1", broker.port, f"{BASE}/cmd/away", {"until": until, "reason": "hospital"})
+    assert reply["ok"] and reply["away_now"]
+    time.sleep(max(0.0, closes - time.time()) + 4.0)
+    assert events(sub, "checkin.missed") == [], "away: the window that closed raises no call"
+    status = carehub("status", "--json", "--config", str(hub.config))
+    assert status.returncode == 0, status.stderr
+    (rule,) = [r for r in json.loads(status.stdout)["rules"] if r["name"] == "check_in"]
+    assert list(rule["state"]["judged"].values()) == ["away"], rule
+    assert rule["state"]["away"]["reason"] == "hospital" and (rule["priority"], rule["route"]) == ("high", "care")
