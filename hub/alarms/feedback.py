@@ -13,7 +13,7 @@ log = structlog.get_logger("hub.alarms")
 
 #: How long a device shows CHECKIN after a check-in (the pattern plays once within it), before it
 #: goes back to what its alarms say.
-CHECKIN_SHOW_S = 2.5
+CHECKIN_SHOW_S = 3.0
 
 
 class DeviceFeedback(EpisodeBook):
