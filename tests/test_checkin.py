@@ -167,6 +167,24 @@ def test_two_windows_a_day_each_judged_once() -> None:
     assert [o.data["window"] for _, o in r.missed()] == ["18:00-20:00"]
 
 
+def test_a_whole_day_window_is_judged_at_midnight_and_realerted_into_the_next_day() -> None:
+    r = run(at(2026, 12, 7, 12, 0), windows=[parse_window("00:00-24:00")], realert_s=3600)
+    r.until(at(2026, 12, 8, 2, 30), step=30)
+    assert [wall(t)[:16] for t, _ in r.missed()] == ["2026-12-08 00:00", "2026-12-08 01:00", "2026-12-08 02:00"]
+    assert r.rule.window_at(r.now) == "00:00-24:00"
+    done = r.check_in()  # today's check-in ends yesterday's call and counts for today
+    assert done.data["missed"] == r.missed()[0][1].id
+    r.until(at(2026, 12, 9, 0, 30), step=60)
+    assert len(r.missed()) == 3
+
+
+def test_overlapping_windows_are_each_judged() -> None:
+    r = run(at(2026, 12, 7, 7, 0), windows=[parse_window("08:00-12:00"), parse_window("10:00-11:00")], realert_s=0)
+    r.until(at(2026, 12, 7, 13, 0), step=30)
+    assert [(wall(t)[11:16], o.data["window"]) for t, o in r.missed()] == [
+        ("11:00", "10:00-11:00"), ("12:00", "08:00-12:00")]
+
+
 # --------------------------------------------------------------------------- what counts
 
 

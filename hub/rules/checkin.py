@@ -16,7 +16,9 @@ none; ``data.window``, ``data.due_at``). It is then re-sent every
 
 * a check-in, however late (``checkin.done`` then says which missed call it ends);
 * an ack: ``cmd/ack`` naming the first ``checkin.missed`` or any re-alert;
-* the next occurrence of any check-in window opening (the next day's window);
+* the next check-in window opening after it closed (the next day's window; for windows back to
+  back, such as ``00:00-24:00``, the one that opened as it closed goes on being judged: its
+  check-in ends the call, or its own missed call replaces it);
 * the resident being away (``cmd/away`` arriving, or a configured absence starting).
 
 **Away.** A configured absence or a ``cmd/away`` (:mod:`hub.rules.away`) that
@@ -27,7 +29,7 @@ check-in is re-alerted ends the re-alerts.
 and local date (``0@2026-12-05``) and remembers which were judged, so a
 restart never judges one twice, and a window that closed while the hub was
 down is judged when it comes back (a gap errs towards a call), unless a later
-window has opened since. Occurrences that closed before the rule first ran
+window has opened since it closed. Occurrences that closed before the rule first ran
 are not judged. A wall-clock step moves the instants the rule measured
 (check-ins, re-alert pace); the ``cmd/away`` times are the central's and stay.
 """
@@ -156,17 +158,17 @@ class CheckIn(Rule):
             self._since = now
         out: list[RuleOutput] = []
         occs = self.occurrences(now)
-        for n, (key, i, opens, closes) in enumerate(occs):
+        for key, i, opens, closes in occs:
             if closes > now or key in self._judged:
                 continue
             if closes <= self._since:
                 continue  # closed before the rule first ran: nobody watched it
-            if any(o[2] > opens for o in occs[n + 1:]):
-                self._judged[key] = "skipped"  # a later window opened already (the hub was down): that one counts
+            if any(o[2] > closes for o in occs):
+                self._judged[key] = "skipped"  # a later window opened since it closed (the hub was down): that one counts
                 continue
             out += self._judge(key, i, opens, closes, now)
         if self._missed is not None:
-            if any(o[2] > self._missed["opens"] for o in occs):
+            if any(o[2] > self._missed["closes"] for o in occs):
                 self._end("next_window", now)
             elif self.away_at(now) is not None:
                 self._end("away", now)
