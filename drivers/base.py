@@ -10,6 +10,10 @@ its :class:`DriverConfig` and ``attach(port, devices, settings) -> Driver``.
   battery), ``now`` (the rules' clock), ``spawn``, ``button`` (what presses
   mean), ``feedback`` (register an LED or buzzer, an :class:`Indicator` showing
   a :class:`FeedbackMode`) and ``sim`` (the sim socket's :class:`SimOps`).
+* A driver with a second way to reach people (an SMS modem) registers it as a
+  :class:`TextPath` (``text_path``): the hub decides when to send (the alarm
+  fallback) and names no driver; the driver tells the hub what comes back
+  (``text_received``) and how its path stands (``path_state``, a :class:`PathState`).
 * A :class:`Driver` gives back the long-running ``tasks`` the hub supervises,
   ``health`` per device, the commands it owns (``command``), and ``close``.
 
@@ -37,11 +41,14 @@ __all__ = [
     "Emit",
     "FeedbackMode",
     "Indicator",
+    "PathState",
     "Priority",
     "Report",
     "SimCommandError",
     "SimHandler",
     "SimOps",
+    "TextPath",
+    "TextSendError",
 ]
 
 #: A long-running job of a driver, run (and restarted when it dies) by the hub's supervisor.
@@ -81,6 +88,45 @@ class Indicator(Protocol):
 
     def show(self, mode: FeedbackMode) -> None:
         """Switch to ``mode``; must not block."""
+
+
+class TextSendError(Exception):
+    """A text message a :class:`TextPath` could not send.
+
+    ``reason`` is one word the hub reports (``cms_error``: the network refused it,
+    ``timeout``: the modem did not answer in time, ``unavailable``: no modem, no SIM
+    or not registered, ``error``: anything else); ``detail`` says more (``+CMS ERROR: 500``).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class TextPath(Protocol):
+    """A way to send short text messages beside the MQTT link (an SMS modem), registered by its driver.
+
+    One message at a time; never blocks the loop (the driver runs its hardware off it).
+    """
+
+    async def send_text(self, number: str, text: str) -> str | None:
+        """Send ``text`` to ``number`` (E.164, ``+4791234567``); the network's reference for it (None when the
+        path gives none). Raises :class:`TextSendError` when it could not be sent."""
+
+
+@dataclass(frozen=True)
+class PathState:
+    """How a communication path stands, as its driver sees it.
+
+    ``up``; ``reason`` when it is not (``no_sim``, ``not_registered``, ``weak_signal``,
+    ``not_answering``, ``unplugged``); ``detail`` what was read (``sim``, ``registration``,
+    ``signal`` ...), shown in ``status`` and the heartbeat.
+    """
+
+    up: bool
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class SimCommandError(Exception):
@@ -184,6 +230,15 @@ class HubPort(Protocol):
     @property
     def sim(self) -> SimOps:
         """The sim socket, for a simulated backend's operations (created on first use)."""
+
+    def text_path(self, device: str, path: TextPath) -> None:
+        """Register ``device`` as a way to send text messages (the hub's alarm fallback uses it)."""
+
+    def text_received(self, device: str, number: str, text: str) -> None:
+        """A text message from ``number`` arrived on ``device`` (a reply to the fallback: ``OK``)."""
+
+    def path_state(self, device: str, state: PathState) -> None:
+        """How ``device``'s communication path stands now (told on every check; the hub reports changes)."""
 
 
 class Driver(Protocol):

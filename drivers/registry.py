@@ -37,6 +37,7 @@ DRIVERS: tuple[Registered, ...] = (
     Registered("gpio", config="drivers.gpio.config", attach="drivers.gpio.driver:attach"),
     Registered("serial", config="drivers.serial.config", attach="drivers.serial.driver:attach"),
     Registered("ble", config="drivers.ble.config", attach="drivers.ble.driver:attach"),
+    Registered("modem", config="drivers.modem.config", attach="drivers.modem.driver:attach"),
 )
 
 

@@ -10,11 +10,13 @@ mark is the kill, not the restart that follows).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from hil import model as m
+from hil.results import Outcome
 from hil.runctx import Done, Lane, RunContext
 
 Handler = Callable[[RunContext, Lane, Any], Done]
@@ -65,6 +67,23 @@ def _wait(ctx: RunContext, lane: Lane, step: m.Wait) -> Done:
     return Done(detail=f"{ms:.0f} ms", data=data)
 
 
+def _push_config(ctx: RunContext, lane: Lane, step: m.PushConfig) -> Done:
+    """The central's ``cmd/config``; the reply's ``result`` and ``errors`` as the step expects."""
+    t = time.monotonic()
+    reply = ctx.rig.push_config(step.version, step.set, step.broker == "unreachable")
+    lines = "\n".join(str(e) for e in reply.get("errors", []))
+    wrong = []
+    if reply.get("result") != step.result:
+        wrong.append(f"replied {reply.get('result')!r} ({reply.get('error', 'no error')}), expected {step.result!r}")
+    missing = [p for p in step.errors if not re.search(p, lines, re.MULTILINE)]
+    if missing:
+        wrong.append("errors lack " + ", ".join(repr(p) for p in missing))
+    what = f"v{step.version}" + (" to an unreachable broker" if step.broker == "unreachable" else "")
+    if wrong:
+        return Done(Outcome.FAIL, f"{what}: " + "; ".join(wrong), data={"reply": reply}, instants=[t])
+    return Done(detail=f"{what}: {reply.get('result')}", data={"reply": reply}, instants=[t])
+
+
 def _simple(call: Callable[[Any, Any], Any], describe: Callable[[Any], str] = lambda s: "") -> Handler:
     """A step that is one rig call returning nothing of note."""
 
@@ -100,11 +119,13 @@ ACTIONS: dict[str, Handler] = {
     "power_cut": _simple(lambda r, s: r.power_cut(s.restart), lambda s: "restarted" if s.restart else "left off"),
     "disk_fill": _simple(lambda r, s: r.disk_fill()),
     "disk_free": _simple(lambda r, s: r.disk_free()),
+    "push_config": _push_config,
 }
 
 #: Steps that only look or wait: they do not move a lane's event window (:mod:`hil.runctx`).
 PASSIVE = frozenset(
-    {"wait", "join", "expect_event", "expect_no_event", "expect_feedback", "expect_status", "check_central",
+    {"wait", "join", "expect_event", "expect_no_event", "expect_feedback", "expect_sms", "expect_status",
+     "check_central",
      "check_config", "repeat", "background"}
 )
 #: Steps after which the next acting step opens a new event window.

@@ -126,6 +126,20 @@ def _expect_feedback(ctx: RunContext, lane: Lane, step: m.ExpectFeedback) -> Don
     return done
 
 
+def _expect_sms(ctx: RunContext, lane: Lane, step: m.ExpectSms) -> Done:
+    def count() -> int:
+        return sum(1 for n in ctx.rig.sms(step.device)["cmgs"] if n == step.to)
+
+    done = _poll(ctx, step.within_ms, count, step.count)
+    done.detail = f"SMS to {step.to}: {done.detail}"
+    if done.outcome is Outcome.PASS and step.contains:
+        texts = [s["text"] for s in ctx.rig.sms(step.device)["sent"] if s["to"] == step.to]
+        lacking = [t for t in texts if not all(w in t for w in step.contains)]
+        if lacking:
+            return Done(Outcome.FAIL, f"SMS to {step.to} lacks {step.contains}: {lacking[0]!r}", done.data)
+    return done
+
+
 def _expect_status(ctx: RunContext, lane: Lane, step: m.ExpectStatus) -> Done:
     done = _poll(ctx, step.within_ms, ctx.rig.central.status, step.state)
     done.detail = f"status: {done.detail}"
@@ -221,6 +235,7 @@ EXPECTS: dict[str, Handler] = {
     "expect_event": _expect_event,
     "expect_no_event": _expect_no_event,
     "expect_feedback": _expect_feedback,
+    "expect_sms": _expect_sms,
     "expect_status": _expect_status,
     "ack": _ack,
     "check_central": _check_central,

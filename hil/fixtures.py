@@ -35,6 +35,9 @@ FIXTURES: dict[str, str] = {
     "disk_fill": "the state directory's filesystem can be filled: disk_fill, disk_free",
     "wall_clock": "the hub's wall clock can be stepped: clock_step",
     "check_config": "carehub check-config can be run on changed configs: check_config",
+    "config_push": "the central can push a signed config to the hub (cmd/config): push_config",
+    "gsm_modem": "a GSM modem on the hub's modem port whose SMS can be read and which can receive one "
+                 "(the modem emulator): expect_sms, and serial steps to device modem (sms, fault)",
 }
 
 #: The fixture each kind of step needs (steps not listed need only a hub and a central).
@@ -61,6 +64,8 @@ STEP_NEEDS: dict[str, str] = {
     "disk_free": "disk_fill",
     "clock_step": "wall_clock",
     "check_config": "check_config",
+    "push_config": "config_push",
+    "expect_sms": "gsm_modem",
 }
 
 RigKind = Literal["virtual", "physical"]
@@ -153,6 +158,8 @@ class Rig(Protocol):
     def replug(self, device: str) -> None: ...
     def advertise(self, device: str, values: dict[str, Any], replay: bool) -> float: ...
     def ble_fault(self, kind: str, times: int, running: bool) -> None: ...
+    def sms(self, device: str) -> dict[str, Any]:
+        """The modem's record: ``cmgs`` (the number of every AT+CMGS asked), ``sent`` (to, text, ref)."""
 
     # the world
     def clock_step(self, seconds: float) -> None: ...
@@ -168,6 +175,9 @@ class Rig(Protocol):
     def disk_free(self) -> None: ...
     def check_config(self, set_: dict[str, Any], text: str) -> tuple[int, str]:
         """Run check-config on the rig's config so changed; (exit code, output)."""
+
+    def push_config(self, version: int, set_: dict[str, Any], unreachable: bool) -> dict[str, Any]:
+        """Push the rig's config so changed as ``version`` (cmd/config, signed); the hub's reply."""
 
 
 class RigError(Exception):

@@ -192,6 +192,19 @@ class CheckConfig(_Step, tag="check_config", kw_only=True):
     errors: list[str] = field(default_factory=list)
 
 
+class PushConfig(_Step, tag="push_config", kw_only=True):
+    """The central pushes the rig's config (``cmd/config``, signed with its key) as ``version``, with
+    ``set`` applied as in ``check_config``; ``broker = "unreachable"`` points it at a port nothing
+    listens on. Expect the reply's ``result`` (``applying``, or a refusal such as ``invalid``) and
+    every pattern of ``errors`` in its error lines. Mark: the push."""
+
+    version: Annotated[int, Meta(ge=1, le=2**53)]
+    set: dict[str, Any] = field(default_factory=dict)
+    broker: Literal["rig", "unreachable"] = "rig"
+    result: Annotated[str, Meta(pattern=r"^[a-z_]{1,32}$")] = "applying"
+    errors: list[str] = field(default_factory=list)
+
+
 # --- what the central sees and does ------------------------------------------------------------
 
 
@@ -224,6 +237,18 @@ class ExpectFeedback(_Step, tag="expect_feedback", kw_only=True):
     output: Literal["led", "buzzer"] = "led"
     state: Literal["off", "fast_blink", "slow_blink", "steady", "fault", "checkin"]
     within_ms: Ms = 3000
+
+
+class ExpectSms(_Step, tag="expect_sms", kw_only=True):
+    """Expect the residence's modem to have been asked, in all since setup, for ``count`` SMS (AT+CMGS) to
+    ``to`` within ``within_ms``; each one it sent there holds every word of ``contains``. Needs ``gsm_modem``.
+    Mark: when the count was reached."""
+
+    to: Annotated[str, Meta(pattern=r"^[+][1-9][0-9]{6,14}$")]
+    device: DeviceId = "modem"
+    count: Annotated[int, Meta(ge=0, le=1000)] = 1
+    contains: list[str] = field(default_factory=list)
+    within_ms: Ms = 10_000
 
 
 class ExpectStatus(_Step, tag="expect_status", kw_only=True):
@@ -276,8 +301,8 @@ class Join(_Step, tag="join", kw_only=True):
 Step = Union[
     Press, Hold, Release, Pull, Serial, Unplug, Replug, Advertise, BleFault,
     Wait, ClockStep, BrokerStop, BrokerStart, NetCut, NetImpair, NetRestore,
-    HubKill, HubStart, PowerCut, DiskFill, DiskFree, CheckConfig,
-    ExpectEvent, ExpectNoEvent, ExpectFeedback, ExpectStatus, Ack, CheckCentral,
+    HubKill, HubStart, PowerCut, DiskFill, DiskFree, CheckConfig, PushConfig,
+    ExpectEvent, ExpectNoEvent, ExpectFeedback, ExpectSms, ExpectStatus, Ack, CheckCentral,
     Repeat, Background, Join,
 ]  # fmt: skip
 

@@ -8,6 +8,7 @@
 ``carehub demo``                         a simulated residence and the reference alarm central
 ``carehub scan --config FILE --seconds N``  list the BLE devices heard (for installers)
 ``carehub emulate PROTOCOL --link PATH --control SOCK``  play a serial device on a pty
+``carehub emulate modem --link PATH --control SOCK``     play a GSM modem (AT commands, SMS) on a pty
 ``carehub hil run [SCENARIO...]``        hardware-in-the-loop acceptance runs (``python -m hil run``)
 ``carehub central --broker HOST:PORT ...``  the reference alarm central (``carehub central --help``)
 """
@@ -49,6 +50,14 @@ def _config_show(args: argparse.Namespace) -> int:
     from hub.configshow import run_config_show
 
     return run_config_show(args.config, args.json)
+
+
+def _configpush_tool(what: str, args: argparse.Namespace) -> int:
+    from hub.configpush import tool
+
+    if what == "keygen":
+        return tool.keygen(args.out)
+    return tool.sign_file(args.key, args.hub, args.version, args.file, by=args.by, reference=args.reference)
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -106,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "on stdout instead; same exit codes")
     p.set_defaults(func=_check_config)
 
-    p = sub.add_parser("config", help="show the config as the hub reads it (carehub config show --help)")
+    p = sub.add_parser("config", help="show the config as the hub reads it; the central's push key and signature "
+                       "(carehub config show|keygen|sign --help)")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     p = config_sub.add_parser(
         "show",
@@ -119,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default="/etc/carehub/hub.toml", help="the config (default /etc/carehub/hub.toml)")
     p.add_argument("--json", action="store_true", help="one JSON document (unset keys as null) instead of TOML")
     p.set_defaults(func=_config_show)
+    p = config_sub.add_parser("keygen", help="the central's push key pair (Ed25519) for cmd/config",
+                              description="Write central-push.key (0600; the central keeps it) and central-push.pub "
+                              "(each hub's [push] key) in --out. Exit 0 written, 2 a file exists.")
+    p.add_argument("--out", default=".", metavar="DIR", help="where to write (default: here)")
+    p.set_defaults(func=lambda a: _configpush_tool("keygen", a))
+    p = config_sub.add_parser("sign", help="the signed cmd/config payload for a config file (the central's side)",
+                              description="Print the cmd/config JSON payload for FILE as --version for --hub, "
+                              "signed with the central's push key (docs/config-push.md). Exit 0, 2 unreadable.")
+    p.add_argument("file", help="the whole config to push (TOML)")
+    p.add_argument("--key", required=True, metavar="FILE", help="the central's push key (central-push.key)")
+    p.add_argument("--hub", required=True, help="the hub id it is for")
+    p.add_argument("--version", required=True, type=int, help="above every version the hub applied")
+    p.add_argument("--by", default="central", help="who pushes it (in config.applied)")
+    p.add_argument("--reference", action="store_true",
+                   help="leave the text out: publish FILE retained on {prefix}/{hub}/config/<version> first")
+    p.set_defaults(func=lambda a: _configpush_tool("sign", a))
 
     p = sub.add_parser(
         "provision",
@@ -173,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_scan)
 
-    sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) on a pty or a real port")
+    sub.add_parser("emulate", help="play a serial device (bedmat, dispenser, espa444) or a GSM modem (modem) on a "
+                   "pty or a real port")
     sub.add_parser("hil", help="hardware-in-the-loop acceptance runs on a virtual or physical rig "
                    "(carehub hil run --help)")
 
@@ -192,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carehub`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["emulate", "modem"]:  # its own argument parser
+        from drivers.modem.emulator import main as modem_main
+
+        return modem_main(argv[2:])
     if argv[:1] == ["emulate"]:  # its own argument parser
         from drivers.serial.emulator import main as emulator_main
 

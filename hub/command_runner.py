@@ -3,7 +3,8 @@
 ``ack`` ends an alarm episode (or a rule's call: a ``checkin.missed``), ``away`` tells the
 check-in rule the resident is away (or home again), ``test-alarm`` raises ``alarm.test`` end to
 end, ``status`` answers with the status document, ``replay`` publishes stored
-events again (same ids and seqs) and says what is missing. A command a driver
+events again (same ids and seqs) and says what is missing; ``config`` and
+``config-status`` go to :mod:`hub.configpush`. A command a driver
 owns (``ble-forget``) goes to the drivers; the first that claims it answers.
 """
 
@@ -58,6 +59,8 @@ class CommandRunner:
         self.status = status
         self.drivers = drivers
         self.rules = rules
+        #: :class:`hub.configpush.ConfigPush`, set by the daemon once built (``config``, ``config-status``)
+        self.configpush: Any = None
 
     async def run(self, cmd: Any) -> dict[str, Any]:
         if isinstance(cmd, commands.Ack):
@@ -70,6 +73,10 @@ class CommandRunner:
             return await self._replay(cmd)
         if isinstance(cmd, commands.Away):
             return await self._away(cmd)
+        if isinstance(cmd, commands.PushConfig) and self.configpush is not None:
+            return await self.configpush.push(cmd)
+        if isinstance(cmd, commands.ConfigStatus) and self.configpush is not None:
+            return self.configpush.status()
         name = DRIVER_COMMANDS.get(type(cmd))
         if name is not None:
             return self._driver_command(name, cmd)

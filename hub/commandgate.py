@@ -46,7 +46,11 @@ DEFAULT_RATES: dict[str, tuple[float, float]] = {
     "replay": (1.0, 3.0),
     "ble-forget": (1.0, 5.0),
     "away": (1.0, 10.0),
+    "config": (1.0, 5.0),
+    "config-status": (2.0, 10.0),
 }
+#: Commands allowed a larger payload than ``max_payload``: a pushed config carries a whole TOML file.
+LARGE_PAYLOADS: dict[str, int] = {"config": 64 * 1024}
 #: Error replies to refused commands: at most this many per second (burst 20).
 REFUSAL_REPLIES_PER_S = 10.0
 #: One ``command_refused`` log line per reason every this many seconds.
@@ -133,8 +137,9 @@ class CommandGate:
                 msg.response_topic = None  # nowhere safe to answer
                 self._refuse(msg, name, "response_topic", problem, reply=False)
                 return
-        if len(msg.payload) > self.max_payload:
-            self._refuse(msg, name, "too_large", f"payload of {len(msg.payload)} bytes; at most {self.max_payload}")
+        limit = LARGE_PAYLOADS.get(name, self.max_payload)
+        if len(msg.payload) > limit:
+            self._refuse(msg, name, "too_large", f"payload of {len(msg.payload)} bytes; at most {limit}")
             return
         try:
             command = commands.parse(name, msg.payload)
@@ -194,7 +199,12 @@ class CommandGate:
                     reply = {"ok": False, "error": f"internal error: {type(exc).__name__}"}
                 self.handled += 1
                 log.info("command_handled", command=req.name, ok=reply.get("ok"))
-                await self.reply(req.message, reply)
+                await self.reply(req.message, dict(reply))
+                if isinstance(reply, commands.Followup):  # e.g. a pushed config, applied once its reply is out
+                    try:
+                        await reply.then()
+                    except Exception:
+                        log.exception("command_followup_failed", command=req.name)
             finally:
                 self.queue.task_done()
 

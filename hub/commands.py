@@ -8,6 +8,7 @@ command gets an error reply and a log line, nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -102,6 +103,44 @@ class Away(_Command, rename={"from_": "from"}):
     by: Who = "central"
 
 
+#: The most a pushed config's text may be (a residence's config is a few KiB).
+MAX_CONFIG_TEXT = 60_000
+
+
+class PushConfig(_Command):
+    """``cmd/config``: the central pushes a whole config, as TOML text, as ``version``.
+
+    ``signature`` is the central's Ed25519 signature (base64) over
+    ``carehub-config-push/1\n<hub id>\n<version>\n<sha256>``, checked against
+    ``[push] key`` of the hub's local file. Without ``toml`` the hub fetches
+    the text from the retained message on ``{prefix}/{hub}/config/<version>``.
+    The hub checks it as check-config does, applies it as a reload does, and
+    holds it on probation (docs/config-push.md).
+    """
+
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**53, description="Higher than every version applied before.")]
+    sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the TOML text (UTF-8).")]
+    signature: Annotated[str, msgspec.Meta(min_length=1, max_length=256, description="Ed25519, base64.")]
+    toml: Annotated[
+        str, msgspec.Meta(max_length=MAX_CONFIG_TEXT, description="The whole config. Absent: fetch the retained "
+                                                                  "{prefix}/{hub}/config/<version>.")
+    ] | None = None
+    by: Who = "central"
+
+
+class ConfigStatus(_Command):
+    """``cmd/config-status``: which config is active, which is the last good one, probation, history."""
+
+
+class Followup(dict):  # type: ignore[type-arg]
+    """A reply with work to do once it is sent (:mod:`hub.commandgate` awaits ``then`` after replying):
+    a pushed config is applied after its reply, which a new broker would never carry."""
+
+    def __init__(self, body: dict[str, Any], then: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(body)
+        self.then = then
+
+
 COMMANDS: dict[str, type[_Command]] = {
     "ack": Ack,
     "test-alarm": TestAlarm,
@@ -109,6 +148,8 @@ COMMANDS: dict[str, type[_Command]] = {
     "replay": Replay,
     "ble-forget": BleForget,
     "away": Away,
+    "config": PushConfig,
+    "config-status": ConfigStatus,
 }
 
 #: At most this many events per replay request.

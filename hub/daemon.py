@@ -14,7 +14,8 @@ wires the parts; each does one job in a module of its own:
 * :mod:`hub.housekeeping`, :mod:`hub.health`, :mod:`hub.supervisor`: staying well, or saying so;
 * :mod:`hub.port`, :mod:`hub.drivertable` and :mod:`drivers.registry`: the drivers, which the hub knows by
   registry line only;
-* :mod:`hub.reload`: SIGHUP reads the config again and applies it, or refuses it.
+* :mod:`hub.reload`: SIGHUP reads the config again and applies it, or refuses it;
+* :mod:`hub.fallback`: SMS to the on-call phones when the central cannot be reached; every path watched.
 """
 
 from __future__ import annotations
@@ -38,14 +39,18 @@ from hub.control.paths import socket_path
 from hub.control.server import ControlServer
 from hub.control.statusdoc import status_document
 from hub.drivertable import DriverTable
+from hub import commands as cmds
 from hub.emitter import HUB_SOURCE, Emitter
+from hub.fallback import Fallback, PathBoard
 from hub.events import Draft, Priority
 from hub.flood import FloodGuard
 from hub.forwarder import Forwarder
 from hub.health import HealthBoard
 from hub.housekeeping import Housekeeping
 from hub.lifecycle import Lifecycle
-from hub.link import Endpoint, LinkSettings, MqttLink, TlsSettings, Will
+from hub.commands import MAX_CONFIG_TEXT
+from hub.configpush import ConfigPush, HistoryStore, Record, Selected, select
+from hub.link import Endpoint, Incoming, LinkError, LinkSettings, MqttLink, TlsSettings, Will
 from hub.outbox import Outbox
 from hub.port import DriverPort
 from hub.reload import Reloader
@@ -62,7 +67,9 @@ log = structlog.get_logger("hub.daemon")
 class Hub:
     """One residence's hub: devices in, events out. Built here, run by :class:`~hub.lifecycle.Lifecycle`."""
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, *, pushed: Selected | None = None, local: LoadedConfig | None = None) -> None:
+        """``loaded``: the config to run; ``pushed``: what :func:`hub.configpush.select` chose it from
+        (None: ``loaded`` is the local file and the history is read here); ``local``: the local file."""
         self.loaded = loaded
         self.cfg: Config = loaded.config
         c = self.cfg
@@ -120,8 +127,19 @@ class Hub:
         self.commands = CommandGate(
             f"{self.base}/cmd/", self.runner.run, reply=self.link.reply, reply_nowait=self.link.reply_nowait
         )
-        self.link.on_message = self.commands.offer
+        self.link.on_message = self._on_message
+        self._fetches: dict[str, asyncio.Future[bytes]] = {}
         self.housekeeping = Housekeeping(self.outbox, self.link, self.health, idle=self.forwarder.idle)
+        self.paths = PathBoard(
+            emit=self.emitter.emit_logged, spawn=self.spawn, link_online=self.link.online.is_set,
+            interface=lambda: (self.cfg.fallback.interface, self.cfg.fallback.interface_check_s),
+        )
+        self.fallback = Fallback(
+            settings=lambda: self.cfg.fallback, hub_id=lambda: self.cfg.hub.id,
+            tz=lambda: ZoneInfo(self.cfg.hub.timezone), alarms=self.alarms, paths=self.paths,
+            emit=self.emitter.emit_logged, ack=lambda event_id, by: self.runner.run(cmds.Ack(event_id=event_id, by=by)),
+            spawn=self.spawn,
+        )
         self.port = DriverPort(
             emitter=self.emitter,
             rules=self.rules_runner,
@@ -130,6 +148,8 @@ class Hub:
             spawn=self.spawn,
             resolve=loaded.resolve,
             sim_socket=loaded.sim_socket,
+            fallback=self.fallback,
+            paths=self.paths,
         )
         self.sightings = Sightings()
         self.port.on_report.append(self.sightings.heard)
@@ -145,6 +165,36 @@ class Hub:
         )
         self.reloader = Reloader(self)
         self.lifecycle = Lifecycle(self)
+        if pushed is None:
+            pushed = Selected(loaded, HistoryStore(loaded.state_dir, keep=c.push.history), Record())
+            pushed.record = pushed.store.read()
+        self.configpush = ConfigPush(self, local or loaded, pushed.store, pushed.record)
+        self.runner.configpush = self.configpush
+
+    def _on_message(self, msg: Incoming) -> None:
+        """A message from the broker: a retained config being fetched, or a command for the gate."""
+        fut = self._fetches.get(msg.topic)
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(msg.payload)
+            return
+        self.commands.offer(msg)
+
+    async def fetch_retained(self, topic: str, timeout: float = 5.0) -> str | None:
+        """The retained text on ``topic`` (a pushed config by reference); None when there is none in time."""
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._fetches[topic] = fut
+        try:
+            self.link.subscribe_now(topic)
+            async with asyncio.timeout(timeout):
+                payload = await fut
+            return payload.decode() if len(payload) <= MAX_CONFIG_TEXT else None
+        except (LinkError, TimeoutError, UnicodeDecodeError) as exc:
+            log.warning("config_fetch_failed", topic=topic, error=f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            self._fetches.pop(topic, None)
+            self.link.unsubscribe_now(topic)
 
     def spawn(self, coro: Awaitable[Any], name: str | None = None) -> asyncio.Task[Any]:
         """Run a coroutine as a task the hub keeps a reference to and whose failure is logged."""
@@ -207,8 +257,15 @@ def run_daemon(loaded: LoadedConfig) -> int:
         log.warning("config_warning", file=w.file, line=w.line, key=w.key, message=w.message)
     private_state(loaded.state_dir)  # 0700 and 0600 whatever the umask; the outbox keeps its files so
 
+    try:  # the local file, or the pushed version the history names (rolled back if need be)
+        chosen = select(loaded)
+    except Exception as exc:  # a history that cannot be read or written must not keep the alarms down
+        log.error("config_history_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+        chosen = Selected(loaded, HistoryStore(loaded.state_dir, keep=loaded.config.push.history), Record())
+    logs.set_level(chosen.loaded.config.log.level)
+
     async def main() -> int:
-        return await Hub(loaded).run()
+        return await Hub(chosen.loaded, pushed=chosen, local=loaded).run()
 
     try:
         return asyncio.run(main())

@@ -120,6 +120,9 @@ class DriverTable:
         entry = self.entries.pop(name)
         for dev in entry.devices:
             self.alarms.forget_indicator(dev)
+            forget = getattr(self.port, "forget", None)  # a text path and its path state (hub.fallback)
+            if forget is not None:
+                forget(dev)
         sim = self.port.sim_control
         if sim is not None:
             for op, handler in entry.sim_ops.items():

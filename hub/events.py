@@ -12,20 +12,26 @@ structs (``python -m hub.contract --write``); a test fails when it drifts.
 from __future__ import annotations
 
 import enum
-import math
-import os
-import time
 from typing import Annotated, Any
 
 import msgspec
 
+from hub.ids import rfc3339, uuid7
 from hub.scaip import Scaip, codes_for
+
+__all__ = [
+    "CHECKIN_EVENT_TYPES", "EVENT_TYPES", "RULE_EVENT_TYPES", "SCHEMA_MINOR", "SCHEMA_VERSION", "Draft", "Event",
+    "EventId", "EventType", "Priority", "Route", "Source", "Timestamp", "rfc3339", "uuid7",
+]
 
 #: Version of the event contract. Bumped only on a breaking change.
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
-#: 1: ``scaip`` on every event, the data schema of each type.
-SCHEMA_MINOR = 1
+#: 1: ``scaip`` on every event, the data schema of each type. 2: config pushed by the central (``cmd/config``,
+#: ``cmd/config-status``, ``config.*`` events). 3: the second path: ``fallback.sent``, ``fallback.failed``,
+#: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status. 4: the daily
+#: check-in: ``checkin.done``, ``checkin.missed``, ``cmd/away``, ``cmd/ack`` of a checkin.missed (result ``ended``).
+SCHEMA_MINOR = 4
 
 
 class Priority(str, enum.Enum):
@@ -266,6 +272,46 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
         "not start with it, data.driver; it runs on as before); data.sha256 is the refused file's (null when "
         "unreadable).",
     ),
+    "fallback.sent": (
+        Priority.HIGH,
+        "An SMS to an on-call number (data.to) through the modem (data.device): the alarm episode whose first "
+        "alarm is `cause` waited fallback_after_s for an ack, or was open with the link down for link_down_after_s "
+        "(data.reason). One per number and episode (data.reminder 0), then reminders (1, 2 ...). A reply OK from "
+        "that number acknowledges the episode (alarm.acknowledged, data.by = the number).",
+    ),
+    "fallback.failed": (
+        Priority.CRITICAL,
+        "An SMS of the fallback could not be sent (data.error cms_error, timeout, unavailable, error; data.detail, "
+        "e.g. +CMS ERROR: 500); tried again in data.retry_in_s, doubling. cause: the episode's first alarm.",
+    ),
+    "path.lost": (
+        Priority.HIGH,
+        "A second path went down: data.path gsm (data.reason no_sim, not_registered, weak_signal, not_answering, "
+        "unplugged, io_error) or interface (down, no_carrier, missing). The MQTT link's state: status paths.mqtt.",
+    ),
+    "path.restored": (Priority.NORMAL, "A second path is up again (data.path, data.outage_s, data.was)."),
+    "config.refused": (
+        Priority.HIGH,
+        "The hub refused a config pushed by the central (cmd/config) and runs on with the one it had "
+        "(data.running_sha256): data.reason says why (bad_signature, stale_version, invalid with data.errors and "
+        "data.lines, pinned, needs_restart, ...); the reply to the command has every FILE:LINE:COL line.",
+    ),
+    "config.applied": (
+        Priority.NORMAL,
+        "The hub applied a pushed config (data.version, data.sha256, data.changed) as a reload applies a file; it "
+        "is on probation for data.probation_s: config.confirmed or config.rolled_back follows.",
+    ),
+    "config.confirmed": (
+        Priority.NORMAL,
+        "The pushed config passed its probation: the hub reached the central on it (its birth acknowledged, its "
+        "command subscription granted) within probation_s. It is the last good config from now on.",
+    ),
+    "config.rolled_back": (
+        Priority.HIGH,
+        "The hub gave up a pushed config by itself and runs the last good one (data.to_version; null: its local "
+        "file): data.reason unreachable (the central not reached within probation_s), restarted (the hub stopped "
+        "before the probation passed) or unusable; data.detail says what happened. Sent once the link is back.",
+    ),
     "device.flooding": (
         Priority.HIGH,
         "A device sends telemetry faster than its limit: the excess is dropped and counted (data.state started, "
@@ -274,10 +320,8 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 }
 
 
-#: The event types the local rules (:mod:`hub.rules`) emit, with their default priority and
-#: what they mean; part of :data:`EVENT_TYPES`. Supervision
-#: emits the existing ``device.offline`` / ``device.online`` / ``device.battery_low``
-#: (with ``data.rule = "supervision"``), which are there already.
+#: The event types the local rules (:mod:`hub.rules`) emit, part of :data:`EVENT_TYPES`. Supervision emits the
+#: existing ``device.offline`` / ``device.online`` / ``device.battery_low`` (with ``data.rule = "supervision"``).
 RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     "rule.bed_not_returned": (
         Priority.HIGH,
@@ -309,68 +353,13 @@ RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 
 EVENT_TYPES.update(RULE_EVENT_TYPES)
 
-#: The resident's own daily check-in (:mod:`hub.rules.checkin`); part of :data:`EVENT_TYPES`.
+#: The resident's daily check-in (:mod:`hub.rules.checkin`), part of :data:`EVENT_TYPES` too.
 CHECKIN_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
-    "checkin.done": (
-        Priority.LOW,
-        "The resident checked in on purpose (\"all is well\"): a press of a check-in button, or a BLE button's "
-        "own gesture the config makes a check-in (data.gesture: double_press, long_press ...). Never an alarm. "
-        "data.window: the check-in window it falls in (null: none); data.missed: the checkin.missed whose "
-        "re-alerts it ends (null: none). The device's LED shows the check-in pattern; counts as activity.",
-    ),
-    "checkin.missed": (
-        Priority.HIGH,
-        "No check-in inside a check-in window by its end (data.window, data.due_at), the resident not away; "
-        "not an alarm: a call for the care team. Re-sent every realert_s (data.realert; cause = the first "
-        "checkin.missed) until a check-in, a cmd/ack of any of them, the resident going away, or the next "
-        "check-in window opening.",
-    ),
+    "checkin.done": (Priority.LOW, "The resident checked in on purpose: a check-in button's press, or a BLE button's "
+                     "configured gesture (data.gesture); never an alarm. data.window: the window it falls in; "
+                     "data.missed: the checkin.missed it ends (null: none)."),
+    "checkin.missed": (Priority.HIGH, "No check-in inside a window by its end (data.window, data.due_at), the "
+                       "resident not away: a call, not an alarm. Re-sent every realert_s (cause: the first) until a "
+                       "check-in, a cmd/ack of any of them, the resident away, or the next window."),
 }
-
 EVENT_TYPES.update(CHECKIN_EVENT_TYPES)
-
-
-def rfc3339(t: float | None = None) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
-    # as datetime does it: split off the fraction first, so that a large t times 1e6 loses no precision
-    frac_s, whole = math.modf(time.time() if t is None else t)
-    sec, frac = int(whole), round(frac_s * 1_000_000)
-    if frac >= 1_000_000:
-        sec, frac = sec + 1, frac - 1_000_000
-    if sec != _second[0]:  # one strftime per second, not per event
-        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-    return f"{_second[1]}{frac // 1000:03d}Z"
-
-
-_second: list[Any] = [None, ""]
-
-
-_last_v7 = [0, 0]
-
-
-def uuid7(t: float | None = None) -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
-
-    Monotonic within this process: ids made in the same millisecond keep
-    their order through a 12-bit counter in ``rand_a``. An id for a given time
-    ``t`` stands apart: it neither follows nor moves that sequence (one made
-    for an hour ahead must not hold every later id an hour ahead). (``uuid.uuid7``
-    only arrives with Python 3.14.)
-    """
-    ms = int((time.time() if t is None else t) * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")  # one read: 16 bits for the counter's start, 64 for rand_b
-    if t is not None:
-        counter = (rand >> 64) & 0x3FF
-    elif ms <= _last_v7[0]:
-        ms = _last_v7[0]
-        counter = _last_v7[1] + 1
-        if counter > 0xFFF:
-            ms += 1
-            counter = 0
-    else:
-        counter = (rand >> 64) & 0x3FF
-    if t is None:
-        _last_v7[0], _last_v7[1] = ms, counter
-    rand_b = rand & ((1 << 62) - 1)
-    h = f"{(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -71,6 +71,7 @@ class Lifecycle:
                 ALARM_TYPES | {"alarm.acknowledged", "alarm.cancelled", "alarm.unacknowledged"}, since_s=RESTORE_ALARMS_S
             )
             h.alarms.restore(history)
+            h.fallback.restore(await h.outbox.recent({"fallback.sent"}, since_s=RESTORE_ALARMS_S))
             await h.rules_runner.restore()
         else:
             log.error("rules_state_not_restored", reason="store not open")
@@ -86,6 +87,7 @@ class Lifecycle:
                 data={"version": __version__, "config_sha256": h.loaded.sha256, "pending_at_start": pending_at_start},
             )
         )
+        await h.configpush.started()  # a rollback decided at start: config.rolled_back, stored now
         self._supervise()
         wd = sdnotify.watchdog_interval()
         if wd:
@@ -115,6 +117,8 @@ class Lifecycle:
         sup.start("rules", h.rules_runner.run, progress=lambda: h.rules_runner.ticked_at, stall_s=30.0)
         sup.start("control", h.control.run)
         sup.start("reload", h.reloader.run)
+        sup.start("fallback", h.fallback.run)
+        sup.start("paths", h.paths.run_interface)
         for driver in h.drivers:
             for name, run in driver.tasks():
                 sup.start(name, run)

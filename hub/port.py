@@ -4,7 +4,9 @@ It is all a driver sees of the hub: device events go through the emitter
 (commit, then publish; the device's telemetry limit; a reset closing its
 alarm), reports to the rules runner (supervision, battery), buttons to the
 hub's gestures (and the resident's check-ins), LEDs and buzzers to the alarm tracker, simulated operations
-to the sim socket (created on first use, started with the hub).
+to the sim socket (created on first use, started with the hub), text paths
+(a modem), the messages they receive and their paths' states to the SMS
+fallback and the path board (:mod:`hub.fallback`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 import structlog
 
-from drivers.base import ButtonInput, Emit, Indicator, SimOps
+from drivers.base import ButtonInput, Emit, Indicator, PathState, SimOps, TextPath
 from drivers.simctl import SimControl
 from hub.alarms import AlarmTracker
 from hub.checkins import CheckIns
 from hub.emitter import Emitter
+from hub.fallback import Fallback, PathBoard
 from hub.gestures import ButtonGestures
 from hub.rules_runner import RulesRunner
 
@@ -40,6 +43,8 @@ class DriverPort:
         spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
         resolve: Callable[[str], Path],
         sim_socket: Path,
+        fallback: Fallback,
+        paths: PathBoard,
     ) -> None:
         self.emitter = emitter
         self.rules = rules
@@ -48,6 +53,8 @@ class DriverPort:
         self._spawn = spawn
         self._resolve = resolve
         self._sim_socket = sim_socket
+        self.fallback = fallback
+        self.paths = paths
         self.sim_control: SimControl | None = None
         #: told of every report (device id, battery) after the rules: last seen for ``status``
         self.on_report: list[Callable[[str, float | None], None]] = []
@@ -117,3 +124,20 @@ class DriverPort:
         if self.sim_control is None:
             self.sim_control = SimControl(self._sim_socket)
         return self.sim_control
+
+    def text_path(self, device: str, path: TextPath) -> None:
+        self.fallback.register(device, path)
+
+    def text_received(self, device: str, number: str, text: str) -> None:
+        try:
+            self.fallback.received(device, number, text)
+        except Exception:  # a message the hub cannot take must never cost the driver its inbox
+            log.exception("text_received_failed", device=device)
+
+    def path_state(self, device: str, state: PathState) -> None:
+        self.paths.modem(device, state)
+
+    def forget(self, device: str) -> None:
+        """``device``'s driver is detached (a reload): its text path and its path state go with it."""
+        self.fallback.forget(device)
+        self.paths.forget(device)

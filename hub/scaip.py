@@ -62,6 +62,8 @@ STATUS_CODE_NAMES: dict[str, str] = {
     "0010": "manual alarm",
     "0016": "battery low",
     "0021": "closed",
+    "0027": "redundant communication link failure",
+    "0042": "failure",
     "0048": "in service",
     "0067": "malfunction",
     "0069": "non active",
@@ -77,6 +79,7 @@ STATUS_CODE_NAMES: dict[str, str] = {
     "0102": "test transmission over primary channel",
     "0104": "time out",
     "0105": "trouble",
+    "0116": "redundant communication link reestablished",
     "0117": "lying in bed",
     "0119": "movement",
     "0121": "present",
@@ -101,6 +104,10 @@ DEVICE_TYPES: dict[str, str | None] = {
     "nurse_call": None,
     # Any BLE sensor (a thermometer, a scale): no one device type fits.
     "sensor": None,
+    # A GSM/LTE modem, the hub's second path: no device type names a modem (0050 radio unit is a radio
+    # alarm unit, 0032 communication link monitor watches a link, the hub does that); its path events come
+    # from the hub (0002).
+    "modem": None,
     # The hub itself: the local unit in the home, and the controller that talks to the central.
     "hub": "0002",
     # A rule's own alert (rule.inactivity): no device.
@@ -140,6 +147,14 @@ STATUS_CODES: dict[str, str | None] = {
     "hub.ble_recovered": "0094",  # restoral
     "hub.config_reloaded": None,  # no code for a configuration change
     "hub.config_refused": None,
+    "fallback.sent": None,  # an SMS to on-call staff: no code for a message over a second path to a person
+    "fallback.failed": "0042",  # failure (of the fallback's SMS)
+    "path.lost": "0027",  # redundant communication link failure: the modem or the second interface
+    "path.restored": "0116",  # redundant communication link reestablished
+    "config.refused": None,  # a pushed config: no code for a configuration change
+    "config.applied": None,
+    "config.confirmed": None,
+    "config.rolled_back": None,
     "rule.bed_exit": "0003",  # absent: out of bed at night
     "rule.bed_not_returned": "0003",  # absent: out of bed at night and not back
     "rule.door_night": None,  # a door at night with nobody known inside: no one code (wandering is a device type)

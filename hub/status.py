@@ -4,7 +4,8 @@ The birth (``status``, retained) goes out on every (re)connect, so a broker
 restart always gets a fresh one; the heartbeat every ``[mqtt] heartbeat_s``
 while connected; ``cmd/status`` answers with the same document as the
 heartbeat: outbox, link, forwarder, every device's health as its driver and
-the telemetry limit see it, open alarms, the hub's own health and tasks.
+the telemetry limit see it, open alarms, the hub's own health and tasks, each
+path out of the residence (``paths``: mqtt, gsm, interface) and the SMS fallback.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class StatusReporter:
         self.drivers = drivers
         self.started_at = time.time()
         self._started_mono = time.monotonic()
+        #: births the broker acknowledged (PUBACK) since start: a pushed config's probation counts them
+        self.births_acked = 0
 
     def birth(self) -> dict[str, Any]:
         """The retained ``status`` document published on every (re)connect."""
@@ -49,6 +52,7 @@ class StatusReporter:
         """After every CONNACK: the birth, retained."""
         topic = f"{self.hub.base}/status"
         await self.hub.link.publish(topic, json.dumps(self.birth()).encode(), qos=1, retain=True)
+        self.births_acked += 1
         log.info("birth_published", topic=topic)
 
     def devices(self) -> dict[str, Any]:
@@ -87,6 +91,8 @@ class StatusReporter:
             "tasks": h.supervisor.status(),
             "commands": h.commands.status(),
             "alarm_counters": dict(h.alarms.counters),
+            "paths": h.paths.status(),
+            "fallback": h.fallback.status(),
         }
 
     async def heartbeat(self) -> None:

@@ -117,6 +117,9 @@ def check_value(value: Any, tp: Any, path: Path, report: Report, words: Vocabula
     if origin is list and _is_table_type(typing.get_args(inner)[0]):
         _check_list(value, tp, path, report, words)
         return
+    if origin is list and isinstance(value, list) and typing.get_args(inner):
+        _check_items(value, tp, path, report, words)
+        return
     if origin is dict and _is_table_type(typing.get_args(inner)[1]):
         _check_dict(value, inner, path, report, words)
         return
@@ -182,6 +185,17 @@ def _check_list(value: Any, tp: Any, path: Path, report: Report, words: Vocabula
         if m:
             msg = f"expected at least {m.group(1)} [[{format_path(path)}]] table(s), found {len(value)}"
         report(path, msg)
+
+
+def _check_items(value: list[Any], tp: Any, path: Path, report: Report, words: Vocabulary) -> None:
+    """An array of values: each item at its own index (``fallback.care[1]``), then the array's own constraints."""
+    item_tp = typing.get_args(_unwrap(tp)[0])[0]
+    for i, item in enumerate(value):
+        check_value(item, item_tp, path + (i,), report, words)
+    try:
+        msgspec.convert([None] * len(value), _with_item(tp, Any))
+    except msgspec.ValidationError as exc:
+        report(path, _leaf_message(exc, value, tp, words))
 
 
 def _check_dict(value: Any, tp: Any, path: Path, report: Report, words: Vocabulary) -> None:

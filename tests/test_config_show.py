@@ -155,6 +155,7 @@ NOT_SECRET = {
     ("mqtt", "tls", "key"): "the path of the key file",
     ("mqtt", "password_file"): "the path of the password file (never read by config show)",
     ("device", "*", "gatt", "notify", "*", "key"): "the name of a reading in the event's data",
+    ("push", "key"): "the path of the alarm central's public key (not a secret)",
 }
 
 

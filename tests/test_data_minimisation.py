@@ -26,7 +26,7 @@ import pytest
 
 from drivers.ble import bthome
 from hil.harness.broker import Mosquitto, Subscriber, request
-from hil.harness.emulators import EmulatedDevice, serial_devices
+from hil.harness.emulators import EmulatedDevice, EmulatedModem, modem_device, serial_devices
 from hil.harness.hubproc import HubProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,11 @@ def needles() -> list[str]:
     return sorted({n.lower() for n in found})
 
 
-def config_text(bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice) -> str:
+#: The on-call phones of the SMS fallback: staff numbers, not the resident's (they go out in fallback.sent).
+ON_CALL = ("+4740000001", "+4740000002")
+
+
+def config_text(bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice, modem: EmulatedModem) -> str:
     return f"""# Residence of {NAME}, {ADDRESS}
 # phone {PHONE}, e-mail {EMAIL}, birth number {NATIONAL_ID} (next of kin: see the care record)
 [hub]
@@ -94,6 +98,14 @@ steady_s = 600
 [limits]
 telemetry_per_s = 1
 telemetry_burst = 8
+
+[fallback]
+nurse = ["{ON_CALL[0]}"]
+care = ["{ON_CALL[1]}"]
+fallback_after_s = 4
+link_down_after_s = 600
+reminder_s = 0
+retry_s = 1
 
 [rules]
 night = "00:00-24:00"
@@ -147,6 +159,7 @@ room = "living"
 [device.ble]
 address = "{THERMO}"
 {serial_devices(bed=bed, disp=disp, espa=espa)}
+{modem_device(modem)}
 """
 
 
@@ -154,9 +167,9 @@ class Rig:
     """The hub, the central's subscriber, the serial emulators, and the ways to drive them."""
 
     def __init__(self, hub: HubProcess, central: Subscriber, port: int,
-                 bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice) -> None:
+                 bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice, modem: EmulatedModem) -> None:
         self.hub, self.central, self.port = hub, central, port
-        self.bed, self.disp, self.espa = bed, disp, espa
+        self.bed, self.disp, self.espa, self.modem = bed, disp, espa, modem
         self._pid = 0
 
     def types(self) -> set[str]:
@@ -192,18 +205,20 @@ class Rig:
 def rig(tmp_path: Path, broker: Mosquitto, subscribe: Callable[..., Subscriber],
         emulate: Callable[[str, str], EmulatedDevice]) -> Iterator[Rig]:
     bed, disp, espa = emulate("bedmat", "bed"), emulate("dispenser", "disp"), emulate("espa444", "espa")
+    modem = EmulatedModem(tmp_path).start()
     hub_dir = tmp_path / "hub"
     hub_dir.mkdir()
     pw = hub_dir / f"{NAME}.pass"
     pw.write_text(PASSWORD + "\n")
     pw.chmod(0o600)
     path = hub_dir / "hub.toml"
-    path.write_text(config_text(bed, disp, espa).replace("{port}", str(broker.port)))
+    path.write_text(config_text(bed, disp, espa, modem).replace("{port}", str(broker.port)))
     central = subscribe([f"{BASE}/event/#", f"{BASE}/status", f"{BASE}/heartbeat", f"{BASE}/reply/#"])  # what the hub sends
     hub = HubProcess(path)
-    yield Rig(hub, central, broker.port, bed, disp, espa)
+    yield Rig(hub, central, broker.port, bed, disp, espa, modem)
     if hub.returncode is None and hub.proc is not None:
         hub.stop()
+    modem.stop()
 
 
 def drive_every_event_type(rig: Rig) -> None:
@@ -260,9 +275,19 @@ def drive_every_event_type(rig: Rig) -> None:
     disp.send("fault", fault="jammed")
     rig.wait("medication.due", "medication.taken", "medication.missed", "rule.medication_missed", "device.fault")
 
-    # the nurse-call line: a call; its adapter pulled out and put back
+    # the nurse-call line: a call nobody acknowledges: the SMS fallback, refused by the network first
+    rig.modem.fault("cms_error")
     espa.send("call", address="101", text="Rom 101 seng", priority="1")
     rig.wait("alarm.nursecall")
+    rig.wait("fallback.failed")
+    rig.modem.fault("cms_error", on=False)
+    rig.wait("fallback.sent")
+    # the modem's SIM is gone, then back: the second path lost and restored
+    rig.modem.fault("no_sim")
+    rig.wait("path.lost")
+    rig.modem.fault("no_sim", on=False)
+    rig.wait("path.restored")
+    # the nurse-call line's adapter pulled out and put back
     espa.unplug()
     rig.wait("device.offline")
     espa.replug()

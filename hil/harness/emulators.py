@@ -33,7 +33,7 @@ class EmulatedDevice:
         self._logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "drivers.serial.emulator", self.protocol,
+                *self.program(),
                 *(["--port", self.port] if self.port else ["--link", str(self.link)]),
                 "--control", str(self.control),
             ],
@@ -49,6 +49,10 @@ class EmulatedDevice:
                 break
             time.sleep(0.02)
         raise AssertionError(f"emulator did not start:\n{self.log.read_text()}")
+
+    def program(self) -> list[str]:
+        """The emulator's command line before its options."""
+        return [sys.executable, "-m", "drivers.serial.emulator", self.protocol]
 
     @property
     def client(self) -> SimClient:
@@ -83,6 +87,52 @@ class EmulatedDevice:
             self.proc.terminate()
             self.proc.wait(10)
             self._logf.close()
+
+
+class EmulatedModem(EmulatedDevice):
+    """``python -m drivers.modem.emulator`` (``carehub emulate modem``) on a pty, and what a test asks of it."""
+
+    def __init__(self, dir: Path, name: str = "modem", *, port: str | None = None) -> None:  # noqa: A002
+        super().__init__("modem", dir, name, port=port)
+
+    def program(self) -> list[str]:
+        return [sys.executable, "-m", "drivers.modem.emulator"]
+
+    def modem(self) -> dict[str, Any]:
+        """The emulator's own state: ``cmgs`` (every AT+CMGS number), ``sent``, ``stored``, ``faults``."""
+        return self.state()["emulator"]
+
+    def cmgs(self) -> list[str]:
+        """The number of every AT+CMGS the hub sent, in order (failed ones too)."""
+        return list(self.modem()["cmgs"])
+
+    def sent(self) -> list[dict[str, Any]]:
+        """Every SMS the modem sent: to, text, ref."""
+        return list(self.modem()["sent"])
+
+    def sms(self, sender: str, text: str) -> None:
+        """A message arrives from ``sender`` (the modem tells the hub with +CMTI)."""
+        self.send("sms", **{"from": sender, "text": text})
+
+    def fault(self, kind: str, on: bool = True, **args: Any) -> None:
+        """Switch a fault (no_sim, no_network, weak_signal, cms_error, silent) on or off; ``none`` clears all."""
+        self.send("fault", kind=kind, on=on, **args)
+
+
+def modem_device(link: "EmulatedDevice | Path | str", *, device_id: str = "modem", check_s: float = 0.5,
+                 inbox_s: float = 0.3, command_timeout_s: float = 1.0) -> str:
+    """Config for a modem on the emulator (or a pty path), checked and read often (tests and the rig)."""
+    return f"""
+[[device]]
+id = "{device_id}"
+kind = "modem"
+[device.modem]
+port = "{getattr(link, 'link', link)}"
+check_s = {check_s}
+inbox_s = {inbox_s}
+command_timeout_s = {command_timeout_s}
+send_timeout_s = 5
+"""
 
 
 def serial_devices(ids: dict[str, str] | None = None, **links: "EmulatedDevice | Path | str") -> str:

@@ -146,6 +146,8 @@ def rig_problems(rig: RigFile, hub_config: dict[str, Any] | None = None) -> list
          "declared, but [hub] ssh is unset: on the hub's own Pi the relay would cut the rig off too")
     need("disk_fill", rig.disk is not None, "declared, but no [disk] fill_file")
     need("check_config", False, "not on the physical rig (the config check needs no hardware: run it virtual)")
+    need("config_push", False, "not on the physical rig yet (the central's push key would have to be installed on "
+                               "the hub's local file: run it virtual)")
     try:
         safe_state_dir(rig.hub.state_dir)
     except RigError as exc:

@@ -26,6 +26,7 @@ hub_kill / hub_start        ``systemctl kill -s KILL carehub`` / ``systemctl sta
 power_cut                   the relay in the hub Pi's supply opens for ``off_s``
 disk_fill / disk_free       ``fallocate`` + ``dd`` of ``[disk] fill_file`` / ``rm`` it
 check_config                not on this rig (the config check needs no hardware)
+push_config                 not on this rig yet (the push key is the installer's to install)
 ==========================  ===========================================================
 
 The central recorder is made by ``central_factory`` from the rig file's ``[broker]``
@@ -252,6 +253,9 @@ class PhysicalRig:
             raise RigError(f"{device}: no advertiser ([ble] and ble_advertiser) or no address in {self.rig.path}")
         return self.advertiser.advertise(device, values, address=w.address, bindkey=w.bindkey, replay=replay)
 
+    def sms(self, device: str) -> dict[str, Any]:
+        raise RigError("this rig has no modem to read SMS from (fixture gsm_modem)")
+
     def ble_fault(self, kind: str, times: int, running: bool) -> None:
         ble = self.rig.ble
         if kind == "silent":
@@ -360,6 +364,9 @@ class PhysicalRig:
 
     def check_config(self, set_: dict[str, Any], text: str) -> tuple[int, str]:
         raise RigError("check_config: not on the physical rig (the config check needs no hardware: run it virtual)")
+
+    def push_config(self, version: int, set_: dict[str, Any], unreachable: bool) -> dict[str, Any]:
+        raise RigError("push_config: not on the physical rig yet (run it virtual)")
 
     def close(self) -> None:
         """Let go of the pins (the hub's pull-ups hold its inputs released)."""

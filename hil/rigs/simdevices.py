@@ -6,6 +6,9 @@
   buzzer read back with ``state``.
 * Serial devices (a ``serial`` table whose port is :data:`~hil.rigs.residence.EMULATOR`):
   one emulator process per device on a pty pair (:class:`hil.harness.emulators.EmulatedDevice`).
+* The modem (a ``modem`` table whose port is :data:`~hil.rigs.residence.EMULATOR`): the
+  modem emulator on a pty (:class:`hil.harness.emulators.EmulatedModem`), driven like a serial
+  device (``serial`` sends ``sms`` or ``fault``; ``unplug``, ``replug``), its SMS read with :meth:`SimDevices.sms`.
 * BLE devices (a ``ble`` table): BTHome v2 adverts built with
   :func:`drivers.ble.bthome.encode`, encrypted with the device's bindkey and a
   counter that rises with every advert, or plain with a rising packet id; sent
@@ -25,7 +28,7 @@ from typing import Any
 from drivers.ble import bthome
 from drivers.ble.bthome.objects import OBJECTS
 from hil.fixtures import RigError
-from hil.harness.emulators import EmulatedDevice
+from hil.harness.emulators import EmulatedDevice, EmulatedModem
 from hil.rigs.residence import EMULATOR, device
 
 __all__ = ["SimDevices", "advert_bytes"]
@@ -66,6 +69,7 @@ class SimDevices:
         self.sim = sim
         self.emulators: dict[str, EmulatedDevice] = {}
         self.unplugged: set[str] = set()
+        self.modems: set[str] = set()
         self._counters: dict[str, int] = {}
         self._last: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -77,17 +81,23 @@ class SimDevices:
         """Start an emulator for each serial device on :data:`EMULATOR` (in parallel) and put its pty in the config."""
         self.dir.mkdir(parents=True, exist_ok=True)
         wanted = [d for d in self.doc.get("device", []) if d.get("serial", {}).get("port") == EMULATOR]
+        modems = [d for d in self.doc.get("device", []) if d.get("modem", {}).get("port") == EMULATOR]
         for d in wanted:
             self.emulators[d["id"]] = EmulatedDevice(d["serial"]["protocol"], self.dir, d["id"])
-        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        for d in modems:
+            self.emulators[d["id"]] = EmulatedModem(self.dir, d["id"])
+            self.modems.add(d["id"])
+        with ThreadPoolExecutor(max_workers=max(1, len(self.emulators))) as pool:
             for fut in [pool.submit(e.start) for e in self.emulators.values()]:
                 fut.result()
         for d in wanted:
             d["serial"]["port"] = str(self.emulators[d["id"]].link)
+        for d in modems:
+            d["modem"]["port"] = str(self.emulators[d["id"]].link)
 
     def serial_ids(self) -> set[str]:
-        """The emulated serial devices that are plugged in."""
-        return set(self.emulators) - self.unplugged
+        """The emulated serial devices that are plugged in (not the modems: they are no serial driver's)."""
+        return set(self.emulators) - self.unplugged - self.modems
 
     def ble_configured(self) -> bool:
         return any("ble" in d for d in self.doc.get("device", []))
@@ -160,6 +170,13 @@ class SimDevices:
     def replug(self, name: str) -> None:
         self._emulator(name).replug()
         self.unplugged.discard(name)
+
+    def sms(self, name: str) -> dict[str, Any]:
+        """What the modem ``name`` was asked to send: ``cmgs`` (numbers) and ``sent`` (to, text, ref)."""
+        if name not in self.modems:
+            raise RigError(f"{name!r} is not an emulated modem; have: {', '.join(sorted(self.modems)) or 'none'}")
+        state = self.emulators[name].state()["emulator"]
+        return {"cmgs": list(state["cmgs"]), "sent": list(state["sent"])}
 
     # --- BLE ----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from hil.harness import netns
 from hil.harness.broker import LOCALHOST, Mosquitto
 from hil.harness.hubproc import HubProcess
 from hil.model import Scenario
-from hil.rigs import powercut, rigfacts, tomlout
+from hil.rigs import powercut, pushcfg, rigfacts, tomlout
 from hil.rigs.netfault import NetFaults
 from hil.rigs.residence import merge, residence, set_dotted
 from hil.rigs.simdevices import SimDevices
@@ -89,6 +89,7 @@ class VirtualRig:
         self.doc: dict[str, Any] = {}
         self.config_text = ""
         self.workdir: Path | None = None
+        self.push_key: Any = None
         self._checks = 0
 
     # --- setup and teardown -----------------------------------------------------------------
@@ -131,6 +132,8 @@ class VirtualRig:
         state = Path(self.doc["store"]["dir"])
         state = state if state.is_absolute() else hub_dir / state
         _short_sockets(self.doc, state)
+        if "config_push" in needed(scenario) & self.fixtures:
+            self.push_key = pushcfg.provision(self.doc, hub_dir)
         self.config_text = tomlout.dumps(self.doc)
         config = hub_dir / "hub.toml"
         config.write_text(self.config_text)
@@ -187,7 +190,8 @@ class VirtualRig:
             lines = hub_.log_lines()
             online = {e.get("device") for e in lines if e.get("event") == "serial_online"}
             scanning = not ble or any(e.get("event") == "ble_backend_started" for e in lines)
-            if serial <= online and scanning:
+            modems = not self.devices.modems or any(e.get("event") == "path_up" for e in lines)
+            if serial <= online and scanning and modems:
                 return
             if hub_.returncode is not None or time.monotonic() > deadline:
                 raise RigError(f"the hub's devices did not come up (serial waiting: {sorted(serial - online)}, "
@@ -282,6 +286,9 @@ class VirtualRig:
     def advertise(self, device: str, values: dict[str, Any], replay: bool) -> float:
         return self._dev().advertise(device, values, replay)
 
+    def sms(self, device: str) -> dict[str, Any]:
+        return self._dev().sms(device)
+
     def ble_fault(self, kind: str, times: int, running: bool) -> None:
         self._dev().ble_fault(kind, times, running)
 
@@ -351,6 +358,16 @@ class VirtualRig:
             capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60,
         )  # fmt: skip
         return proc.returncode, proc.stdout + proc.stderr
+
+    def push_config(self, version: int, set_: dict[str, Any], unreachable: bool) -> dict[str, Any]:
+        """The central pushes the rig's config so changed (:mod:`hil.rigs.pushcfg`); the hub's reply."""
+        if self.push_key is None:
+            raise RigError("no push key: push_config was not among the scenario's needs at setup")
+        try:
+            return pushcfg.push(self.doc, self.push_key, self._need_broker().host, self._need_broker().port,
+                                version, set_, unreachable)
+        except (pushcfg.RigPushError, TimeoutError, ConnectionError) as exc:
+            raise RigError(f"push_config: {type(exc).__name__}: {exc}") from exc
 
     # --- the record ---------------------------------------------------------------------
 

@@ -38,6 +38,10 @@ class EpisodeBook:
         alarm = self._episodes.get((device, "alarm"))
         return alarm if alarm is not None and alarm.closed is not AlarmState.CANCELLED else None
 
+    def open_episodes(self) -> list[Alarm]:
+        """Every open episode, of every device (the SMS fallback watches them)."""
+        return [a for a in self._episodes.values() if a.is_open]
+
     def get(self, event_id: str) -> Alarm | None:
         """The episode of an alarm id, or of one of its alarm.unacknowledged reminders."""
         return self._index.get(event_id)

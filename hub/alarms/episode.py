@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -62,6 +63,8 @@ class Alarm:
     timer: asyncio.Task[None] | None = None
     #: when each remembered alarm joined (a tracker-wide counter: newest is highest)
     order: dict[str, int] = field(default_factory=dict)
+    #: monotonic time the episode opened here (at a restart: when it was restored, as its ack clock)
+    opened_at: float = field(default_factory=time.monotonic)
 
     @property
     def device(self) -> str:

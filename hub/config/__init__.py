@@ -16,7 +16,16 @@ in :mod:`drivers.registry`, and :mod:`hub.config.model` joins them into
 Relative paths in the file are relative to the file's own directory.
 """
 
-from hub.config.loader import ConfigError, ConfigIssue, ConfigUnreadable, LoadedConfig, load, parse, secret_text
+from hub.config.loader import (
+    ConfigError,
+    ConfigIssue,
+    ConfigUnreadable,
+    LoadedConfig,
+    load,
+    load_text,
+    parse,
+    secret_text,
+)
 from hub.config.model import DRIVER_FIELDS, DRIVERS_FOR_KIND, Config, Device
 from hub.config.schema import SCHEMA_PATH, config_schema, schema_text
 from hub.config.sections import (
@@ -28,6 +37,7 @@ from hub.config.sections import (
     HubSection,
     LogSection,
     MqttSection,
+    PushSection,
     SimSection,
     StoreSection,
     TlsSection,
@@ -52,11 +62,13 @@ __all__ = [
     "LoadedConfig",
     "LogSection",
     "MqttSection",
+    "PushSection",
     "SimSection",
     "StoreSection",
     "TlsSection",
     "config_schema",
     "load",
+    "load_text",
     "parse",
     "schema_text",
     "secret_text",

@@ -50,10 +50,21 @@ def check_semantics(config: Any, base: Path, check_files: bool, report: Report, 
         settings = getattr(config, driver.settings[0]) if driver.settings else None
         if driver.check is not None and not (driver.settings and settings is None):
             driver.check(config.devices, settings, report)
+    if getattr(config, "fallback", None) is not None:
+        _check_fallback(config.fallback, config.devices, report)
     if config.mqtt is not None:
         _check_mqtt(config.mqtt, report)
         if check_files:
             _check_files(config.mqtt, base, report)
+    push = getattr(config, "push", None)
+    if check_files and push is not None and push.key is not None:
+        from hub.configpush.signing import KeyError_, load_public_key
+
+        p = Path(push.key) if os.path.isabs(push.key) else base / push.key
+        try:
+            load_public_key(p)
+        except KeyError_ as exc:
+            report(("push", "key"), f"expected the central's Ed25519 public key (PEM), found {push.key!r}: {exc}")
 
 
 def check_advice(config: Any, base: Path, report: Report) -> None:
@@ -88,6 +99,20 @@ def _check_devices(devices: list[Any], report: Report) -> None:
                 report(("device", i, d), f"expected one of {', '.join(allowed)} for kind {dev.kind!r}, found {d!r}")
         if len(present) > 1:
             report(("device", i, present[1]), f"expected exactly one driver table, found {', '.join(present)}")
+
+
+def _check_fallback(fallback: Any, devices: list[Any], report: Report) -> None:
+    """On-call numbers need a modem to send from; a number once per list."""
+    if (fallback.nurse or fallback.care) and not any(d.kind == "modem" for d in devices):
+        key = "nurse" if fallback.nurse else "care"
+        report(("fallback", key), "expected a [[device]] of kind 'modem' to send the SMS from, found none "
+                                  "(add the modem, or remove the numbers)")
+    for key in ("nurse", "care"):
+        seen: set[str] = set()
+        for i, number in enumerate(getattr(fallback, key)):
+            if number in seen:
+                report(("fallback", key, i), f"expected each number once, found {number!r} again")
+            seen.add(number)
 
 
 def is_loopback(host: str) -> bool:

@@ -28,7 +28,8 @@ from hub.tomldoc import Issue, TomlDocument
 from hub.tomlpos import Path as KeyPath
 from hub.tomlpos import format_path, locate
 
-__all__ = ["ConfigError", "ConfigIssue", "ConfigUnreadable", "LoadedConfig", "load", "parse", "secret_text"]
+__all__ = ["ConfigError", "ConfigIssue", "ConfigUnreadable", "LoadedConfig", "load", "load_text", "parse",
+           "secret_text"]
 
 
 #: One thing wrong with a config file (the generic :class:`hub.tomldoc.Issue`).
@@ -57,6 +58,9 @@ class LoadedConfig:
     sha256: str
     #: What is doubtful but not wrong (a serial port not on this machine now), sorted by line.
     warnings: tuple[ConfigIssue, ...] = field(default=())
+    #: None: read from ``path``. ``pushed:v<N>``: version N pushed by the central (:mod:`hub.configpush`);
+    #: ``path`` is then the local file, against whose directory relative paths are resolved.
+    origin: str | None = None
 
     def resolve(self, p: str) -> Path:
         """A path from the config, relative to the config file's directory."""
@@ -87,6 +91,14 @@ def load(path: str | os.PathLike[str], *, check_files: bool = True) -> LoadedCon
     config, warnings = _parse(text, str(path), path.parent, check_files)
     return LoadedConfig(config=config, path=path.resolve(), sha256=hashlib.sha256(raw).hexdigest(),
                         warnings=tuple(warnings))
+
+
+def load_text(text: str, *, origin: str, path: Path, check_files: bool = True) -> LoadedConfig:
+    """Check config ``text`` exactly as :func:`load` checks a file; issues name ``origin`` as their file
+    (``pushed:v7:4:1: ...``) and relative paths start at ``path``'s directory (the local config file)."""
+    config, warnings = _parse(text.removeprefix("\ufeff"), origin, path.parent, check_files)
+    return LoadedConfig(config=config, path=path.resolve(), sha256=hashlib.sha256(text.encode()).hexdigest(),
+                        warnings=tuple(warnings), origin=origin)
 
 
 def parse(text: str, *, filename: str = "<config>", base_dir: Path | None = None, check_files: bool = True) -> Config:

@@ -19,6 +19,8 @@ from hub.rules.config import WINDOW_HELP, WINDOW_PATTERN, RulesConfig
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 RESIDENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$"
 PREFIX_PATTERN = r"^[^#+/][^#+]*[^#+/]$|^[^#+/]$"
+PHONE_PATTERN = r"^[+][1-9][0-9]{6,14}$"
+INTERFACE_PATTERN = r"^[A-Za-z0-9_.:-]{1,15}$"
 
 #: What each pattern means, in the words an installer reads in an error message. A driver's
 #: struct says it with ``msgspec.Meta(pattern=..., extra={"help": ...})`` instead.
@@ -27,6 +29,9 @@ PATTERN_HELP = {
     RESIDENT_PATTERN: "a pseudonymous resident id: 3 to 64 letters, digits, '-' and '_', no spaces (never a name)",
     PREFIX_PATTERN: "a topic prefix without '#' or '+' that neither starts nor ends with '/'",
     WINDOW_PATTERN: WINDOW_HELP,
+    PHONE_PATTERN: "a phone number in E.164: '+', the country code and the number, digits only (+4791234567)",
+    INTERFACE_PATTERN: "a network interface name as in /sys/class/net (wwan0, eth1): 1 to 15 letters, digits, "
+                       "'-', '_', '.' or ':'",
 }
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -192,8 +197,67 @@ class LimitsSection(Section):
                                           ge=1)] = 200.0
 
 
+class PushSection(Section):
+    """``[push]``: configs pushed by the alarm central (``cmd/config``), signed with its key, held on probation.
+
+    A pushed config may not change this table, nor the hub's identity, its
+    credentials' files or its state directory (docs/config-push.md).
+    """
+
+    key: Annotated[
+        str | None,
+        doc("PEM file of the alarm central's Ed25519 public key: a pushed config (cmd/config) is taken only with a "
+            "valid signature by it. Not a secret; a pushed config can never change it. Unset: every push is "
+            "refused."),
+    ] = None
+    probation_s: Annotated[
+        float,
+        doc("Seconds a pushed config has to reach the central (its birth acknowledged by the broker and its "
+            "command subscription granted); otherwise the hub rolls back to the last good config by itself. A "
+            "restart before it passed rolls back too.", ge=5, le=3600),
+    ] = 120.0
+    history: Annotated[
+        int, doc("Pushed configs remembered in the state directory (versions, SHA-256, outcome); the active and "
+                 "the last good one are always kept.", ge=2, le=1000)
+    ] = 20
+
+
+class FallbackSection(Section):
+    """``[fallback]``: when the central cannot be reached, SMS to the on-call phones, and the second paths watched.
+
+    The SMS go out through the residence's modem (a ``[[device]]`` of kind ``modem``): an alarm episode not
+    acknowledged within ``fallback_after_s``, or open while the MQTT link has been down for ``link_down_after_s``,
+    gets one SMS to each on-call number of its route (nurse, care; any: both), then reminders every
+    ``reminder_s``. A reply OK from one of those numbers acknowledges it as cmd/ack does.
+    """
+
+    nurse: Annotated[list[Annotated[str, msgspec.Meta(pattern=PHONE_PATTERN)]],
+                     doc("On-call numbers of the nurses (helsetjenesteteam), E.164 (+4791234567): they get the SMS "
+                         "of alarms routed nurse or any.")] = []
+    care: Annotated[list[Annotated[str, msgspec.Meta(pattern=PHONE_PATTERN)]],
+                    doc("On-call numbers of the care workers (omsorgsteam), E.164: they get the SMS of alarms routed "
+                        "care or any.")] = []
+    fallback_after_s: Annotated[float, doc("Seconds an alarm episode may wait for the central's ack before the SMS "
+                                           "go out (whatever the link).", gt=0)] = 120.0
+    link_down_after_s: Annotated[float, doc("Seconds the MQTT link may be down, with an alarm open, before the SMS "
+                                            "go out.", gt=0)] = 60.0
+    reminder_s: Annotated[float, doc("Seconds between reminder SMS while the episode stays open; 0: no "
+                                     "reminders.", ge=0)] = 600.0
+    max_reminders: Annotated[int, doc("At most this many reminder SMS per episode and number.", ge=0, le=100)] = 3
+    retry_s: Annotated[float, doc("Seconds before an SMS that failed is tried again; doubles on each failure, up "
+                                  "to reminder_s (or 600).", gt=0)] = 30.0
+    residence: Annotated[Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None,
+                         doc("How the SMS names the residence (an address or a house name, never a person's), up "
+                             "to 40 characters. Unset: the hub id.")] = None
+    test_alarms: Annotated[bool, doc("Send SMS for test alarms (alarm.test) too.")] = False
+    interface: Annotated[Annotated[str, msgspec.Meta(pattern=INTERFACE_PATTERN)] | None,
+                         doc("A second network interface to supervise (its operstate and carrier in "
+                             "/sys/class/net), e.g. wwan0: path.lost when it goes down. Unset: none.")] = None
+    interface_check_s: Annotated[float, doc("Seconds between checks of the interface.", gt=0, le=3600)] = 10.0
+
+
 DeviceKind = Literal[
-    "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor",
+    "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor", "modem",
     "checkin_button",
 ]
 
@@ -207,6 +271,7 @@ DEFAULT_ROUTE: dict[str, Route] = {
     "door": Route.CARE,
     "motion": Route.CARE,
     "sensor": Route.ANY,
+    "modem": Route.ANY,
     "checkin_button": Route.CARE,
 }
 
@@ -241,3 +306,6 @@ class ConfigCore(Section):
     alarm: Annotated[AlarmSection, doc("The central's acknowledgement every alarm needs.")] = AlarmSection()
     limits: Annotated[LimitsSection, doc("What one device may send; beyond, its telemetry is dropped.")] = LimitsSection()
     rules: Annotated[RulesConfig, doc("The local rules: readings that become alarms.")] = RulesConfig()
+    push: Annotated[PushSection, doc("Configs pushed by the alarm central: its key and the probation.")] = PushSection()
+    fallback: Annotated[FallbackSection, doc("SMS to the on-call phones when the central cannot be reached; the "
+                                             "second paths watched.")] = FallbackSection()

@@ -161,6 +161,14 @@ def _channels(event_messages: dict[str, Any]) -> dict[str, Any]:
             "messages": {},
         },
     }
+    channels["config"] = {
+        "address": "{prefix}/{hub}/config/{version}",
+        "title": "Pushed configs by reference",
+        "description": "Retained by the central: the TOML text a cmd/config without toml names by its version (the "
+        "hub subscribes, takes the retained message and leaves). Its SHA-256 must be the one cmd/config signs.",
+        "parameters": {**PARAMS, "version": {"description": "The version cmd/config names."}},
+        "messages": {"ConfigText": _ref("messages", "ConfigText")},
+    }
     for name, cls in COMMANDS.items():
         channels[f"cmd-{name}"] = {
             "address": f"{{prefix}}/{{hub}}/cmd/{name}",
@@ -211,7 +219,10 @@ def asyncapi() -> dict[str, Any]:
     schemas.update(relaxed(components(list(docs.DOCUMENTS), REF)))
     schemas.update(data_schemas(REF))
     event_messages = _event_messages()
-    messages = {**event_messages, **_document_messages(), **_command_messages()}
+    messages = {**event_messages, **_document_messages(), **_command_messages(), "ConfigText": {
+        "name": "ConfigText", "summary": "A whole hub config, TOML (UTF-8), at most 60,000 characters.",
+        "contentType": "application/toml", "payload": {"type": "string", "maxLength": 60000},
+    }}
     return {
         "asyncapi": "3.0.0",
         "id": "urn:carehub:hub",

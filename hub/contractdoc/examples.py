@@ -15,9 +15,12 @@ from typing import Any
 import msgspec
 
 from hub.contractdoc import payloads as d
+from hub.contractdoc import configdocs as cd
 from hub.eventdata import alarms as a
-from hub.eventdata import checkin as c
+from hub.eventdata import checkin as ci
+from hub.eventdata import configdata as c
 from hub.eventdata import devices as v
+from hub.eventdata import fallback as f
 from hub.eventdata import hubdata as h
 from hub.eventdata import rules as r
 from hub.events import EVENT_TYPES, Draft, Event, Route, Source, rfc3339
@@ -28,6 +31,11 @@ RESIDENT = "R-7f3a9c"
 T0 = 1795636800.0
 SHA_OLD = "9c1185a5c5e9fc54612808977ee8f548b2258d31" + "0" * 24
 SHA_NEW = "2f7d3b1e0a4c5d6e7f8091a2b3c4d5e6f708192a" + "1" * 24
+SHA_PUSHED_BAD = "5e0c2a7b9d1f3e5a7c9b1d3f5a7c9e1b3d5f7a9c" + "2" * 24
+SHA_PUSHED = "8a1b2c3d4e5f60718293a4b5c6d7e8f901a2b3c4" + "3" * 24
+SHA_PUSHED_9 = "c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7" + "4" * 24
+#: An Ed25519 signature as the central makes them (base64 of 64 bytes; an example, not a valid one).
+SIGNATURE = "3q2+7w" * 14 + "3q2+7w=="
 
 BUTTON = Source(device="button-bedroom", kind="alarm_button", room="bedroom")
 CORD = Source(device="cord-bathroom", kind="pull_cord", room="bathroom")
@@ -56,6 +64,9 @@ def at(s: float) -> str:
     """The evening's time ``s`` seconds in."""
     return rfc3339(T0 + s)
 
+
+#: The number of the evening's first checkin.missed (its re-alert and the late check-in name it).
+MISSED_1 = 43
 
 # (type, source, seconds into the evening, data, number of the event it names as cause)
 _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
@@ -110,12 +121,36 @@ _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
      r.RuleMedicationMissedData(dose_id=43, reported_by="hub", due_at=at(3600)), 19),
     ("rule.inactivity", RULE, 12000, r.RuleInactivityData(quiet_s=14400.0, after_s=14400.0, last_activity_at=at(-2400),
                                                           last_activity="motion.activity", realert=0), None),
-    ("checkin.missed", CHECKIN_RULE, 7200, c.CheckinMissedData(
+    ("config.refused", HUB_SOURCE, 9800, c.ConfigRefusedData(
+        version=7, sha256=SHA_PUSHED_BAD, reason="invalid", running_sha256=SHA_NEW, errors=1, lines=[4]), None),
+    ("config.applied", HUB_SOURCE, 9900, c.ConfigAppliedData(
+        version=8, sha256=SHA_PUSHED, previous_sha256=SHA_NEW, changed=["alarm", "mqtt"], probation_s=120.0,
+        by="central.main"), None),
+    ("config.rolled_back", HUB_SOURCE, 10030, c.ConfigRolledBackData(
+        version=8, sha256=SHA_PUSHED, reason="unreachable", detail="the central was not reached within "
+        "probation_s = 120: no birth acknowledged by a broker (brokers mqtt3.responssenter.example:8883; link backoff, "
+        "last error ConnectionRefusedError: [Errno 111] Connection refused)", to_version=None, to_sha256=SHA_NEW,
+        at=at(10020)), None),
+    ("config.confirmed", HUB_SOURCE, 10200, c.ConfigConfirmedData(version=9, sha256=SHA_PUSHED_9, after_s=0.412),
+     None),
+    ("fallback.failed", NURSECALL, 1020, f.FallbackFailedData(
+        to="+4791234567", reason="unacknowledged", reminder=0, alarm_type="alarm.nursecall", device="modem",
+        waited_s=120.0, error="cms_error", detail="+CMS ERROR: 500", attempt=1, retry_in_s=30.0), 8),
+    ("fallback.sent", NURSECALL, 1050, f.FallbackSentData(
+        to="+4791234567", reason="unacknowledged", reminder=0, alarm_type="alarm.nursecall", device="modem",
+        waited_s=150.3, reference="17", chars=118), 8),
+    ("path.lost", HUB_SOURCE, 10300, f.PathLostData(
+        path="gsm", reason="not_registered", detail={"sim": "ready", "registration": 2, "signal": 99,
+                                                     "device": "modem"}), None),
+    ("path.restored", HUB_SOURCE, 10360, f.PathRestoredData(
+        path="gsm", outage_s=60.2, was="not_registered", detail={"sim": "ready", "registration": 1, "signal": 18,
+                                                                 "device": "modem"}), None),
+    ("checkin.missed", CHECKIN_RULE, 7200, ci.CheckinMissedData(
         window="21:00-23:00", opened_at=at(0), due_at=at(7200), last_checkin_at=at(-84000), realert=0), None),
-    ("checkin.missed", CHECKIN_RULE, 8100, c.CheckinMissedData(
-        window="21:00-23:00", opened_at=at(0), due_at=at(7200), last_checkin_at=at(-84000), realert=1), 35),
-    ("checkin.done", CHECKIN, 8160, c.CheckinDoneData(input="gpio", gesture="press", window=None,
-                                                      missed=event_id(35)), None),
+    ("checkin.missed", CHECKIN_RULE, 8100, ci.CheckinMissedData(
+        window="21:00-23:00", opened_at=at(0), due_at=at(7200), last_checkin_at=at(-84000), realert=1), MISSED_1),
+    ("checkin.done", CHECKIN, 8160, ci.CheckinDoneData(input="gpio", gesture="press", window=None,
+                                                      missed=event_id(MISSED_1)), None),
     ("hub.stopping", HUB_SOURCE, 13000, h.HubStoppingData(), None),
 ]
 
@@ -190,6 +225,14 @@ _HEARTBEAT: dict[str, Any] = dict(
                         "serial:bedmat", "serial:dispenser", "serial:nursecall")},
     commands=d.CommandCounters(handled=3, refused={}, queued=0),
     alarm_counters={},
+    paths={
+        "mqtt": d.PathStatus(state="up", since=at(0.4), reason=None, lost=0, detail={}),
+        "gsm": d.PathStatus(state="up", since=at(2.1), reason=None, lost=0,
+                            detail={"sim": "ready", "registration": 1, "signal": 18, "device": "modem"}),
+        "interface": d.PathStatus(state="down", since=at(3.0), reason="no_carrier", lost=1,
+                                  detail={"interface": "wwan0", "operstate": "lowerlayerdown", "carrier": False}),
+    },
+    fallback=d.FallbackStatus(armed=True, text_paths=["modem"], counters={}, episodes=[]),
 )
 HEARTBEAT = d.Heartbeat(**_HEARTBEAT)
 
@@ -202,8 +245,9 @@ COMMANDS: dict[str, list[tuple[str, dict[str, Any], msgspec.Struct]]] = {
          d.AckReply(ok=True, result="already_acknowledged", alarm_id=event_id(3), closes=[event_id(2), event_id(3)])),
         ("cancelled at the device", {"event_id": event_id(6), "by": "op-17"},
          d.AckReply(ok=True, result="cancelled", alarm_id=event_id(6), closes=[event_id(6)])),
-        ("a missed check-in", {"event_id": event_id(36), "by": "op-17"},
-         d.AckReply(ok=True, result="acknowledged", alarm_id=event_id(35), closes=[event_id(35), event_id(36)])),
+        ("a missed check-in", {"event_id": event_id(MISSED_1 + 1), "by": "op-17"},
+         d.AckReply(ok=True, result="acknowledged", alarm_id=event_id(MISSED_1),
+                    closes=[event_id(MISSED_1), event_id(MISSED_1 + 1)])),
         ("unknown event", {"event_id": event_id(999), "by": "op-17"},
          d.AckUnknownReply(ok=False, result="unknown_event", error=f"no open alarm with id {event_id(999)}")),
     ],
@@ -219,6 +263,43 @@ COMMANDS: dict[str, list[tuple[str, dict[str, Any], msgspec.Struct]]] = {
          d.ErrorReply(ok=False, error="from_seq 100 is after the last seq 5", last_seq=5)),
         ("refused at the gate", {"from_seq": 0, "to_seq": 9},
          d.ErrorReply(ok=False, error="bad replay payload: Expected `int` >= 1 - at `$.from_seq`", refused="invalid")),
+    ],
+    "config": [
+        ("applying", {"version": 9, "sha256": SHA_PUSHED_9, "signature": SIGNATURE, "by": "central.main",
+                      "toml": '[hub]\nid = "omsorgsbolig-12"\nresident = "R-7f3a9c"\n\n[mqtt]\n...'},
+         cd.ConfigPushReply(ok=True, result="applying", version=9, sha256=SHA_PUSHED_9, probation_s=120.0)),
+        ("by reference (the retained {prefix}/{hub}/config/9)",
+         {"version": 9, "sha256": SHA_PUSHED_9, "signature": SIGNATURE, "by": "central.main"},
+         cd.ConfigPushReply(ok=True, result="applying", version=9, sha256=SHA_PUSHED_9, probation_s=120.0)),
+        ("invalid", {"version": 7, "sha256": SHA_PUSHED_BAD, "signature": SIGNATURE, "toml": "..."},
+         cd.ConfigRefusedReply(ok=False, result="invalid", version=7, error="pushed:v7: 1 problem; nothing changed",
+                               errors=["pushed:v7:4:1: hub.timezon: unknown key (did you mean 'timezone'?); "
+                                       "expected one of: id, resident, timezone"])),
+        ("pinned", {"version": 10, "sha256": SHA_PUSHED, "signature": SIGNATURE, "toml": "..."},
+         cd.ConfigRefusedReply(ok=False, result="pinned", version=10, error="pushed:v10: 1 problem; nothing changed",
+                               errors=["pushed:v10:2:1: hub.id: a pushed config may not change hub.id (the hub's "
+                                       "identity: in every topic, its client id and the broker's ACL); keep "
+                                       "'omsorgsbolig-12'"])),
+        ("bad signature", {"version": 10, "sha256": SHA_PUSHED, "signature": SIGNATURE, "toml": "..."},
+         cd.ConfigRefusedReply(ok=False, result="bad_signature", version=10,
+                               error="the signature is not the central's ([push] key) over hub omsorgsbolig-12, "
+                                     "version 10 and sha256 8a1b2c3d4e5f...")),
+    ],
+    "config-status": [
+        ("on probation", {}, cd.ConfigStatusReply(
+            ok=True, enabled=True, active=cd.ConfigRef(version=9, source="pushed", sha256=SHA_PUSHED_9),
+            last_good=cd.ConfigRef(version=None, source="local", sha256=SHA_NEW),
+            probation=cd.ConfigProbation(version=9, started=at(10199.6), probation_s=120.0, remaining_s=119.5),
+            highest=9, local_sha256=SHA_NEW,
+            history=[
+                cd.ConfigHistoryEntry(version=9, sha256=SHA_PUSHED_9, state="probation", at=at(10199.6),
+                                      by="central.main", reason=None),
+                cd.ConfigHistoryEntry(version=8, sha256=SHA_PUSHED, state="rolled_back", at=at(9900),
+                                      by="central.main", reason="the central was not reached within probation_s = "
+                                      "120: no birth acknowledged by a broker (link backoff, ...)"),
+                cd.ConfigHistoryEntry(version=7, sha256=SHA_PUSHED_BAD, state="refused", at=at(9800),
+                                      by="central.main", reason="invalid"),
+            ])),
     ],
     "ble-forget": [
         ("forgotten", {"device": "button-bedroom", "by": "op-17"},

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub.contractdoc.configdocs import ConfigPushReply, ConfigRefusedReply, ConfigStatusReply
 from hub.eventdata.base import UNSET, EventId, Seconds, Sha256, Timestamp, Unset
 from hub.events import Route
 
@@ -147,6 +148,47 @@ class CommandCounters(_Doc):
     queued: Annotated[int, msgspec.Meta(ge=0)]
 
 
+class PathStatus(_Doc):
+    """One path out of the residence."""
+
+    state: Annotated[Literal["up", "down", "unknown"], msgspec.Meta(description="unknown: not checked yet.")]
+    since: Annotated[Timestamp, msgspec.Meta(description="When it entered this state (or the hub started).")]
+    reason: Annotated[
+        str | None,
+        msgspec.Meta(description="Why it is down: mqtt disconnected, not_connected_yet; gsm no_sim, not_registered, "
+                                 "weak_signal, not_answering, unplugged, io_error; interface down, no_carrier, "
+                                 "missing. null when up."),
+    ]
+    lost: Annotated[int, msgspec.Meta(ge=0, description="Times it went down since the hub started.")]
+    detail: Annotated[
+        dict[str, Any],
+        msgspec.Meta(description="What was read: gsm sim, registration (+CREG stat: 1 home, 5 roaming), signal "
+                                 "(+CSQ rssi 0-31, 99 unknown), device; interface interface, operstate, carrier."),
+    ]
+
+
+class FallbackEpisode(_Doc):
+    """An alarm episode whose SMS fallback started."""
+
+    event_id: Annotated[EventId, msgspec.Meta(description="The episode's first alarm.")]
+    reason: Annotated[Literal["unacknowledged", "link_down"], msgspec.Meta(description="Why it started.")]
+    sent: Annotated[int, msgspec.Meta(ge=0, description="SMS sent for it, reminders included.")]
+    numbers: Annotated[int, msgspec.Meta(ge=0, description="On-call numbers it goes to.")]
+
+
+class FallbackStatus(_Doc):
+    """The SMS fallback ([fallback])."""
+
+    armed: Annotated[bool, msgspec.Meta(description="A modem and on-call numbers: SMS would go out.")]
+    text_paths: Annotated[list[str], msgspec.Meta(description="The modems (device ids).")]
+    counters: Annotated[
+        dict[str, int],
+        msgspec.Meta(description="sent, failed; replies: acknowledged, ack_refused, not_understood, unknown_sender, "
+                                 "ok_nothing_open."),
+    ]
+    episodes: list[FallbackEpisode]
+
+
 class Heartbeat(_Doc):
     """The heartbeat, every [mqtt] heartbeat_s while connected; cmd/status answers with the same document."""
 
@@ -176,6 +218,12 @@ class Heartbeat(_Doc):
     alarm_counters: Annotated[
         dict[str, int], msgspec.Meta(description="cancel_unmatched: resets from a device that named no open alarm.")
     ]
+    paths: Annotated[
+        dict[str, PathStatus],
+        msgspec.Meta(description="Each path out of the residence: mqtt (the link to the central) always; gsm (the "
+                                 "modem) once it was checked; interface when [fallback] interface names one."),
+    ]
+    fallback: FallbackStatus
 
 
 class StatusReply(Heartbeat):
@@ -279,7 +327,7 @@ class ErrorReply(_Doc):
     refused: Annotated[
         Literal["invalid", "too_large", "rate_limited", "busy"],
         msgspec.Meta(description="Refused at the gate, before it ran: invalid (a bad payload), too_large (over "
-                                 "4 KiB), rate_limited (over the command's rate), busy (the queue is full)."),
+                                 "4 KiB; cmd/config 64 KiB), rate_limited (over the command's rate), busy (the queue is full)."),
     ] | Unset = UNSET
     last_seq: Annotated[int, msgspec.Meta(ge=0, description="cmd/replay past the end: the hub's last seq.")] | Unset = UNSET
     sent: Annotated[
@@ -295,10 +343,12 @@ REPLIES: dict[str, tuple[type[_Doc], ...]] = {
     "replay": (ReplayReply,),
     "ble-forget": (BleForgetReply,),
     "away": (AwayReply,),
+    "config": (ConfigPushReply, ConfigRefusedReply),
+    "config-status": (ConfigStatusReply,),
 }
 
 #: Every document struct, for the schema components.
 DOCUMENTS: tuple[type[_Doc], ...] = (
     StatusOnline, StatusOffline, Heartbeat, StatusReply, AckReply, AckUnknownReply, TestAlarmReply, ReplayReply,
-    BleForgetReply, AwayPeriod, AwayReply, ErrorReply,
+    BleForgetReply, ConfigPushReply, ConfigRefusedReply, ConfigStatusReply, AwayPeriod, AwayReply, ErrorReply,
 )

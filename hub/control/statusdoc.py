@@ -22,7 +22,7 @@ from typing import Any
 from hub import commands
 
 #: The driver tables a device may have, in the order the registry lists them.
-DRIVER_TABLES = ("gpio", "serial", "ble", "gatt")
+DRIVER_TABLES = ("gpio", "serial", "ble", "gatt", "modem")
 
 
 async def status_document(hub: Any, control: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +117,9 @@ def degraded(doc: dict[str, Any]) -> list[dict[str, str]]:
     scanner = doc.get("devices", {}).get("ble")
     if isinstance(scanner, dict) and scanner.get("state") == "degraded":
         out.append({"part": "ble", "reason": str(scanner.get("reason"))})
+    for name, path in doc.get("paths", {}).items():
+        if name != "mqtt" and path.get("state") == "down":
+            out.append({"part": f"path:{name}", "reason": f"down ({path.get('reason')})"})
     for row in doc.get("device_list", []):
         if row["state"] in ("offline", "degraded", "failed"):
             reason = row.get("reason") or ("silent" if row["offline"] else row["state"])

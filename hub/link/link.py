@@ -216,6 +216,20 @@ class MqttLink:
             if not fut.done():
                 fut.set_result(None)
 
+    def subscribe_now(self, topic: str) -> None:
+        """Subscribe on the current connection (QoS 1) until :meth:`unsubscribe_now`: a retained message
+        fetched once. Not renewed on a reconnect. Raises :class:`LinkDown` when offline."""
+        conn = self._conn
+        if conn is None:
+            raise LinkDown("not connected")
+        conn.client.subscribe(topic, qos=1)
+
+    def unsubscribe_now(self, topic: str) -> None:
+        """Undo :meth:`subscribe_now` (nothing when offline: a new connection has no such subscription)."""
+        conn = self._conn
+        if conn is not None:
+            conn.client.unsubscribe(topic)
+
     def publish_nowait(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, properties: Properties | None = None
     ) -> asyncio.Future[ReasonCode] | None:

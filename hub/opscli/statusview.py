@@ -28,6 +28,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
     console.print(head)
     console.print(_link(doc.get("link", {})))
     console.print(_outbox(doc.get("outbox", {})))
+    if doc.get("paths"):
+        console.print(_paths(doc["paths"], doc.get("fallback") or {}))
     console.print(_devices(doc.get("device_list", [])))
     alarms = doc.get("open_alarms", [])
     if alarms:
@@ -51,6 +53,19 @@ def _link(link: dict[str, Any]) -> Text:
     why = link.get("last_error") or "no broker reached yet"
     return Text.assemble("link    ", (f"not connected ({link.get('state')})", "bold red"), f": {short(why, 100)}",
                          " (alarms are stored and sent once the broker is back)")
+
+
+def _paths(paths: dict[str, Any], fallback: dict[str, Any]) -> Text:
+    parts: list[Any] = ["paths  "]
+    for name, p in paths.items():
+        state = p.get("state")
+        style = "green" if state == "up" else "bold red" if state == "down" else "yellow"
+        why = f" ({p['reason']})" if state == "down" and p.get("reason") else ""
+        parts += [f" {name} ", (f"{state}{why}", style)]
+    if fallback.get("armed"):
+        counters = fallback.get("counters", {})
+        parts.append(f"  SMS fallback armed: {counters.get('sent', 0)} sent, {counters.get('failed', 0)} failed")
+    return Text.assemble(*parts)
 
 
 def _outbox(o: dict[str, Any]) -> Text:

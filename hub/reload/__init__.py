@@ -60,6 +60,11 @@ one at a time on the hub's loop; SIGHUPs that come meanwhile make one more):
    ``hub.config_reloaded`` (NORMAL) to the central. A file that means the
    same as the running one changes nothing.
 
+A config pushed by the central (:mod:`hub.configpush`) is applied by the
+same :meth:`~hub.reload.reloader.Reloader.apply`, under the same lock, after
+its own checks; a SIGHUP while a pushed config runs keeps it unless the local
+file changed since it was pushed (then the file wins).
+
 What never changes in a reload: the outbox stays open (every event
 accepted is kept until its PUBACK), the alarm tracker keeps every open
 alarm with its reminders and LED pattern, supervision keeps running.

@@ -44,6 +44,8 @@ class Reloader:
         self.hub = hub
         self._wanted = asyncio.Event()
         self._secrets = secrets_digest(hub.loaded)  # as the link read them at start
+        #: one reload or pushed config at a time
+        self.lock = asyncio.Lock()
         #: reloads applied and refused since start (for tests and status)
         self.applied = 0
         self.refused = 0
@@ -94,26 +96,42 @@ class Reloader:
             data = {"errors": len(exc.issues), "lines": sorted({i.line for i in exc.issues})[:MAX_LINES],
                     "sha256": await asyncio.to_thread(_sha256, path)}
             raise Refused("invalid", lines, data) from None
+        async with self.lock:
+            pushed = getattr(h, "configpush", None)
+            if pushed is not None and not await pushed.local_file_wins(new):  # the pushed config stays
+                return []
+            previous = h.loaded.sha256
+            changed = await self.apply(new)
+            if pushed is not None:
+                pushed.set_local(new)
+        if changed or new.sha256 != previous:
+            await h.emitter.emit_logged(
+                Draft(type="hub.config_reloaded", priority=Priority.NORMAL, source=HUB_SOURCE,
+                      data={"sha256": new.sha256, "previous_sha256": previous, "changed": changed})
+            )
+        return changed
+
+    async def apply(self, new: config.LoadedConfig) -> list[str]:
+        """Apply a validated config over the running one (a reload's, or a pushed one's); the tables and
+        devices it changed. Raises :class:`Refused` (needs_restart, attach_failed) and then nothing changed.
+        The caller holds :attr:`lock`."""
+        h = self.hub
+        where = new.origin or str(new.path)
         secrets = await asyncio.to_thread(secrets_digest, new)
         plan = make_plan(h.loaded, new, old_secrets=self._secrets, new_secrets=secrets)
         if plan.restart:
-            lines = [f"{path}: {key}: {RESTART_KEYS[key]}; restart the service to change it "
+            lines = [f"{where}: {key}: {RESTART_KEYS[key]}; restart the service to change it "
                      f"(systemctl restart carehub)" for key in plan.restart]
             raise Refused("needs_restart", lines, {"keys": plan.restart, "sha256": new.sha256})
         if plan.empty and new.sha256 == h.loaded.sha256:
             return []
-        previous = h.loaded.sha256
         settings = await asyncio.to_thread(h.link_settings, new)  # reads the password file
         relink = settings != h.link.settings or secrets != self._secrets
         try:
             await self._apply(new, plan, settings if relink else None)
         except AttachFailed as exc:
-            raise Refused("attach_failed", [f"{path}: {exc}"], {"driver": exc.driver, "sha256": new.sha256}) from None
+            raise Refused("attach_failed", [f"{where}: {exc}"], {"driver": exc.driver, "sha256": new.sha256}) from None
         self._secrets = secrets
-        await h.emitter.emit_logged(
-            Draft(type="hub.config_reloaded", priority=Priority.NORMAL, source=HUB_SOURCE,
-                  data={"sha256": new.sha256, "previous_sha256": previous, "changed": plan.changed})
-        )
         return plan.changed
 
     async def _apply(self, new: config.LoadedConfig, plan: Plan, link: LinkSettings | None) -> None:

@@ -189,6 +189,10 @@ class FakeRig:
             return 1, "hub.toml:3:8: mqtt.port: expected int, found str\nhub.toml: 1 error; the hub would refuse to start"
         return 0, "hub.toml: valid"
 
+    def push_config(self, version: int, set_: dict[str, Any], unreachable: bool) -> dict[str, Any]:
+        self._call("push_config", version, set_, unreachable)
+        return {"ok": True, "result": "applying", "version": version}
+
     def on_ack(self, event_id: str, by: str) -> dict[str, Any]:
         if event_id not in self.taken_ids or event_id in self.acked:
             return {"ok": False, "error": f"no open alarm with id {event_id}"}
