@@ -23,17 +23,21 @@ from typing import Any
 
 import jsonschema
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.ble import bthome
 from hil.harness.broker import Mosquitto, Subscriber, request
 from hil.harness.emulators import EmulatedDevice, EmulatedModem, modem_device, serial_devices
 from hil.harness.hubproc import HubProcess
+from hil.harness.mosquitto import free_port
+from hub.configpush.signing import public_pem, sign
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "contract" / "event.schema.json").read_text())
 CONTRACT_TYPES = set(json.loads((ROOT / "contract" / "asyncapi.json").read_text())
                      ["channels"]["event"]["parameters"]["type"]["enum"])
-BASE = "carehub/v1/test-hub"
+HUB = "test-hub"
+BASE = f"carehub/v1/{HUB}"
 RESIDENT = "R-7f3a9c"
 
 NAME = "Kari Nordmann"
@@ -98,6 +102,10 @@ steady_s = 600
 [limits]
 telemetry_per_s = 1
 telemetry_burst = 8
+
+[push]
+key = "central-push.pub"
+probation_s = 5
 
 [fallback]
 nurse = ["{ON_CALL[0]}"]
@@ -167,8 +175,10 @@ class Rig:
     """The hub, the central's subscriber, the serial emulators, and the ways to drive them."""
 
     def __init__(self, hub: HubProcess, central: Subscriber, port: int,
-                 bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice, modem: EmulatedModem) -> None:
+                 bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice, modem: EmulatedModem,
+                 push_key: Ed25519PrivateKey) -> None:
         self.hub, self.central, self.port = hub, central, port
+        self.push_key = push_key
         self.bed, self.disp, self.espa, self.modem = bed, disp, espa, modem
         self._pid = 0
 
@@ -193,6 +203,13 @@ class Rig:
         assert reply.get("ok") is True, reply
         return reply
 
+    def push(self, version: int, text: str) -> dict[str, Any]:
+        """``cmd/config``: ``text`` signed by the central as ``version``; the hub's reply, whatever it says."""
+        sha256, signature = sign(self.push_key, HUB, version, text)
+        body = {"version": version, "sha256": sha256, "signature": signature, "toml": text, "by": "operator-7"}
+        return request("127.0.0.1", self.port, f"{BASE}/cmd/config", body, timeout=20,
+                       response_topic=f"{BASE}/reply/central.test/config")
+
     def advert(self, address: str, objects: tuple[tuple[int, Any], ...] = (), **kw: Any) -> None:
         if "bindkey" not in kw:
             self._pid = (self._pid + 1) % 256
@@ -211,11 +228,13 @@ def rig(tmp_path: Path, broker: Mosquitto, subscribe: Callable[..., Subscriber],
     pw = hub_dir / f"{NAME}.pass"
     pw.write_text(PASSWORD + "\n")
     pw.chmod(0o600)
+    push_key = Ed25519PrivateKey.generate()
+    (hub_dir / "central-push.pub").write_bytes(public_pem(push_key))
     path = hub_dir / "hub.toml"
     path.write_text(config_text(bed, disp, espa, modem).replace("{port}", str(broker.port)))
     central = subscribe([f"{BASE}/event/#", f"{BASE}/status", f"{BASE}/heartbeat", f"{BASE}/reply/#"])  # what the hub sends
     hub = HubProcess(path)
-    yield Rig(hub, central, broker.port, bed, disp, espa, modem)
+    yield Rig(hub, central, broker.port, bed, disp, espa, modem, push_key)
     if hub.returncode is None and hub.proc is not None:
         hub.stop()
     modem.stop()
@@ -316,6 +335,20 @@ def drive_every_event_type(rig: Rig) -> None:
     rig.wait("hub.config_reloaded")
     beats = len(rig.central.wait_for_topic(f"{BASE}/heartbeat"))
     rig.central.wait_for_topic(f"{BASE}/heartbeat", count=beats + 1)  # one under the new config (heartbeat_s = 2)
+
+    # and pushed by the central: refused (the name again, where a time zone belongs), taken, and one that
+    # points at a broker nobody runs, rolled back after the probation; the replies are scanned as well
+    local = hub.config.read_text()
+    refused = rig.push(1, local.replace('resident = "', f'timezone = "{NAME}"\nresident = "', 1))
+    assert refused.get("ok") is False, refused
+    rig.wait("config.refused")
+    taken = rig.push(2, local.replace("steady_s = 601", "steady_s = 602"))
+    assert taken.get("ok") is True, taken
+    rig.wait("config.applied", "config.confirmed")
+    nobody = free_port()
+    lost = rig.push(3, local.replace(f"port = {rig.port}", f"port = {nobody}", 1))
+    assert lost.get("ok") is True, lost
+    rig.wait("config.rolled_back", timeout=30)
     assert hub.stop() == 0
     rig.wait("hub.stopping")
 

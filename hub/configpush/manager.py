@@ -28,7 +28,7 @@ from hub import commands
 from hub.config import LoadedConfig
 from hub.configpush.history import Entry, HistoryStore, Probation, Record
 from hub.configpush.signing import KeyError_, load_public_key, sha256_text, verify
-from hub.configpush.validate import Invalid, check
+from hub.configpush.validate import Invalid, check, reply_line
 from hub.emitter import HUB_SOURCE
 from hub.events import Draft, Priority, rfc3339
 from hub.lifecycle import EXIT_GAVE_UP
@@ -121,7 +121,7 @@ class ConfigPush:
         try:
             new = await asyncio.to_thread(check, text, cmd.version, local=self.local, running=self.hub.loaded)
         except Invalid as exc:
-            lines = [str(i)[:300] for i in exc.issues]
+            lines = [reply_line(i) for i in exc.issues]
             n = len(lines)
             return await self._refuse(cmd, exc.reason, f"pushed:v{cmd.version}: {n} problem{'s' if n != 1 else ''}; "
                                       f"nothing changed", lines, sorted({i.line for i in exc.issues}))

@@ -10,6 +10,7 @@ running config: each difference is one more line at the key's position.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hub.config import ConfigError, LoadedConfig, load_text
@@ -17,7 +18,26 @@ from hub.reload.plan import RESTART_KEYS, make_plan
 from hub.tomldoc import Issue
 from hub.tomlpos import key_positions, locate
 
-__all__ = ["PINNED", "Invalid", "check"]
+__all__ = ["PINNED", "Invalid", "check", "reply_line"]
+
+#: A quoted value as a message quotes it (Python's repr of a str: '...' or "...").
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+#: What a reply shows in place of a quoted value that was found in the pushed text.
+REDACTED = "<value>"
+
+
+def reply_line(issue: Issue, limit: int = 300) -> str:
+    """``issue`` as check-config prints it, for the MQTT reply: what was *found* is not quoted back.
+
+    The values a message quotes after "found" are the pushed text's own (a time zone field that holds
+    a resident's name, a phone number in the wrong table): the central has the text and the line, and
+    the reply crosses the broker again, so they stay out of it. The local journal keeps them whole.
+    """
+    text = str(issue)
+    head, sep, tail = text.partition(" found ")
+    if sep:
+        text = head + sep + _QUOTED.sub(REDACTED, tail)
+    return text[:limit]
 
 #: Keys a pushed config must leave as the hub's local file has them, and why.
 PINNED: dict[str, str] = {

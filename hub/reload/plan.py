@@ -95,7 +95,7 @@ def make_plan(old: LoadedConfig, new: LoadedConfig, *, old_secrets: str = "", ne
     """What reloading ``new`` over the running ``old`` must do (``*_secrets``: :func:`secrets_digest`)."""
     plan = Plan(restart=_restart_keys(old, new))
     o, n = old.config, new.config
-    for table in ("hub", "mqtt", "store", "log", "sim", "alarm", "limits", "rules"):
+    for table in ("hub", "mqtt", "store", "log", "sim", "alarm", "limits", "rules", "fallback", "push"):
         if getattr(o, table) != getattr(n, table):
             plan.changed.append(table)
     if old_secrets != new_secrets and "mqtt" not in plan.changed:
