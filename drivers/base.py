@@ -78,6 +78,9 @@ class FeedbackMode(str, enum.Enum):
     #: The alarm could not be stored (disk full, I/O error) and is sent from memory:
     #: three short pulses then a pause (:mod:`drivers.gpio.feedback`).
     FAULT = "fault"
+    #: The resident's daily check-in was taken ("all is well"), shown once and then back to what
+    #: the device showed: two long glows, not a blink and not steady (:mod:`drivers.gpio.feedback`).
+    CHECKIN = "checkin"
 
 
 class Indicator(Protocol):
@@ -183,6 +186,10 @@ class ButtonInput(Protocol):
     def hold(self, t: float) -> None: ...
 
     def release(self, t: float, held_s: float) -> None: ...
+
+    def gesture(self, name: str, t: float) -> None:
+        """A gesture the button classified itself (a BTHome button event: ``press``, ``double_press``,
+        ``long_press``, ``hold_press`` ...): the hub decides what it means (an alarm, a cancel, a check-in)."""
 
 
 class HubPort(Protocol):

@@ -230,11 +230,12 @@ class ExpectNoEvent(_Step, tag="expect_no_event", kw_only=True):
 
 class ExpectFeedback(_Step, tag="expect_feedback", kw_only=True):
     """Expect a device's LED (or buzzer) to show ``state`` within ``within_ms``:
-    ``off``, ``fast_blink``, ``slow_blink``, ``steady``, ``fault``. Needs ``led_readback``."""
+    ``off``, ``fast_blink``, ``slow_blink``, ``steady``, ``fault``, or ``checkin`` (a check-in taken:
+    two long glows, once). Needs ``led_readback``."""
 
     device: DeviceId
     output: Literal["led", "buzzer"] = "led"
-    state: Literal["off", "fast_blink", "slow_blink", "steady", "fault"]
+    state: Literal["off", "fast_blink", "slow_blink", "steady", "fault", "checkin"]
     within_ms: Ms = 3000
 
 

@@ -1,6 +1,7 @@
 """What each command from the central does, once the gate (:mod:`hub.commandgate`) let it through.
 
-``ack`` ends an alarm episode, ``test-alarm`` raises ``alarm.test`` end to
+``ack`` ends an alarm episode (or a rule's call: a ``checkin.missed``), ``away`` tells the
+check-in rule the resident is away (or home again), ``test-alarm`` raises ``alarm.test`` end to
 end, ``status`` answers with the status document, ``replay`` publishes stored
 events again (same ids and seqs) and says what is missing; ``config`` and
 ``config-status`` go to :mod:`hub.configpush`. A command a driver
@@ -9,6 +10,7 @@ owns (``ble-forget``) goes to the drivers; the first that claims it answers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,8 +22,13 @@ from hub.emitter import HUB_SOURCE, Emitter
 from hub.events import Draft, Priority, Route
 from hub.link import LinkError, MqttLink
 from hub.outbox import Outbox, StoreError
+from hub.rules.away import parse_instant
+from hub.rules_runner import RulesRunner
 
 log = structlog.get_logger("hub.command_runner")
+
+#: The longest absence ``cmd/away`` takes (a longer one is a mistake, or a move: change the config).
+MAX_AWAY_S = 366 * 86400.0
 
 #: Commands a driver owns: the command struct to the name and fields the driver is asked with.
 DRIVER_COMMANDS: dict[type, str] = {commands.BleForget: "ble-forget"}
@@ -41,6 +48,7 @@ class CommandRunner:
         devices: dict[str, Any],
         status: Callable[[], Awaitable[dict[str, Any]]],
         drivers: Sequence[Any],
+        rules: RulesRunner | None = None,
     ) -> None:
         self.base = base
         self.alarms = alarms
@@ -50,6 +58,7 @@ class CommandRunner:
         self.devices = devices
         self.status = status
         self.drivers = drivers
+        self.rules = rules
         #: :class:`hub.configpush.ConfigPush`, set by the daemon once built (``config``, ``config-status``)
         self.configpush: Any = None
 
@@ -62,6 +71,8 @@ class CommandRunner:
             return {"ok": True, **await self.status()}
         if isinstance(cmd, commands.Replay):
             return await self._replay(cmd)
+        if isinstance(cmd, commands.Away):
+            return await self._away(cmd)
         if isinstance(cmd, commands.PushConfig) and self.configpush is not None:
             return await self.configpush.push(cmd)
         if isinstance(cmd, commands.ConfigStatus) and self.configpush is not None:
@@ -74,6 +85,9 @@ class CommandRunner:
     async def _ack(self, cmd: commands.Ack) -> dict[str, Any]:
         result, alarm = await self.alarms.acknowledge(cmd.event_id, cmd.by)
         if result is AckResult.UNKNOWN:
+            called = await self.rules.acknowledge(cmd.event_id, cmd.by) if self.rules is not None else None
+            if called is not None:  # a rule's call (checkin.missed): its re-alerts stop
+                return called
             return {"ok": False, "error": f"no open alarm with id {cmd.event_id}", "result": result.value}
         # alarm_id: the alarm the ack names (a reminder names its episode's first); closes: the episode's alarms
         return {
@@ -82,6 +96,23 @@ class CommandRunner:
             "alarm_id": alarm.alarm_id_for(cmd.event_id) if alarm else None,
             "closes": alarm.ids if alarm else [],
         }
+
+    async def _away(self, cmd: commands.Away) -> dict[str, Any]:
+        if self.rules is None:
+            return {"ok": False, "error": "this hub runs no rules"}
+        try:
+            start = parse_instant(cmd.from_) if cmd.from_ is not None else None
+            until = parse_instant(cmd.until) if cmd.until is not None else None
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        if not cmd.cancel:
+            if until is None:
+                return {"ok": False, "error": "away needs until (or cancel: true to end an absence)"}
+            if start is not None and until <= start:
+                return {"ok": False, "error": f"until ({cmd.until}) is not after from ({cmd.from_})"}
+            if until - time.time() > MAX_AWAY_S:
+                return {"ok": False, "error": f"until is more than {MAX_AWAY_S // 86400:.0f} days ahead"}
+        return await self.rules.away(start, None if cmd.cancel else until, reason=cmd.reason, by=cmd.by)
 
     async def _test_alarm(self, cmd: commands.TestAlarm) -> dict[str, Any]:
         if cmd.device is not None and cmd.device not in self.devices:

@@ -45,6 +45,7 @@ DEFAULT_RATES: dict[str, tuple[float, float]] = {
     "status": (5.0, 20.0),
     "replay": (1.0, 3.0),
     "ble-forget": (1.0, 5.0),
+    "away": (1.0, 10.0),
     "config": (1.0, 5.0),
     "config-status": (2.0, 10.0),
 }

@@ -77,6 +77,32 @@ class BleForget(_Command):
     by: Who = "central"
 
 
+#: An instant from the central: RFC 3339 with its offset ("Z" or "+01:00").
+Instant = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$",
+        description="RFC 3339 time with its offset, e.g. 2026-12-20T08:00:00+01:00 or 2026-12-20T07:00:00Z.",
+    ),
+]
+
+
+class Away(_Command, rename={"from_": "from"}):
+    """``cmd/away``: the resident is away (a holiday, a hospital stay): a missed daily check-in is no call.
+
+    ``from`` (default now) and ``until`` bound the absence; a new ``cmd/away``
+    replaces the one before; an ``until`` not after now, or ``cancel: true``,
+    ends it (the resident is home). Kept across restarts. A missed check-in
+    being re-alerted stops when the absence covers now.
+    """
+
+    from_: Instant | None = None
+    until: Instant | None = None
+    cancel: bool = False
+    reason: Annotated[str, msgspec.Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
+    by: Who = "central"
+
+
 #: The most a pushed config's text may be (a residence's config is a few KiB).
 MAX_CONFIG_TEXT = 60_000
 
@@ -121,6 +147,7 @@ COMMANDS: dict[str, type[_Command]] = {
     "status": Status,
     "replay": Replay,
     "ble-forget": BleForget,
+    "away": Away,
     "config": PushConfig,
     "config-status": ConfigStatus,
 }

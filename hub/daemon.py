@@ -122,6 +122,7 @@ class Hub:
             devices=self.devices,
             status=self.status.status,
             drivers=self.drivers,
+            rules=self.rules_runner,
         )
         self.commands = CommandGate(
             f"{self.base}/cmd/", self.runner.run, reply=self.link.reply, reply_nowait=self.link.reply_nowait

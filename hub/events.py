@@ -12,22 +12,26 @@ structs (``python -m hub.contract --write``); a test fails when it drifts.
 from __future__ import annotations
 
 import enum
-import math
-import os
-import time
 from typing import Annotated, Any
 
 import msgspec
 
+from hub.ids import rfc3339, uuid7
 from hub.scaip import Scaip, codes_for
+
+__all__ = [
+    "CHECKIN_EVENT_TYPES", "EVENT_TYPES", "RULE_EVENT_TYPES", "SCHEMA_MINOR", "SCHEMA_VERSION", "Draft", "Event",
+    "EventId", "EventType", "Priority", "Route", "Source", "Timestamp", "rfc3339", "uuid7",
+]
 
 #: Version of the event contract. Bumped only on a breaking change.
 SCHEMA_VERSION = 1
 #: Minor version of the contract: bumped on an additive change (a new type, a new optional field).
 #: 1: ``scaip`` on every event, the data schema of each type. 2: config pushed by the central (``cmd/config``,
 #: ``cmd/config-status``, ``config.*`` events). 3: the second path: ``fallback.sent``, ``fallback.failed``,
-#: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status.
-SCHEMA_MINOR = 3
+#: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status. 4: the daily
+#: check-in: ``checkin.done``, ``checkin.missed``, ``cmd/away``, ``cmd/ack`` of a checkin.missed (result ``ended``).
+SCHEMA_MINOR = 4
 
 
 class Priority(str, enum.Enum):
@@ -316,10 +320,8 @@ EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 }
 
 
-#: The event types the local rules (:mod:`hub.rules`) emit, with their default priority and
-#: what they mean; part of :data:`EVENT_TYPES`. Supervision
-#: emits the existing ``device.offline`` / ``device.online`` / ``device.battery_low``
-#: (with ``data.rule = "supervision"``), which are there already.
+#: The event types the local rules (:mod:`hub.rules`) emit, part of :data:`EVENT_TYPES`. Supervision emits the
+#: existing ``device.offline`` / ``device.online`` / ``device.battery_low`` (with ``data.rule = "supervision"``).
 RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
     "rule.bed_not_returned": (
         Priority.HIGH,
@@ -351,48 +353,13 @@ RULE_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
 
 EVENT_TYPES.update(RULE_EVENT_TYPES)
 
-
-def rfc3339(t: float | None = None) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-25T21:21:50.123Z``."""
-    # as datetime does it: split off the fraction first, so that a large t times 1e6 loses no precision
-    frac_s, whole = math.modf(time.time() if t is None else t)
-    sec, frac = int(whole), round(frac_s * 1_000_000)
-    if frac >= 1_000_000:
-        sec, frac = sec + 1, frac - 1_000_000
-    if sec != _second[0]:  # one strftime per second, not per event
-        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-    return f"{_second[1]}{frac // 1000:03d}Z"
-
-
-_second: list[Any] = [None, ""]
-
-
-_last_v7 = [0, 0]
-
-
-def uuid7(t: float | None = None) -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits.
-
-    Monotonic within this process: ids made in the same millisecond keep
-    their order through a 12-bit counter in ``rand_a``. An id for a given time
-    ``t`` stands apart: it neither follows nor moves that sequence (one made
-    for an hour ahead must not hold every later id an hour ahead). (``uuid.uuid7``
-    only arrives with Python 3.14.)
-    """
-    ms = int((time.time() if t is None else t) * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")  # one read: 16 bits for the counter's start, 64 for rand_b
-    if t is not None:
-        counter = (rand >> 64) & 0x3FF
-    elif ms <= _last_v7[0]:
-        ms = _last_v7[0]
-        counter = _last_v7[1] + 1
-        if counter > 0xFFF:
-            ms += 1
-            counter = 0
-    else:
-        counter = (rand >> 64) & 0x3FF
-    if t is None:
-        _last_v7[0], _last_v7[1] = ms, counter
-    rand_b = rand & ((1 << 62) - 1)
-    h = f"{(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+#: The resident's daily check-in (:mod:`hub.rules.checkin`), part of :data:`EVENT_TYPES` too.
+CHECKIN_EVENT_TYPES: dict[str, tuple[Priority, str]] = {
+    "checkin.done": (Priority.LOW, "The resident checked in on purpose: a check-in button's press, or a BLE button's "
+                     "configured gesture (data.gesture); never an alarm. data.window: the window it falls in; "
+                     "data.missed: the checkin.missed it ends (null: none)."),
+    "checkin.missed": (Priority.HIGH, "No check-in inside a window by its end (data.window, data.due_at), the "
+                       "resident not away: a call, not an alarm. Re-sent every realert_s (cause: the first) until a "
+                       "check-in, a cmd/ack of any of them, the resident away, or the next window."),
+}
+EVENT_TYPES.update(CHECKIN_EVENT_TYPES)

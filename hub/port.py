@@ -3,7 +3,7 @@
 It is all a driver sees of the hub: device events go through the emitter
 (commit, then publish; the device's telemetry limit; a reset closing its
 alarm), reports to the rules runner (supervision, battery), buttons to the
-hub's gestures, LEDs and buzzers to the alarm tracker, simulated operations
+hub's gestures (and the resident's check-ins), LEDs and buzzers to the alarm tracker, simulated operations
 to the sim socket (created on first use, started with the hub), text paths
 (a modem), the messages they receive and their paths' states to the SMS
 fallback and the path board (:mod:`hub.fallback`).
@@ -21,6 +21,7 @@ import structlog
 from drivers.base import ButtonInput, Emit, Indicator, PathState, SimOps, TextPath
 from drivers.simctl import SimControl
 from hub.alarms import AlarmTracker
+from hub.checkins import CheckIns
 from hub.emitter import Emitter
 from hub.fallback import Fallback, PathBoard
 from hub.gestures import ButtonGestures
@@ -57,6 +58,10 @@ class DriverPort:
         self.sim_control: SimControl | None = None
         #: told of every report (device id, battery) after the rules: last seen for ``status``
         self.on_report: list[Callable[[str, float | None], None]] = []
+        #: the resident's check-ins at a button (the check-in rule looked up at each one)
+        self.checkins = CheckIns(
+            rule=lambda: self.rules.rules.get("check_in"), feedback=alarms, emit=emitter.emit_logged, spawn=spawn
+        )
 
     def _device(self, device: str | None) -> Any | None:
         return None if device is None else self.devices[device]
@@ -108,6 +113,7 @@ class DriverPort:
             spawn=self._spawn,
             source=self.emitter.source(dev),
             input_name=input_name,
+            checkins=self.checkins,
         )
 
     def feedback(self, device: str, indicator: Indicator) -> None:

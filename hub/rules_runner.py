@@ -107,6 +107,33 @@ class RulesRunner:
         if outputs:
             self.spawn(self._emit(outputs), "rules")
 
+    async def acknowledge(self, event_id: str, by: str) -> dict[str, Any] | None:
+        """``cmd/ack`` of a rule's call (a ``checkin.missed``): the reply, or None when no rule knows the id."""
+        rule = self.rules.get("check_in")
+        if rule is None:
+            return None
+        reply = rule.acknowledge(event_id, by, self.now())
+        if reply is not None:
+            log.info("rule_call_acknowledged", rule=rule.name, event_id=event_id, by=by, result=reply["result"])
+            await self._save()
+        return reply
+
+    async def away(self, start: float | None, until: float | None, *, reason: str | None, by: str) -> dict[str, Any]:
+        """``cmd/away``: the resident is away from ``start`` (None: now) until ``until``; ``until`` None or not
+        after now ends it. The reply; ``{"ok": false, ...}`` when no check-in rule is configured."""
+        rule = self.rules.get("check_in")
+        if rule is None:
+            return {"ok": False, "error": "no check-in rule here: [rules.check_in] is not enabled on this hub"}
+        now = self.now()
+        if until is None or until <= now:
+            reply = rule.end_away(by=by, now=now)
+            log.info("away_ended", by=by, previous=reply["previous"])
+        else:
+            reply = rule.set_away(now if start is None else start, until, reason=reason, by=by, now=now)
+            log.info("away_set", by=by, away=reply["away"], away_now=reply["away_now"])
+        await self._save()
+        return reply
+
     async def _emit(self, outputs: list[Any]) -> None:
         for out in outputs:
             dev = self.devices.get(out.device) if out.device else None
@@ -149,6 +176,7 @@ class RulesRunner:
                 self.rules.on_event(event, epoch(event.ts))
             self._seq = event.seq
         self.clock = ClockWatch()  # steps count from here: the restored instants are in today's clock
+        self._dirty = True  # saved on the first tick: a rule's start (when it began watching) survives a crash
         log.info("rules_restored", rules=[r.name for r in self.rules.rules], caught_up=len(missed))
 
     async def run(self) -> None:

@@ -82,6 +82,7 @@ STATUS_CODE_NAMES: dict[str, str] = {
     "0116": "redundant communication link reestablished",
     "0117": "lying in bed",
     "0119": "movement",
+    "0121": "present",
 }
 
 #: Device kind (``source.kind``) -> SCAIP device type. Kinds not listed have none.
@@ -111,6 +112,9 @@ DEVICE_TYPES: dict[str, str | None] = {
     "hub": "0002",
     # A rule's own alert (rule.inactivity): no device.
     "rule": None,
+    # A button the resident presses to say "all is well" (a daily check-in): no device type of the
+    # list names it (a personal or fixed trigger raises alarms, which this button never does).
+    "checkin_button": None,
 }
 
 #: Event type -> SCAIP status code. Types not listed have none.
@@ -156,6 +160,8 @@ STATUS_CODES: dict[str, str | None] = {
     "rule.door_night": None,  # a door at night with nobody known inside: no one code (wandering is a device type)
     "rule.medication_missed": "0081",  # pill not taken
     "rule.inactivity": "0069",  # non active: no activity for too long
+    "checkin.done": "0121",  # present: the resident says, on purpose, that they are there and well
+    "checkin.missed": "0104",  # time out: the check-in expected by the window's end did not come
 }
 
 

@@ -20,6 +20,7 @@ from hub.contractdoc import payloads as docs
 from hub.contractdoc import examples
 from hub.eventdata import DATA, problems
 from hub.events import EVENT_TYPES, SCHEMA_MINOR, SCHEMA_VERSION, Draft, Event, Priority, Source
+from hub.rules.checkin import ACK_ENDED
 
 ASYNCAPI_URI = "urn:carehub:asyncapi"
 
@@ -225,7 +226,8 @@ def test_ack_results_are_the_trackers():
     def values(cls: type) -> set[str]:
         return set(typing.get_args(typing.get_type_hints(cls)["result"]))
 
-    assert values(docs.AckReply) | values(docs.AckUnknownReply) == {r.value for r in AckResult}
+    # and the check-in rule's: a missed check-in acked after a check-in, an absence or the next window ended it
+    assert values(docs.AckReply) | values(docs.AckUnknownReply) == {r.value for r in AckResult} | {ACK_ENDED}
 
 
 # --- SCAIP ---------------------------------------------------------------------------------

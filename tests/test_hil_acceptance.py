@@ -1,7 +1,7 @@
 """The municipality's acceptance set on the virtual rig, run as an installer would run it.
 
 ``python -m hil run --rig virtual --quick --jobs 4`` with every report: each of the
-eighteen scenarios must pass (or pass marginally) against a real Mosquitto, the hub
+nineteen scenarios must pass (or pass marginally) against a real Mosquitto, the hub
 as a subprocess, pty emulators, the simulated BLE source, a network namespace and a
 loop-mounted state disk. ``--quick`` trims the heavy scenarios' sizes (a 12 s broker
 outage instead of 60 s, 12 kills instead of 50), never their checks or limits.
@@ -42,14 +42,14 @@ def test_the_acceptance_set_passes_on_the_virtual_rig(tmp_path: Path, request: p
     doc = json.loads(record.read_text())
     (run,) = doc["runs"]
     outcomes = {s["name"]: s["outcome"] for s in run["scenarios"]}
-    assert sorted(outcomes) == SCENARIOS and len(SCENARIOS) == 18
+    assert sorted(outcomes) == SCENARIOS and len(SCENARIOS) == 19
     bad = {n: o for n, o in outcomes.items() if o not in ("pass", "marginal")}
     reasons = {s["name"]: s["reason"] for s in run["scenarios"] if s["name"] in bad}
     assert not bad, f"scenarios that did not pass: {reasons}"
     assert code == 0
     suite = ET.parse(junit).getroot()
     cases = suite.findall(".//testcase")
-    assert len(cases) == 18 and not suite.findall(".//failure") and not suite.findall(".//error")
+    assert len(cases) == 19 and not suite.findall(".//failure") and not suite.findall(".//error")
     page = html.read_text()
     assert all(name in page for name in SCENARIOS) and "<svg" in page
     assert run["rig_kind"] == "virtual" and run["config_hash"] and run["hub_version"]

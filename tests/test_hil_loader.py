@@ -97,7 +97,7 @@ def test_out_of_bounds_and_pattern(tmp_path: Path) -> None:
 def test_bad_enum_lists_the_choices(tmp_path: Path) -> None:
     body = HEAD + '[[step]]\ndo = "expect_feedback"\ndevice = "button-1"\nstate = "blinking"\n'
     assert errors(tmp_path, body) == [
-        "F:7:1: step[0].state: expected one of 'off', 'fast_blink', 'slow_blink', 'steady', 'fault', "
+        "F:7:1: step[0].state: expected one of 'off', 'fast_blink', 'slow_blink', 'steady', 'fault', 'checkin', "
         "found a string 'blinking'"
     ]
 

@@ -211,7 +211,7 @@ def test_schema_of_the_rules_table() -> None:
     assert props["night"]["pattern"] == WINDOW_PATTERN
     assert set(props) == {
         "night", "day", "realert_s", "bed_not_returned", "bed_exit", "door_night", "medication_missed",
-        "inactivity", "supervision",
+        "inactivity", "supervision", "check_in",
     }
 
 

@@ -137,7 +137,7 @@ def check(devices: Sequence[Any], settings: Any, report: Report) -> None:
 CONFIG = DriverConfig(
     name="ble",
     device_sections={"ble": BleDevice, "gatt": GattSettings},
-    kinds={"ble": ("alarm_button", "door", "motion", "sensor"), "gatt": ("medication_dispenser", "sensor")},
+    kinds={"ble": ("alarm_button", "checkin_button", "door", "motion", "sensor"), "gatt": ("medication_dispenser", "sensor")},
     settings=("ble", BleSection),
     check=check,
 )

@@ -4,8 +4,10 @@
 bindkey), refuses replays and repeats (:class:`~drivers.ble.bthome.ReplayGuard`),
 and maps the result by the device's kind:
 
-* ``alarm_button``: a press → the same gestures as a GPIO button (an alarm
-  on the press; a long or hold press cancels the open alarm);
+* ``alarm_button`` and ``checkin_button``: each button event as BTHome names
+  it (``press``, ``double_press``, ``long_press``, ``hold_press`` ...) goes to
+  the hub's gestures, which say what it means (an alarm at once, a cancel, or
+  the resident's check-in where the config makes it one);
 * ``door``: opening/door/window state changes → ``door.open`` / ``door.close``;
 * ``motion``: motion or occupancy detected → ``motion.activity`` (at most one
   per ``activity_interval_s``, never per advert);
@@ -31,9 +33,8 @@ BTHOME_UUID = "0000fcd2-0000-1000-8000-00805f9b34fb"
 OPEN_STATES = ("door", "opening", "window")
 #: Binary states that say someone is moving about.
 ACTIVITY_STATES = ("motion", "occupancy")
-#: Button events that cancel (a long press or a hold), and those that raise an alarm.
-CANCEL_BUTTONS = frozenset({"long_press", "long_double_press", "long_triple_press", "hold_press"})
-ALARM_BUTTONS = frozenset({"press", "double_press", "triple_press"})
+#: Device kinds whose button events go to the hub's gestures.
+BUTTON_KINDS = frozenset({"alarm_button", "checkin_button"})
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Decoded:
     """What one advert gave: events to emit, button gestures, a battery level for supervision."""
 
     emits: list[Emit] = field(default_factory=list)
-    gestures: list[str] = field(default_factory=list)  # "press" or "cancel"
+    gestures: list[str] = field(default_factory=list)  # BTHome button events: "press", "double_press", ...
     battery: int | None = None
     accepted: bool = False
     reason: str | None = None  # why it was dropped
@@ -102,11 +103,7 @@ class BtHomeDevice:
         battery = advert.value("battery")
         if isinstance(battery, (int, float)):
             out.battery = int(battery)
-        for button in advert.buttons:
-            if button in ALARM_BUTTONS:
-                out.gestures.append("press")
-            elif button in CANCEL_BUTTONS:
-                out.gestures.append("cancel")
+        out.gestures.extend(b for b in advert.buttons if b)  # None: that button did nothing this time
         for name in OPEN_STATES:
             state = advert.state(name)
             if state is not None:

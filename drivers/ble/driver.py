@@ -3,8 +3,8 @@
 ``[device.ble]`` devices are heard through one self-healing
 :class:`~drivers.ble.scanner.BleScanner`; each advert from a configured
 address goes through its :class:`~drivers.ble.devices.BtHomeDevice` (decrypt,
-replay guard, readings to events). A button's presses and holds go to the
-hub's gestures; every accepted advert tells supervision the device was heard,
+replay guard, readings to events). A button's events (press, double press, long
+press ...) go to the hub's gestures; every accepted advert tells supervision the device was heard,
 with its battery. ``[device.gatt]`` devices are kept connected by a
 :class:`~drivers.ble.gatt.GattManager`. ``[ble] backend = "sim"`` puts both on
 the simulated radio the sim socket drives.
@@ -50,7 +50,7 @@ class BleDriver:
     # --- adverts ------------------------------------------------------------------------
 
     def _start_adverts(self, devices: Sequence[Any]) -> None:
-        from drivers.ble.devices import BtHomeDevice
+        from drivers.ble.devices import BUTTON_KINDS, BtHomeDevice
         from drivers.ble.scanner import BleScanner
 
         port, b = self.port, self.settings
@@ -64,7 +64,7 @@ class BleDriver:
                 telemetry_interval_s=b.telemetry_interval_s,
                 activity_interval_s=b.activity_interval_s,
             )
-            gestures = port.button(dev.id, input_name="ble") if dev.kind == "alarm_button" else None
+            gestures = port.button(dev.id, input_name="ble") if dev.kind in BUTTON_KINDS else None
             by_address[decoder.address] = (dev, decoder, gestures)
             self.decoders[dev.id] = decoder
 
@@ -87,13 +87,8 @@ class BleDriver:
             self._heard[dev.id] = {"last_seen": rfc3339(now), "rssi": advert.rssi, "battery": battery}
             port.report(dev.id, battery=result.battery)
             for g in result.gestures:
-                if gestures is None:
-                    continue
-                if g == "press":
-                    gestures.press(now)
-                    gestures.release(now, 0.0)
-                else:
-                    gestures.hold(now)
+                if gestures is not None:
+                    gestures.gesture(g, now)  # the hub says what it means: an alarm at once, a cancel, a check-in
             for e in result.emits:
                 port.post(dev.id, e)
 

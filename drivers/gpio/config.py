@@ -97,7 +97,7 @@ def check(devices: Sequence[Any], settings: Any, report: Report) -> None:
 CONFIG = DriverConfig(
     name="gpio",
     device_sections={"gpio": GpioDevice},
-    kinds={"gpio": ("alarm_button", "pull_cord")},
+    kinds={"gpio": ("alarm_button", "pull_cord", "checkin_button")},
     settings=("gpio", GpioSection),
     check=check,
 )

@@ -6,12 +6,19 @@
 | ``SLOW`` | 0.5 s on / 0.5 s off | one short beep (the broker has it) |
 | ``STEADY`` | on | three beeps (help is coming) |
 | ``FAULT`` | three short pulses (0.1 s on / 0.15 s off), then 1 s dark, repeated | the same, three times over |
+| ``CHECKIN`` | two long glows (0.9 s on / 0.3 s off), then off | two short chirps (all is well) |
 | ``OFF`` | off | one long beep when cancelled |
 
 ``FAULT`` means the hub could not store the alarm (disk full, I/O error) and is
 sending it from memory: a rhythm, not an even blink, so a resident or an
 installer tells it from ``FAST`` and ``SLOW`` at a glance (the three-pulse
 group is the common "attention" pattern of medical alarm signals).
+
+``CHECKIN`` confirms the resident's daily check-in (a press of a check-in
+button, or a BLE button's check-in gesture): played once, then dark. Its
+glows are longer than any blink's on-time and it ends dark, so it is told from
+``SLOW`` and ``FAST`` and from ``STEADY`` (help is coming, three beeps) at a
+glance and by ear: two short chirps, never three.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ FAULT_ON_OFF = (0.1, 0.15)
 FAULT_PAUSE = 1.0
 #: How many FAULT groups the buzzer sounds on entering FAULT (the LED repeats them until the mode changes).
 FAULT_BEEP_GROUPS = 3
+
+#: The CHECKIN glows (on, off, count), once; and its chirps on the buzzer.
+CHECKIN_GLOW = (0.9, 0.3, 2)
+BEEP_CHECKIN = (0.05, 0.1, 2)
 
 
 async def _toggle(dev: OutputDevice, on_s: float, off_s: float, n: int | None) -> None:
@@ -97,6 +108,8 @@ class GpioIndicator:
                 self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *SLOW, None))
             elif mode is FeedbackMode.FAULT:
                 self._blink = asyncio.get_running_loop().create_task(_groups(self.led, None))
+            elif mode is FeedbackMode.CHECKIN:
+                self._blink = asyncio.get_running_loop().create_task(_toggle(self.led, *CHECKIN_GLOW))
             elif mode is FeedbackMode.STEADY:
                 self.led.on()
             else:
@@ -114,7 +127,9 @@ class GpioIndicator:
                 beep = BEEP_HELP_COMING
             elif mode is FeedbackMode.SLOW:
                 beep = BEEP_SENT
-            elif mode is FeedbackMode.OFF and previous is not FeedbackMode.STEADY:
+            elif mode is FeedbackMode.CHECKIN:
+                beep = BEEP_CHECKIN
+            elif mode is FeedbackMode.OFF and previous not in (FeedbackMode.STEADY, FeedbackMode.CHECKIN):
                 beep = BEEP_CANCELLED
             if beep is not None:
                 self._beep = self._stop(self._beep)

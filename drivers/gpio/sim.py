@@ -70,7 +70,7 @@ def register(ctl: SimOps, buttons: dict[str, SimButton]) -> None:
     ``mono_ns`` (``CLOCK_MONOTONIC``, which every process on the host shares,
     so a rig can time edge to subscriber); ``state`` reads the
     button, the LED and the buzzer (``feedback`` is the pattern shown: ``off``,
-    ``fast_blink``, ``slow_blink``, ``steady`` or ``fault``, the
+    ``fast_blink``, ``slow_blink``, ``steady``, ``fault`` or ``checkin``, the
     :class:`~drivers.base.FeedbackMode` values); ``devices`` lists what can be driven.
     """
 

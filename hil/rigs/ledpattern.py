@@ -11,6 +11,8 @@ real Pi's scheduling jitter (tens of ms) does not move a run across a threshold:
 * on-runs of about 0.5 s (off-runs too): ``slow_blink``;
 * short pulses, three between two dark gaps over :data:`PAUSE_S`: ``fault``; without
   such a gap, seen over long enough to have met one: ``fast_blink``;
+* two glows of about 0.9 s with a 0.3 s gap (the second one begun): ``checkin`` (played once,
+  then dark: named while a window holds both glows);
 * anything else (the pattern changed inside the window, too few edges): ``unsettled``;
   the caller samples on and asks again.
 
@@ -24,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from drivers.gpio.feedback import FAST, FAULT_ON_OFF, FAULT_PAUSE, FAULT_PULSES, SLOW
+from drivers.gpio.feedback import CHECKIN_GLOW, FAST, FAULT_ON_OFF, FAULT_PAUSE, FAULT_PULSES, SLOW
 
-State = Literal["off", "steady", "fast_blink", "slow_blink", "fault", "unsettled"]
+State = Literal["off", "steady", "fast_blink", "slow_blink", "fault", "checkin", "unsettled"]
 
 #: An on-run at least this long is a slow blink's (between FAST's 0.1 s and SLOW's 0.5 s).
 LONG_ON_S = (FAST[0] + SLOW[0]) / 2
@@ -40,6 +42,10 @@ SETTLED_S = FAULT_ON_OFF[1] + FAULT_PAUSE + 0.15
 FAULT_PERIOD_S = FAULT_PULSES * sum(FAULT_ON_OFF) + FAULT_PAUSE
 #: Short pulses seen for this long after the first edge without a pause are FAST, not FAULT.
 FAST_EVIDENCE_S = FAULT_PERIOD_S + PAUSE_S
+#: An on-run this long is CHECKIN's glow (0.9 s): longer than any blink's, shorter than a settled run.
+CHECKIN_ON_S = (SLOW_MAX_S, (CHECKIN_GLOW[0] + SETTLED_S) / 2)
+#: CHECKIN's gap between its glows (0.3 s): longer than FAULT's 0.15 s gaps, shorter than SLOW's 0.5 s.
+CHECKIN_GAP_S = ((FAULT_ON_OFF[1] + CHECKIN_GLOW[1]) / 2, (CHECKIN_GLOW[1] + SLOW[1]) / 2)
 #: A sampling window that always decides a settled pattern: FAULT's worst case is just under a pause's
 #: worth of dark, a group, a whole pause, a group and PAUSE_S of the next pause (3.6 s), plus slack.
 WINDOW_S = 4.0
@@ -73,6 +79,8 @@ def classify(samples: Sequence[tuple[float, int]]) -> State:
     last_level, last_len, _ = runs[-1]
     if not on:
         return "unsettled"
+    if _checkin(runs):
+        return "checkin"
     if all(d >= LONG_ON_S for d in on):
         slow = all(d <= SLOW_MAX_S for d in on) and all(LONG_ON_S <= d <= SLOW_MAX_S for d in off)
         return "slow_blink" if slow and off and last_len <= SLOW_MAX_S else "unsettled"
@@ -97,3 +105,14 @@ def classify(samples: Sequence[tuple[float, int]]) -> State:
         whole = bool(groups) and all(n == FAULT_PULSES for n in groups) and pulses <= FAULT_PULSES
         return "fault" if whole else "unsettled"
     return "fast_blink" if end - edges[0] >= FAST_EVIDENCE_S else "unsettled"
+
+
+def _checkin(runs: list[tuple[int, float, bool]]) -> bool:
+    """CHECKIN's signature: a whole glow, its gap, and the second glow begun (a pattern that changed, such as
+    a slow blink started again, can leave one long on-run, but never two with a short gap between)."""
+    lo, hi = CHECKIN_ON_S
+    for (l1, d1, c1), (l2, d2, c2), (l3, d3, c3) in zip(runs, runs[1:], runs[2:]):
+        if l1 and c1 and lo < d1 <= hi and not l2 and c2 and CHECKIN_GAP_S[0] <= d2 <= CHECKIN_GAP_S[1] and l3:
+            if (not c3 and d3 >= LONG_ON_S) or (c3 and lo < d3 <= hi):
+                return True
+    return False

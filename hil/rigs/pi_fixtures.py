@@ -87,7 +87,7 @@ class LedSense:
         self.max_s = max_s if max_s is not None else 2 * window_s
 
     def read(self) -> State:
-        """The pattern the output shows now: off, steady, fast_blink, slow_blink, fault (or unsettled)."""
+        """The pattern the output shows now: off, steady, fast_blink, slow_blink, fault, checkin (or unsettled)."""
         start = last_try = time.monotonic()
         samples: deque[tuple[float, int]] = deque()
         state: State = "unsettled"

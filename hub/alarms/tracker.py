@@ -259,5 +259,5 @@ class AlarmTracker(DeviceFeedback):
         for alarm in self._episodes.values():
             if alarm.timer is not None:
                 alarm.timer.cancel()
-        for t in self._steady.values():
+        for t in [*self._steady.values(), *self._checkin.values()]:
             t.cancel()

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.base import Report
 from hub.config.model import DRIVER_CONFIGS, DRIVER_FIELDS, DRIVERS_FOR_KIND, Config
+from hub.rules.checkin_config import check_in_devices
 
 __all__ = ["SERVICE_USER", "check_advice", "check_semantics", "check_unique_ids", "insecure_brokers", "is_loopback"]
 
@@ -34,6 +35,9 @@ def check_semantics(config: Any, base: Path, check_files: bool, report: Report, 
     if config.rules is not None:
         for path, message in config.rules.check():
             report(("rules", *path), message)
+        buttons = {d.id: (d.kind, getattr(d, "ble", None) is not None) for d in config.devices}
+        for path, message in check_in_devices(config.rules.check_in, buttons):
+            report(("rules", "check_in", *path), message)
     if config.hub is not None:
         try:
             ZoneInfo(config.hub.timezone)

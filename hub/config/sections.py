@@ -257,7 +257,8 @@ class FallbackSection(Section):
 
 
 DeviceKind = Literal[
-    "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor", "modem"
+    "alarm_button", "pull_cord", "bed_mat", "medication_dispenser", "nurse_call", "door", "motion", "sensor", "modem",
+    "checkin_button",
 ]
 
 #: Who responds when the device config does not say: medication is for nurses.
@@ -271,6 +272,7 @@ DEFAULT_ROUTE: dict[str, Route] = {
     "motion": Route.CARE,
     "sensor": Route.ANY,
     "modem": Route.ANY,
+    "checkin_button": Route.CARE,
 }
 
 
@@ -283,7 +285,7 @@ class DeviceCore(Section):
     room: Annotated[str | None, doc("Room, shown to the alarm central (source.room): a room's name such as "
                                     "'bedroom', never a person's. Unset: none.")] = None
     route: Annotated[Route | None, doc("Who responds to its events: nurse, care or any. Unset: the kind's "
-                                       "default (medication: nurse; bed, door, motion: care; others: any).")] = None
+                                       "default (medication: nurse; bed, door, motion, check-in button: care; others: any).")] = None
     expected_interval_s: Annotated[
         Annotated[float, msgspec.Meta(gt=0)] | None,
         doc("Seconds within which the device is heard when well; longer silence is device.offline. "

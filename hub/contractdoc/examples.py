@@ -1,7 +1,7 @@
 """Examples for the contract: one event of every type, and the status, heartbeat and reply documents.
 
 One evening in a residence, as the hub tells it: the alarms, a dose, the bed
-and the door, the hub's own trouble. Every event is made the way the hub
+and the door, a missed evening check-in and the late one, the hub's own trouble. Every event is made the way the hub
 makes it (a data struct, a :class:`~hub.events.Draft`,
 :meth:`~hub.events.Event.from_draft`, which adds the SCAIP codes), with fixed
 ids and times so the committed files do not change between runs. The tests
@@ -17,6 +17,7 @@ import msgspec
 from hub.contractdoc import payloads as d
 from hub.contractdoc import configdocs as cd
 from hub.eventdata import alarms as a
+from hub.eventdata import checkin as ci
 from hub.eventdata import configdata as c
 from hub.eventdata import devices as v
 from hub.eventdata import fallback as f
@@ -46,9 +47,12 @@ MOTION = Source(device="motion-living", kind="motion", room="living room")
 SENSOR = Source(device="climate-bedroom", kind="sensor", room="bedroom")
 HUB_SOURCE = Source(device="hub", kind="hub")
 RULE = Source(device="rule:inactivity", kind="rule")
+CHECKIN = Source(device="checkin-kitchen", kind="checkin_button", room="kitchen")
+CHECKIN_RULE = Source(device="rule:check_in", kind="rule")
 
 ROUTES = {BUTTON: Route.ANY, CORD: Route.CARE, BED: Route.CARE, DISPENSER: Route.NURSE, NURSECALL: Route.ANY,
-          DOOR: Route.CARE, MOTION: Route.CARE, SENSOR: Route.ANY, HUB_SOURCE: Route.ANY, RULE: Route.CARE}
+          DOOR: Route.CARE, MOTION: Route.CARE, SENSOR: Route.ANY, HUB_SOURCE: Route.ANY, RULE: Route.CARE,
+          CHECKIN: Route.CARE, CHECKIN_RULE: Route.CARE}
 
 
 def event_id(n: int) -> str:
@@ -60,6 +64,9 @@ def at(s: float) -> str:
     """The evening's time ``s`` seconds in."""
     return rfc3339(T0 + s)
 
+
+#: The number of the evening's first checkin.missed (its re-alert and the late check-in name it).
+MISSED_1 = 43
 
 # (type, source, seconds into the evening, data, number of the event it names as cause)
 _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
@@ -138,6 +145,12 @@ _STORY: list[tuple[str, Source, float, msgspec.Struct, int | None]] = [
     ("path.restored", HUB_SOURCE, 10360, f.PathRestoredData(
         path="gsm", outage_s=60.2, was="not_registered", detail={"sim": "ready", "registration": 1, "signal": 18,
                                                                  "device": "modem"}), None),
+    ("checkin.missed", CHECKIN_RULE, 7200, ci.CheckinMissedData(
+        window="21:00-23:00", opened_at=at(0), due_at=at(7200), last_checkin_at=at(-84000), realert=0), None),
+    ("checkin.missed", CHECKIN_RULE, 8100, ci.CheckinMissedData(
+        window="21:00-23:00", opened_at=at(0), due_at=at(7200), last_checkin_at=at(-84000), realert=1), MISSED_1),
+    ("checkin.done", CHECKIN, 8160, ci.CheckinDoneData(input="gpio", gesture="press", window=None,
+                                                      missed=event_id(MISSED_1)), None),
     ("hub.stopping", HUB_SOURCE, 13000, h.HubStoppingData(), None),
 ]
 
@@ -232,6 +245,9 @@ COMMANDS: dict[str, list[tuple[str, dict[str, Any], msgspec.Struct]]] = {
          d.AckReply(ok=True, result="already_acknowledged", alarm_id=event_id(3), closes=[event_id(2), event_id(3)])),
         ("cancelled at the device", {"event_id": event_id(6), "by": "op-17"},
          d.AckReply(ok=True, result="cancelled", alarm_id=event_id(6), closes=[event_id(6)])),
+        ("a missed check-in", {"event_id": event_id(MISSED_1 + 1), "by": "op-17"},
+         d.AckReply(ok=True, result="acknowledged", alarm_id=event_id(MISSED_1),
+                    closes=[event_id(MISSED_1), event_id(MISSED_1 + 1)])),
         ("unknown event", {"event_id": event_id(999), "by": "op-17"},
          d.AckUnknownReply(ok=False, result="unknown_event", error=f"no open alarm with id {event_id(999)}")),
     ],
@@ -290,5 +306,20 @@ COMMANDS: dict[str, list[tuple[str, dict[str, Any], msgspec.Struct]]] = {
          d.BleForgetReply(ok=True, device="button-bedroom", previous_counter=1184)),
         ("no such device", {"device": "cord-bathroom"},
          d.ErrorReply(ok=False, error="no BLE device 'cord-bathroom'; have: button-bedroom")),
+    ],
+    "away": [
+        ("hospital stay", {"from": "2026-11-26T09:00:00+01:00", "until": "2026-12-03T12:00:00+01:00",
+                           "reason": "hospital", "by": "op-17"},
+         d.AwayReply(ok=True, away=d.AwayPeriod(from_="2026-11-26T08:00:00.000Z", until="2026-12-03T11:00:00.000Z",
+                                                reason="hospital", by="op-17"),
+                     previous=None, away_now=False, absence=None)),
+        ("home again", {"cancel": True, "by": "op-22"},
+         d.AwayReply(ok=True, away=None, previous=d.AwayPeriod(
+             from_="2026-11-26T08:00:00.000Z", until="2026-12-03T11:00:00.000Z", reason="hospital", by="op-17"),
+             away_now=False, absence=None)),
+        ("no until", {"reason": "holiday"},
+         d.ErrorReply(ok=False, error="away needs until (or cancel: true to end an absence)")),
+        ("no check-in rule", {"until": "2026-12-03T12:00:00+01:00"},
+         d.ErrorReply(ok=False, error="no check-in rule here: [rules.check_in] is not enabled on this hub")),
     ],
 }

@@ -236,18 +236,22 @@ class StatusReply(Heartbeat):
 
 
 class AckReply(_Doc):
-    """Reply to cmd/ack of an alarm (or reminder) the hub knows."""
+    """Reply to cmd/ack of an alarm (or reminder) the hub knows, or of a checkin.missed (first or re-alert)."""
 
     ok: Literal[True]
     result: Annotated[
-        Literal["acknowledged", "already_acknowledged", "cancelled"],
-        msgspec.Meta(description="acknowledged: this ack ended the episode; already_acknowledged: an earlier ack "
-                                 "had (nothing changed); cancelled: it was cancelled at the device before."),
+        Literal["acknowledged", "already_acknowledged", "cancelled", "ended"],
+        msgspec.Meta(description="acknowledged: this ack ended the episode (a missed check-in: its re-alerts "
+                                 "stop); already_acknowledged: an earlier ack had (nothing changed); cancelled: it "
+                                 "was cancelled at the device before; ended: a missed check-in that had ended "
+                                 "already (a late check-in, the resident away, the next window)."),
     ]
     alarm_id: Annotated[
-        EventId, msgspec.Meta(description="The alarm acked: the id named, or for a reminder its episode's first.")
+        EventId, msgspec.Meta(description="The alarm acked: the id named, or for a reminder (a re-alert) its "
+                                          "episode's first.")
     ]
-    closes: Annotated[list[EventId], msgspec.Meta(description="The episode's alarm ids.")]
+    closes: Annotated[list[EventId], msgspec.Meta(description="The episode's alarm ids (a missed check-in: its "
+                                                              "checkin.missed ids).")]
 
 
 class AckUnknownReply(_Doc):
@@ -286,6 +290,35 @@ class BleForgetReply(_Doc):
     previous_counter: Annotated[int | None, msgspec.Meta(description="The counter forgotten (null: none known).")]
 
 
+class AwayPeriod(_Doc, rename={"from_": "from"}):
+    """An absence set by cmd/away, as the hub keeps it (UTC)."""
+
+    from_: Annotated[Timestamp, msgspec.Meta(description="When it starts.")]
+    until: Annotated[Timestamp, msgspec.Meta(description="When it ends.")]
+    reason: Annotated[str | None, msgspec.Meta(description="Why, as the central said (null: not said).")]
+    by: Annotated[str | None, msgspec.Meta(description="Who set it.")]
+
+
+class AwayReply(_Doc):
+    """Reply to cmd/away: the absence the hub now keeps for the check-in rule (kept across restarts)."""
+
+    ok: Literal[True]
+    away: Annotated[
+        AwayPeriod | None,
+        msgspec.Meta(description="The absence set by cmd/away now kept; null: none (ended by cancel or an until "
+                                 "not after now)."),
+    ]
+    previous: Annotated[AwayPeriod | None, msgspec.Meta(description="The one it replaced or ended (null: none).")]
+    away_now: Annotated[
+        bool, msgspec.Meta(description="true: the resident counts as away now (this absence or one in the config).")
+    ]
+    absence: Annotated[
+        Literal["command", "config"] | None,
+        msgspec.Meta(description="Which absence covers now: command (cmd/away) or config ([[rules.check_in.absence]]); "
+                                 "null: none."),
+    ]
+
+
 class ErrorReply(_Doc):
     """A command refused or failed: nothing was done."""
 
@@ -309,6 +342,7 @@ REPLIES: dict[str, tuple[type[_Doc], ...]] = {
     "status": (StatusReply,),
     "replay": (ReplayReply,),
     "ble-forget": (BleForgetReply,),
+    "away": (AwayReply,),
     "config": (ConfigPushReply, ConfigRefusedReply),
     "config-status": (ConfigStatusReply,),
 }
@@ -316,5 +350,5 @@ REPLIES: dict[str, tuple[type[_Doc], ...]] = {
 #: Every document struct, for the schema components.
 DOCUMENTS: tuple[type[_Doc], ...] = (
     StatusOnline, StatusOffline, Heartbeat, StatusReply, AckReply, AckUnknownReply, TestAlarmReply, ReplayReply,
-    BleForgetReply, ConfigPushReply, ConfigRefusedReply, ConfigStatusReply, ErrorReply,
+    BleForgetReply, ConfigPushReply, ConfigRefusedReply, ConfigStatusReply, AwayPeriod, AwayReply, ErrorReply,
 )

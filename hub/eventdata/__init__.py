@@ -24,14 +24,14 @@ from typing import Any
 
 import msgspec
 
-from hub.eventdata import alarms, configdata, devices, fallback, hubdata, rules
+from hub.eventdata import alarms, checkin, configdata, devices, fallback, hubdata, rules
 from hub.eventdata.base import Data
 
 __all__ = ["DATA", "GATT_NOTIFICATION", "Data", "problems", "struct_for"]
 
 #: Event type -> the struct of its data, for every type of :data:`hub.events.EVENT_TYPES`.
 DATA: dict[str, type[Data]] = {
-    **alarms.DATA, **devices.DATA, **hubdata.DATA, **rules.DATA, **configdata.DATA, **fallback.DATA
+    **alarms.DATA, **devices.DATA, **hubdata.DATA, **rules.DATA, **configdata.DATA, **fallback.DATA, **checkin.DATA
 }
 
 #: JSON Schema of a GATT notification's data (no struct: its value's key is the config's).

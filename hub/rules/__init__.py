@@ -1,7 +1,7 @@
 """Local rules over the event stream: small, pure, separately testable units.
 
 Each rule (:mod:`hub.rules.bed`, :mod:`~hub.rules.door`,
-:mod:`~hub.rules.medication`, :mod:`~hub.rules.inactivity`,
+:mod:`~hub.rules.medication`, :mod:`~hub.rules.inactivity`, :mod:`~hub.rules.checkin`,
 :mod:`~hub.rules.supervision`) is fed events and ticks with an explicit
 ``now`` and returns :class:`RuleOutput` values; :class:`Rules` runs the
 configured ones (:func:`build_rules` from the ``[rules]`` table,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hub.rules.base import Alerting, Rule, RuleOutput, Rules
 from hub.rules.bed import BedExit, BedNotReturned
+from hub.rules.checkin import CheckIn
 from hub.rules.clock import Clock, FakeClock, SystemClock, Window, local_instant, parse_window
 from hub.rules.config import RulesConfig, build_rules
 from hub.rules.door import DoorNight
@@ -28,6 +29,7 @@ __all__ = [
     "Alerting",
     "BedExit",
     "BedNotReturned",
+    "CheckIn",
     "Clock",
     "DoorNight",
     "FakeClock",

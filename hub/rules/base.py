@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from hub.events import Draft, Event, Priority, Route, Source, rfc3339
 
 __all__ = ["Alerting", "RuleOutput", "Rule", "Rules", "STATE_VERSION", "iso", "shifted"]
@@ -52,14 +54,17 @@ class RuleOutput:
     cause: str | None = None
     device: str | None = None
     rule: str = ""
+    #: The event's id when the rule must know it beforehand (to match a later ``cmd/ack``); None: a new one.
+    id: str | None = None
 
     def to_draft(self, source: Source | None = None) -> Draft:
         """A :class:`Draft` for the outbox; ``source`` is the device's, or None for the rule's own."""
         if source is None:
             source = Source(device=f"rule:{self.rule}", kind="rule")
-        return Draft(
+        draft = Draft(
             type=self.type, priority=self.priority, source=source, route=self.route, data=self.data, cause=self.cause
         )
+        return draft if self.id is None else msgspec.structs.replace(draft, id=self.id)
 
 
 def iso(t: float | None) -> str | None:

@@ -45,7 +45,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "Window", "parse_window", "local_instant"]
+__all__ = ["WINDOW_HELP", "WINDOW_PATTERN", "Clock", "FakeClock", "SystemClock", "Window", "parse_window", "local_instant"]
+
+#: ``HH:MM-HH:MM``, 00:00 to 23:59, or 24:00 as an end, for the config structs (start equal to end:
+#: :func:`parse_window` says why not).
+WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+#: What :data:`WINDOW_PATTERN` means, for the config loader's ``PATTERN_HELP`` (:mod:`hub.config.sections`).
+WINDOW_HELP = "a local time window 'HH:MM-HH:MM' such as '22:00-07:00' (it may cross midnight; '00:00-24:00' is the whole day)"
 
 
 @runtime_checkable

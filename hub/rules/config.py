@@ -32,6 +32,10 @@
     battery_low_pct = 20
     battery_ok_pct = 30
 
+    [rules.check_in]           # opt-in: the resident's own daily check-in (hub.rules.checkin_config)
+    enabled = true
+    windows = ["08:00-10:30"]
+
 Every rule table has ``enabled``, ``priority`` and ``route``; those that
 re-alert have ``realert_s`` (unset: ``[rules] realert_s``), those tied to a
 window have ``window`` (unset: ``[rules] night`` or ``day``).
@@ -53,7 +57,8 @@ import msgspec
 from hub.events import Priority, Route
 from hub.rules.base import Rules
 from hub.rules.bed import BedExit, BedNotReturned
-from hub.rules.clock import Window, parse_window
+from hub.rules.checkin_config import CheckInConfig, build_check_in
+from hub.rules.clock import WINDOW_HELP, WINDOW_PATTERN, Window, parse_window
 from hub.rules.door import INSIDE_TYPES, DoorNight
 from hub.rules.inactivity import DEFAULT_ACTIVITY, Inactivity
 from hub.rules.medication import MedicationMissed
@@ -64,6 +69,7 @@ __all__ = [
     "WINDOW_PATTERN",
     "BedExitConfig",
     "BedNotReturnedConfig",
+    "CheckInConfig",
     "DoorNightConfig",
     "InactivityConfig",
     "MedicationMissedConfig",
@@ -73,10 +79,6 @@ __all__ = [
     "resolve_intervals",
 ]
 
-#: ``HH:MM-HH:MM``, 00:00 to 23:59, or 24:00 as an end. (The start-equals-end case is in check().)
-WINDOW_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]-(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
-#: What :data:`WINDOW_PATTERN` means, for the config loader's ``PATTERN_HELP`` (:mod:`hub.config.sections`).
-WINDOW_HELP = "a local time window 'HH:MM-HH:MM' such as '22:00-07:00' (it may cross midnight; '00:00-24:00' is the whole day)"
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -207,10 +209,12 @@ class RulesConfig(_Section):
     inactivity: Annotated[InactivityConfig, _doc("No activity for after_s in the day window.")] = InactivityConfig()
     supervision: Annotated[SupervisionConfig, _doc("Silent devices, their return, low batteries.")] = (
         SupervisionConfig())
+    check_in: Annotated[CheckInConfig, _doc("The resident's own daily check-in: none in a window is "
+                                             "checkin.missed (opt-in).")] = CheckInConfig()
 
-    def check(self) -> list[tuple[tuple[str, ...], str]]:
+    def check(self) -> list[tuple[tuple[str | int, ...], str]]:
         """What the types cannot say: ``(key path under [rules], message)`` for each problem."""
-        problems: list[tuple[tuple[str, ...], str]] = []
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         windows: list[tuple[tuple[str, ...], str | None]] = [(("night",), self.night), (("day",), self.day)]
         for name in ("bed_not_returned", "bed_exit", "door_night", "inactivity"):
             windows.append(((name, "window"), getattr(self, name).window))
@@ -221,6 +225,7 @@ class RulesConfig(_Section):
                 parse_window(text)
             except ValueError as exc:
                 problems.append((path, str(exc)))
+        problems += [(("check_in", *path), msg) for path, msg in self.check_in.check()]
         sup = self.supervision
         if sup.battery_ok_pct <= sup.battery_low_pct:
             problems.append(
@@ -263,7 +268,7 @@ def build_rules(
     """
     problems = cfg.check()
     if problems:
-        raise ValueError("; ".join(f"rules.{'.'.join(path)}: {msg}" for path, msg in problems))
+        raise ValueError("; ".join(f"rules.{'.'.join(map(str, path))}: {msg}" for path, msg in problems))
     rules = []
     c = cfg.bed_not_returned
     if c.enabled:
@@ -296,6 +301,9 @@ def build_rules(
                 realert_s=cfg.realert(i.realert_s), priority=i.priority, route=i.route,
             )
         )
+    check_in = build_check_in(cfg.check_in, tz=tz, realert_s=cfg.realert_s, devices=devices or {})
+    if check_in is not None:
+        rules.append(check_in)
     s = cfg.supervision
     if s.enabled:
         rules.append(

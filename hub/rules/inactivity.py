@@ -2,7 +2,7 @@
 
 Activity is any event whose type is in ``activity`` (by default motion
 ``activity``, ``bed.exit``/``bed.return``, ``door.open``/``door.close``,
-``alarm.button`` and ``medication.taken``). Only quiet time **inside the day
+``alarm.button``, ``medication.taken`` and the resident's own ``checkin.done``). Only quiet time **inside the day
 window** counts: the quiet period starts at the last activity or at the
 window's opening that day, whichever is later, so a resident who sleeps
 until 08:00 is not reported at 07:00 for the quiet night. When the quiet
@@ -36,6 +36,7 @@ DEFAULT_ACTIVITY = (
     "door.close",
     "alarm.button",
     "medication.taken",
+    "checkin.done",
 )
 
 
