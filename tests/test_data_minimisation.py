@@ -18,8 +18,10 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
@@ -62,7 +64,16 @@ def needles() -> list[str]:
 ON_CALL = ("+4740000001", "+4740000002")
 
 
+def checkin_window(margin_s: float = 45.0) -> str:
+    """A check-in window open now that closes at the next whole minute at least ``margin_s`` away (Oslo time)."""
+    now = datetime.now(ZoneInfo("Europe/Oslo"))
+    end = (now + timedelta(seconds=margin_s)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = now - timedelta(minutes=30)
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
 def config_text(bed: EmulatedDevice, disp: EmulatedDevice, espa: EmulatedDevice, modem: EmulatedModem) -> str:
+    checkin_window_ = checkin_window()
     return f"""# Residence of {NAME}, {ADDRESS}
 # phone {PHONE}, e-mail {EMAIL}, birth number {NATIONAL_ID} (next of kin: see the care record)
 [hub]
@@ -127,6 +138,11 @@ enabled = true
 inside_after_s = 1
 [rules.inactivity]
 after_s = 6
+[rules.check_in]
+enabled = true
+windows = ["{checkin_window_}"]
+devices = ["ble-button"]
+gestures = ["double_press"]
 
 [[device]]
 id = "button-1"
@@ -318,6 +334,11 @@ def drive_every_event_type(rig: Rig) -> None:
 
     # quiet: no sign of life in the day window
     rig.wait("rule.inactivity", timeout=20)
+
+    # no check-in by the window's end (the next whole minute, 45 to 105 s after the start), then a late one
+    rig.wait("checkin.missed", timeout=120)
+    rig.advert(BLE_BUTTON, buttons=["double_press"], bindkey=BINDKEY, mac=BLE_BUTTON, counter=12)
+    rig.wait("checkin.done")
 
     # the central's other commands, whose replies are scanned too
     rig.command("status", {})

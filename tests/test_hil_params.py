@@ -72,7 +72,7 @@ def test_the_loader_gives_file_line_and_key_of_an_unknown_parameter(tmp_path: Pa
 
 
 def test_every_acceptance_scenario_loads_in_both_profiles() -> None:
-    names = ["bad_config", "ble_encrypted_button", "ble_scanner_recovery", "bed_exit_night", "broker_down",
+    names = ["bad_config", "ble_encrypted_button", "ble_scanner_recovery", "bed_exit_night", "broker_down", "check_in",
              "config_rollback", "disk_full", "door_night", "dose_missed", "fallback_sms", "hold_cancel", "kill9_burst",
              "network_partition", "nursecall", "power_cut", "press_ack", "serial_unplug", "unacknowledged"]
     files = sorted(p.stem for p in (Path(__file__).parents[1] / "hil" / "scenarios").glob("*.toml"))
