@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -87,13 +88,14 @@ async def fill(ob: Outbox, n: int) -> None:
         assert not any(isinstance(r, Exception) for r in results)
 
 
-async def until(cond: Any, what: str, turns: int = 200_000) -> None:
-    """Run the loop until ``cond()``; a bound on loop turns, not on time."""
-    for _ in range(turns):
-        if cond():
-            return
+async def until(cond: Any, what: str, timeout_s: float = 120.0) -> None:
+    """Run the loop until ``cond()``; a deadline with slack (page reads run in the outbox's thread, so the
+    loop turns they take depend on the machine's load, not on the forwarder)."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never: {what}")
         await asyncio.sleep(0)
-    raise AssertionError(f"never: {what}")
 
 
 async def test_a_backlog_far_larger_than_the_window_goes_out_once_in_order_with_memory_bounded(outbox: Outbox) -> None:
