@@ -23,15 +23,13 @@ Control requests (``carehub sim serial --control SOCKET WHAT key=value ...``):
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from drivers.serial.base import Emulator
-from drivers.serial.emulator import EmulatorRunner, PtyDevice, RealPortDevice
+from drivers.serial.emulator import EmulatorRunner, PtyDevice, RealPortDevice, run_until_stopped
 
 CTRL_Z, ESC = 0x1A, 0x1B
 FAULTS = ("no_sim", "no_network", "weak_signal", "cms_error", "silent")
@@ -224,16 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--control", required=True, help="control socket path")
     args = ap.parse_args(argv)
     device = RealPortDevice(args.port, args.baud) if args.port else PtyDevice(Path(args.link))
-    runner = EmulatorRunner(ModemEmulator(), device, Path(args.control))
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await runner.run(stop)
-
-    asyncio.run(go())
+    run_until_stopped(EmulatorRunner(ModemEmulator(), device, Path(args.control)))
     return 0
 
 

@@ -214,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--control", required=True, help="control socket path")
     args = ap.parse_args(argv)
     device = RealPortDevice(args.port, args.baud) if args.port else PtyDevice(Path(args.link))
-    runner = EmulatorRunner(make_emulator(args.protocol), device, Path(args.control))
+    run_until_stopped(EmulatorRunner(make_emulator(args.protocol), device, Path(args.control)))
+    return 0
+
+
+def run_until_stopped(runner: EmulatorRunner) -> None:
+    """Run an emulator ``runner`` (its device and control socket) until SIGTERM or Ctrl-C."""
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -224,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         await runner.run(stop)
 
     asyncio.run(go())
-    return 0
 
 
 if __name__ == "__main__":
