@@ -98,7 +98,7 @@ def test_check_in_inside_the_window_raises_nothing() -> None:
     assert done.data == {"input": "gpio", "gesture": "press", "window": "08:00-10:30", "missed": None}
     r.until(at(2026, 12, 8, 7, 0), step=60)
     assert r.missed() == []
-    assert r.rule.state()["judged"] == {"0@2026-12-07": "done"}
+    assert r.rule.state()["judged"] == {"08:00-10:30@2026-12-07": "done"}
 
 
 def test_a_check_in_before_the_window_opens_does_not_count() -> None:
@@ -219,7 +219,7 @@ def test_cmd_away_suppresses_then_ends() -> None:
     assert reply["away_now"] is True and reply["absence"] == "command" and reply["previous"] is None
     r.until(at(2026, 12, 9, 13, 0), step=60)
     assert r.missed() == [], "the 7th, 8th and 9th (the stay overlaps the 9th's window) raise no call"
-    assert r.rule.state()["judged"] == {k: "away" for k in ("0@2026-12-07", "0@2026-12-08", "0@2026-12-09")}
+    assert r.rule.state()["judged"] == {f"08:00-10:30@2026-12-{d}": "away" for d in ("07", "08", "09")}
     r.until(at(2026, 12, 10, 10, 31), step=60)
     assert len(r.missed()) == 1, "home again: the 10th's window is judged"
 
@@ -408,3 +408,19 @@ def test_check_in_devices_must_be_ble_buttons_of_the_residence() -> None:
     problems = dict(check_in_devices(cfg, devices))
     assert sorted(problems) == [("devices", 1), ("devices", 2), ("devices", 3)]
     assert "checkin_button" in problems[("devices", 1)] and "kind 'door'" in problems[("devices", 2)]
+
+
+def test_a_reload_that_reorders_the_windows_keeps_the_days_check_in() -> None:
+    """The state names an occurrence by its window as written: a reload that puts the evening window first
+    does not take the morning's check-in for the evening's, nor call for a morning that was checked in."""
+    evening = parse_window("18:00-20:00")
+    first = run(at(2026, 12, 7, 7, 0), windows=[evening, MORNING])
+    first.until(at(2026, 12, 7, 9, 0))
+    first.check_in()
+    state = first.rules.state()
+    second = Run(Rules([rule(windows=[MORNING, evening])]), at(2026, 12, 7, 9, 5), state)
+    second.until(at(2026, 12, 7, 12, 0), step=60)
+    assert second.missed() == [], "the morning was checked in before the reload"
+    assert second.rule.state()["judged"] == {"08:00-10:30@2026-12-07": "done"}
+    second.until(at(2026, 12, 7, 20, 1), step=60)
+    assert [o.data["window"] for _, o in second.missed()] == ["18:00-20:00"], "the evening was not"

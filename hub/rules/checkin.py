@@ -26,7 +26,8 @@ overlaps an occurrence makes it no call; one that starts while a missed
 check-in is re-alerted ends the re-alerts.
 
 **Restarts and clock steps.** The state names each occurrence by its window
-and local date (``0@2026-12-05``) and remembers which were judged, so a
+and local date (``08:00-10:30@2026-12-05``: the window as written, so a reload that
+reorders or adds windows keeps the day's record) and remembers which were judged, so a
 restart never judges one twice, and a window that closed while the hub was
 down is judged when it comes back (a gap errs towards a call), unless a later
 window has opened since it closed. Occurrences that closed before the rule first ran
@@ -118,7 +119,7 @@ class CheckIn(Rule):
             for i, w in enumerate(self.windows):
                 opens, closes = w.occurrence(day, self.tz)
                 if opens <= now:
-                    out.append((f"{i}@{day.isoformat()}", i, opens, closes))
+                    out.append((f"{w}@{day.isoformat()}", i, opens, closes))
         out.sort(key=lambda o: o[2])
         return out
 
