@@ -124,13 +124,28 @@ class SqliteDb:
                     await self.call(lambda db: db.executemany(JOURNAL_INSERT, rows))
                 await self.call(lambda db: db.execute("COMMIT"))
             except BaseException:
-                await asyncio.shield(self._rollback())
+                await self._rollback()
                 raise
 
     async def _rollback(self) -> None:
+        """Undo the open transaction, queued on the worker thread at once (before the lock is let go).
+
+        Queued now, not from a task of its own: a cancelled transaction (a timeout, a shutdown) lets its
+        lock go at once, and the next one's BEGIN must not reach the thread ahead of this ROLLBACK
+        ("cannot start a transaction within a transaction").
+        """
+        db = self._db
+        if db is None:
+            return
+
+        def rollback() -> None:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+        done = asyncio.wrap_future(self._pool.submit(rollback))
         try:
-            await self.call(lambda db: db.execute("ROLLBACK") if db.in_transaction else None)
-        except StoreError as exc:
+            await asyncio.shield(done)
+        except sqlite3.Error as exc:
             log.warning("store_rollback_failed", error=str(exc))
 
     async def lock_migrations(self, tx: Any) -> None:
