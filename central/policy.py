@@ -1,5 +1,5 @@
-"""What the central holds an event to, and which events are an operator's calls: the contract's JSON Schema, its list of types, and the
-priorities the hub fixes.
+"""What the central holds an event to (the contract's JSON Schema, its list of types, and the
+priorities the hub fixes), and which events are the calls an operator acks (:data:`CALL_TYPES`).
 
 The schema and the type list are read from ``contract/`` (the files the hub generates), so the
 recorder checks against the contract, not against the hub's code. JSON Schema validation needs

@@ -221,7 +221,8 @@ function alarmCard(a) {
   li.dataset.eventId = a.event_id;
   li.dataset.route = a.route;
   const head = el("div", "head");
-  head.append(el("span", `badge p-${a.priority}`, a.priority), el("span", "what", a.label || a.type), el("span", "age", ""));
+  head.append(el("span", `badge p-${a.priority}`, a.priority), el("span", "what", a.label || a.type),
+    el("span", "age", ""));
   const dl = el("dl");
   field(dl, "Residence", `${a.hub} · resident ${a.resident}`);
   field(dl, "Room", a.room || "—");
