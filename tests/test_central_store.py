@@ -215,8 +215,15 @@ async def test_a_missed_check_in_is_a_care_call_its_re_alerts_join_and_an_ack_or
         out = await take(store, lost_first)
         assert out[0].opened is None
         assert (await store.alarm(lost_first["id"])).state == "checked_in"  # type: ignore[union-attr]
+        # a call the hub ended without an event (away, the next window): the ack's reply says ended
+        third = missed(11, data={"realert": 0})
+        await take(store, third)
+        ack_id = await store.ack_sent(third["id"], HUB, "op-2", auto=False, at=time.time())
+        await store.ack_done(ack_id, HUB, at=time.time(), who="op-2", event_id=third["id"], error=None,
+                             reply={"ok": True, "result": "ended", "alarm_id": third["id"], "closes": [third["id"]]})
+        assert (await store.alarm(third["id"])).state == "ended"  # type: ignore[union-attr]
         # a check-in naming no missed call closes nothing
-        out = await take(store, ev(10, "checkin.done", data={"missed": None}))
+        out = await take(store, ev(12, "checkin.done", data={"missed": None}))
         assert out[0].closed == []
     finally:
         await store.close()

@@ -13,7 +13,9 @@
   after the call closed is stored closed. A re-alert whose first the central lacks opens a call of
   its own (an ack of either closes both through the hub's reply; the check-in closes both);
 * ``checkin.done`` naming a missed check-in (``data.missed``: the first missed id) closes its call
-  as ``checked_in`` (the re-alerts' calls too);
+  as ``checked_in`` (the re-alerts' calls too). A call the hub ended without an event (the resident
+  away, the next window) stays open for an operator: the hub answers the ack ``ended``, which closes
+  it as ``ended`` (:meth:`central.store.Store.ack_done`);
 * device problems open and clear as :func:`central.problems.problem_steps` says, unless the
   event is older than the problem's last change.
 
