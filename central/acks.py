@@ -2,12 +2,18 @@
 
 An operator's ack (:meth:`Acker.ack`) and ``--auto-ack`` go the same way: the command with the
 response topic ``{prefix}/{hub}/reply/{account}`` and correlation data, the hub's reply
-(``acknowledged``, ``already_acknowledged``, ``cancelled``, ``unknown_event``) or why none
+(``acknowledged``, ``already_acknowledged``, ``cancelled``, ``ended``, ``unknown_event``) or why none
 came, recorded in the store (``acks``), returned as :class:`~central.view.AckOutcome`. An ok
 reply closes the alarms it names at once (the hub's ``alarm.acknowledged`` follows, and finds
 them closed); every instance's feed shows it through the journal.
 
-Auto-ack (for the rig and benchmarks) acks alarm types only, new episodes only, once per
+A missed check-in (``checkin.missed``) is acked the same way: the hub's reply (``acknowledged``,
+``already_acknowledged``, or ``ended`` when it had ended already: a late check-in, away, the next
+window) names the first missed id and every re-alert, and closes the call.
+
+Auto-ack (for the rig and benchmarks) acks alarm types only (:data:`central.policy.ALARM_TYPES`):
+never a missed check-in, which is a call for the care team to act on (ring the resident, visit),
+not an alarm the rig confirms; its call stays open for an operator. New episodes only, once per
 episode: the instance that stored the alarm marks it ``pending``; a claim in the store (one
 conditional UPDATE) makes exactly one instance send it. A pending ack left by an instance that
 stopped is claimed by another after a while (:data:`STALE_S`). An auto-ack the hub did not answer

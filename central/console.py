@@ -1,8 +1,9 @@
 """The central at a glance in a terminal (``carehub central --console``): rich tables, kept live.
 
-Open alarms by priority and age, hubs with their supervision state and last heartbeat, and
-device problems, re-read from the :class:`~central.view.CentralView` on every change and every
-``refresh_s`` (which also ticks the ages).
+Open alarms (and the other calls an operator acks: a missed check-in, labelled so) by priority
+and age, hubs with their supervision state and last heartbeat, and device problems, re-read from
+the :class:`~central.view.CentralView` on every change and every ``refresh_s`` (which also ticks
+the ages).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _alarms(snap: Snapshot, now: datetime) -> Table:
         cause = " → ".join([*(c.type for c in a.cause_chain), a.type]) if a.cause_chain else ""
         extra = [f"{a.alarms} presses"] if a.alarms > 1 else []
         extra += [f"{a.reminders} reminders"] if a.reminders else []
-        what = a.type + (f" ({', '.join(extra)})" if extra else "")
+        what = (a.label or a.type) + (f" ({', '.join(extra)})" if extra else "")
         t.add_row(Text(a.priority, style=PRIORITY_STYLE.get(a.priority, "")), age(a.ts, now),
                   f"{a.hub} · {a.resident}", a.room or "—", ROUTES.get(a.route, a.route),
                   f"{a.device} ({a.kind})", what, cause)

@@ -36,6 +36,7 @@ from central.config import CentralConfig
 from central.feed import Feed, JournalReader
 from central.gapfill import GapFiller
 from central.mqtt import CentralLink, MqttOptions
+from central.policy import ALARM_TYPES
 from central.store import Outcome, Store, StoreError, TransientStoreError
 from central.supervision import Supervisor
 from central.view import AckOutcome, Change, HubView, Snapshot
@@ -343,7 +344,8 @@ class Engine:
             log.info("gap_closed", hub=o.hub, gap=[lo, hi], state=state)
         if o.opened:
             log.info("alarm_opened", **fields)
-            self.acker.opened(o.opened)
+            if o.type in ALARM_TYPES:  # a missed check-in is the care team's call: never auto-acked
+                self.acker.opened(o.opened)
         if o.joined:
             log.info("alarm_joined", episode=o.joined, **fields)
         for episode in o.closed:

@@ -3,11 +3,14 @@ no network thread) set up the way a central needs it.
 
 * events through the MQTT 5 shared subscription ``$share/central/{prefix}/+/event/+``: the
   broker gives each event to one instance of the group, so several instances split the load;
-* the alarm types (:data:`central.policy.ALARM_TYPES`) subscribed by every instance as well, not
-  shared: a broker may deal a shared message to an instance that is away (Mosquitto 2.0 queues
-  it in that instance's persistent session), and an alarm must not wait for it to return or for
-  gap detection; each instance gets every alarm at once, the store de-duplicates by id and the
-  auto-ack is claimed in the store, so it is still handled once;
+* the call types (:data:`central.policy.CALL_TYPES`: the alarms and ``checkin.missed``)
+  subscribed by every instance as well, not shared: a broker may deal a shared message to an
+  instance that is away (Mosquitto 2.0 queues it in that instance's persistent session), and a
+  call an operator must answer must not wait for it to return or for gap detection; each
+  instance gets every call at once, the store de-duplicates by id and the auto-ack is claimed in
+  the store, so it is still handled once. A missed check-in is a call too (rare: a few a day per
+  residence, so the copies cost nothing); what closes a call (an ack, a ``checkin.done``) comes
+  through the shared subscription only: a late close leaves a call shown a little longer, never hidden;
 * the retained ``status`` and the ``heartbeat`` subscribed by every instance, not shared (the
   broker sends no retained messages on a shared subscription, and each instance supervises
   every hub itself);
@@ -35,7 +38,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.policy import ALARM_TYPES
+from central.policy import CALL_TYPES
 from hub.link import Endpoint, Incoming, LinkSettings, MqttLink, TlsSettings
 
 log = structlog.get_logger("central.mqtt")
@@ -65,7 +68,7 @@ class MqttOptions:
 
 def subscriptions(prefix: str, account: str, group: str = SHARE_GROUP) -> tuple[str, ...]:
     """The topics an instance subscribes to (see the module docstring)."""
-    alarms = tuple(f"{prefix}/+/event/{t}" for t in sorted(ALARM_TYPES))
+    alarms = tuple(f"{prefix}/+/event/{t}" for t in sorted(CALL_TYPES))
     return (f"$share/{group}/{prefix}/+/event/+", *alarms, f"{prefix}/+/status", f"{prefix}/+/heartbeat",
             f"{prefix}/+/reply/{account}")
 

@@ -1,5 +1,5 @@
-"""What the central holds an event to: the contract's JSON Schema, its list of types, and the
-priorities the hub fixes.
+"""What the central holds an event to (the contract's JSON Schema, its list of types, and the
+priorities the hub fixes), and which events are the calls an operator acks (:data:`CALL_TYPES`).
 
 The schema and the type list are read from ``contract/`` (the files the hub generates), so the
 recorder checks against the contract, not against the hub's code. JSON Schema validation needs
@@ -23,6 +23,25 @@ CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 #: The alarm types: each opens (or joins) an episode the central must acknowledge.
 ALARM_TYPES: frozenset[str] = frozenset({"alarm.button", "alarm.test", "alarm.nursecall"})
 
+#: A missed daily check-in (:mod:`hub.rules.checkin`): a care call an operator acks like an alarm.
+#: Its re-alerts (``cause``: the first one) join its call; a ``checkin.done`` naming it (``data.missed``)
+#: closes it; ``--auto-ack`` leaves it alone (see :mod:`central.acks`).
+CHECKIN_MISSED = "checkin.missed"
+#: The resident's check-in: ``data.missed`` names the missed check-in it ends, if any.
+CHECKIN_DONE = "checkin.done"
+
+#: Every type that opens (or joins) a call an operator acks: the alarms and a missed check-in.
+CALL_TYPES: frozenset[str] = ALARM_TYPES | {CHECKIN_MISSED}
+
+#: What the faces call a type where its name is not plain enough (otherwise the type itself).
+CALL_LABELS: dict[str, str] = {CHECKIN_MISSED: "missed check-in"}
+
+
+def call_label(type_: str) -> str:
+    """The words an operator reads for a call of ``type_`` (``missed check-in``; an alarm: its type)."""
+    return CALL_LABELS.get(type_, type_)
+
+
 #: Types that end an alarm episode, with the state they leave it in (``cause`` and ``data.closes`` name its alarms).
 CLOSING_TYPES: dict[str, str] = {"alarm.acknowledged": "acknowledged", "alarm.cancelled": "cancelled"}
 
@@ -36,9 +55,12 @@ PRIORITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "normal": 2, "low": 3
 def episode_group(event: Mapping[str, Any]) -> str:
     """Which of a device's open episodes an alarm joins, as the hub groups them (:mod:`hub.alarms`):
     test alarms join the device's test episode, nurse calls the episode of their call address, every
-    other alarm the device's one alarm episode."""
+    other alarm the device's one alarm episode. (A missed check-in is grouped by its ``cause``, not by
+device: :mod:`central.store.apply`.)"""
     if event.get("type") == "alarm.test":
         return "test"
+    if event.get("type") == CHECKIN_MISSED:
+        return "checkin"
     if event.get("type") == "alarm.nursecall":
         data = event.get("data")
         return f"call:{data.get('call_address') if isinstance(data, dict) else None}"

@@ -13,8 +13,9 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-#: An alarm's state at the central.
-AlarmState = Literal["open", "acknowledged", "cancelled"]
+#: An alarm's (a call's) state at the central; a missed check-in's call also closes as checked_in (the
+#: resident checked in) or ended (the hub's ack reply said it had ended: late check-in, away, next window).
+AlarmState = Literal["open", "acknowledged", "cancelled", "checked_in", "ended"]
 
 #: A hub's state as the central supervises it:
 #: online (birth seen, heartbeats on time), late (a heartbeat overdue, within the level),
@@ -32,11 +33,13 @@ class CauseLink(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AlarmView(msgspec.Struct, frozen=True, kw_only=True):
-    """One alarm episode as an operator sees it."""
+    """One alarm episode (or another call an operator acks: a missed check-in) as an operator sees it."""
 
     event_id: str
     hub: str
     type: str
+    #: what the faces call it: ``missed check-in``; an alarm: its type (:func:`central.policy.call_label`).
+    label: str = ""
     priority: str
     #: nurse (helsetjenesteteam), care (omsorgsteam) or any.
     route: str
@@ -51,7 +54,7 @@ class AlarmView(msgspec.Struct, frozen=True, kw_only=True):
     state: AlarmState
     acked_by: str | None = None
     acked_at: str | None = None
-    #: reminders (alarm.unacknowledged) received for it.
+    #: reminders (alarm.unacknowledged; a missed check-in's re-alerts) received for it.
     reminders: int = 0
     #: how many alarms the episode holds: the first press and the repeats that joined it.
     alarms: int = 1

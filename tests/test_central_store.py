@@ -156,6 +156,79 @@ async def test_alarm_episodes_join_close_and_remind_as_the_hub_keeps_them(db_url
         await store.close()
 
 
+def missed(seq: int, **over: Any) -> dict[str, Any]:
+    """A ``checkin.missed`` as the check-in rule sends it (``cause``: the first one, for a re-alert)."""
+    return ev(seq, "checkin.missed", device="rule:check_in", priority="high", route="care",
+              source={"device": "rule:check_in", "kind": "rule", "room": None}, **over)
+
+
+async def test_a_missed_check_in_is_a_care_call_its_re_alerts_join_and_an_ack_or_a_check_in_closes(
+        db_url: str) -> None:
+    store = await open_store(db_url, instance="a")
+    try:
+        first = missed(1, data={"window": "08:00-10:30", "realert": 0})
+        out = await take(store, first, auto_ack=True)
+        assert out[0].opened == first["id"]
+        realert = missed(2, cause=first["id"], data={"window": "08:00-10:30", "realert": 1})
+        out = await take(store, realert)
+        assert out[0].joined == first["id"]
+        alarms, _, _ = await store.picture()
+        assert [(a.event_id, a.type, a.label, a.priority, a.route, a.reminders, a.state) for a in alarms] == [
+            (first["id"], "checkin.missed", "missed check-in", "high", "care", 1, "open")]
+        assert [a.event_id for a in (await store.picture("care"))[0]] == [first["id"]]
+        assert (await store.picture("nurse"))[0] == []
+        # never auto-acked, even with --auto-ack on: nothing to claim
+        assert await store.claim_auto_acks(now=time.time() + 3600, ids=[first["id"]], stale_s=1) == []
+        # an operator's ack of the re-alert: the hub's reply names the first and every re-alert
+        ack_id = await store.ack_sent(realert["id"], HUB, "op-1", auto=False, at=time.time())
+        closed = await store.ack_done(ack_id, HUB, at=time.time(), who="op-1", event_id=realert["id"], error=None,
+                                      reply={"ok": True, "result": "acknowledged", "alarm_id": first["id"],
+                                             "closes": [first["id"], realert["id"]]})
+        assert closed == [first["id"]]
+        view = await store.alarm(first["id"])
+        assert view is not None and (view.state, view.acked_by) == ("acknowledged", "op-1")
+        # a re-alert that crossed the ack joins the closed call: nothing opens again
+        late = missed(3, cause=first["id"], data={"realert": 2})
+        out = await take(store, late)
+        assert (out[0].opened, out[0].joined) == (None, None)
+        assert (await store.picture())[0] == []
+
+        # the next day's missed check-in: the resident checks in late, which closes it (and its re-alert)
+        second = missed(4, data={"realert": 0})
+        again = missed(5, cause=second["id"], data={"realert": 1})
+        await take(store, second, again)
+        assert [a.event_id for a in (await store.picture())[0]] == [second["id"]]
+        done = ev(6, "checkin.done", device="checkin-kitchen", priority="low", route="care",
+                  data={"gesture": "press", "input": "gpio", "missed": second["id"], "window": None})
+        out = await take(store, done)
+        assert out[0].closed == [second["id"]]
+        assert (await store.alarm(second["id"])).state == "checked_in"  # type: ignore[union-attr]
+        assert (await store.picture())[0] == []
+        # a check-in that ends a call whose first the central never got: the re-alert's own call closes too,
+        # and the first, coming late, opens closed
+        lost_first = missed(9, data={"realert": 0})
+        orphan = missed(7, cause=lost_first["id"], data={"realert": 1})
+        await take(store, orphan)
+        assert [a.event_id for a in (await store.picture())[0]] == [orphan["id"]]
+        await take(store, ev(8, "checkin.done", data={"missed": lost_first["id"]}))
+        assert (await store.picture())[0] == []
+        out = await take(store, lost_first)
+        assert out[0].opened is None
+        assert (await store.alarm(lost_first["id"])).state == "checked_in"  # type: ignore[union-attr]
+        # a call the hub ended without an event (away, the next window): the ack's reply says ended
+        third = missed(11, data={"realert": 0})
+        await take(store, third)
+        ack_id = await store.ack_sent(third["id"], HUB, "op-2", auto=False, at=time.time())
+        await store.ack_done(ack_id, HUB, at=time.time(), who="op-2", event_id=third["id"], error=None,
+                             reply={"ok": True, "result": "ended", "alarm_id": third["id"], "closes": [third["id"]]})
+        assert (await store.alarm(third["id"])).state == "ended"  # type: ignore[union-attr]
+        # a check-in naming no missed call closes nothing
+        out = await take(store, ev(12, "checkin.done", data={"missed": None}))
+        assert out[0].closed == []
+    finally:
+        await store.close()
+
+
 async def test_device_problems_open_and_clear_in_event_time_order(db_url: str) -> None:
     store = await open_store(db_url, instance="a")
     try:

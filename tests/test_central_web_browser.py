@@ -180,6 +180,23 @@ async def test_ack_button_acks_through_the_central_and_the_row_leaves(
     assert await shown_ids(page) == ["e2"]
 
 
+async def test_a_missed_check_in_shows_as_a_care_call_and_is_acked_like_an_alarm(
+        page: Page, fake: FakeCentral, site: tuple[FakeCentral, str]) -> None:
+    fake.add_alarm(alarm("m1", type="checkin.missed", label="missed check-in", priority="high", route="care",
+                         device="rule:check_in", kind="rule", room=None, reminders=2))
+    fake.add_alarm(alarm("e1"))
+    await open_console(page, fake, site[1])
+    row = page.locator('[data-event-id="m1"]')
+    await expect(row.locator(".what")).to_have_text("missed check-in")
+    await expect(row).to_contain_text("Re-alerts")
+    assert await shown_ids(page) == ["e1", "m1"]  # the critical alarm first
+    await page.locator("#operator").fill("Kari Nordmann")
+    await row.get_by_role("button", name="Acknowledge").click()
+    await expect(row).to_have_count(0, timeout=5000)
+    assert fake.acks == [("m1", "Kari Nordmann")]
+    await expect(page.locator("#notices")).to_contain_text("Acknowledged missed check-in at hub-a by Kari Nordmann")
+
+
 async def test_ack_not_confirmed_keeps_the_row_and_says_why(page: Page, fake: FakeCentral, site: tuple[FakeCentral, str]) -> None:
     fake.add_alarm(alarm("e1"))
     await open_console(page, fake, site[1])

@@ -7,6 +7,15 @@
 * ``alarm.acknowledged`` / ``alarm.cancelled`` close the episodes of ``cause`` and every id in
   ``data.closes`` (:func:`close_alarms`, which an ack's reply uses too);
 * ``alarm.unacknowledged`` counts a reminder on the episode of its ``cause``;
+* a missed check-in (``checkin.missed``, :data:`~central.policy.CHECKIN_MISSED`) is a call like an
+  alarm (a row in ``alarms``, group ``checkin``, never auto-acked): the first opens it; a re-alert
+  (``cause``: the first) joins the first's call and counts as a reminder on it, and one that comes
+  after the call closed is stored closed. A re-alert whose first the central lacks opens a call of
+  its own (an ack of either closes both through the hub's reply; the check-in closes both);
+* ``checkin.done`` naming a missed check-in (``data.missed``: the first missed id) closes its call
+  as ``checked_in`` (the re-alerts' calls too). A call the hub ended without an event (the resident
+  away, the next window) stays open for an operator: the hub answers the ack ``ended``, which closes
+  it as ``ended`` (:meth:`central.store.Store.ack_done`);
 * device problems open and clear as :func:`central.problems.problem_steps` says, unless the
   event is older than the problem's last change.
 
@@ -20,7 +29,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from central.policy import ALARM_TYPES, CLOSING_TYPES, REMINDER_TYPE, episode_group
+from central.policy import ALARM_TYPES, CHECKIN_DONE, CHECKIN_MISSED, CLOSING_TYPES, REMINDER_TYPE, episode_group
 from central.problems import problem_steps
 from central.store.db import Db, JournalEntry, Tx
 from central.wire import Received
@@ -50,6 +59,13 @@ async def apply_event(tx: Tx, db: Db, r: Received, *, now: float, instance: str,
     out: dict[str, Any] = {}
     if e.type in ALARM_TYPES:
         out.update(await _alarm(tx, db, r, now=now, instance=instance, auto_ack=auto_ack))
+    elif e.type == CHECKIN_MISSED:
+        out.update(await _missed(tx, r, now=now, instance=instance))
+    elif e.type == CHECKIN_DONE and isinstance(missed := e.data.get("missed"), str) and missed:
+        realerts = await tx.fetchall("SELECT event_id FROM alarms WHERE hub = ? AND cause = ? AND type = ?",
+                                     (e.hub, missed, CHECKIN_MISSED))
+        out["closed"] = await close_alarms(tx, e.hub, [missed, *(row[0] for row in realerts[:MAX_CLOSES])],
+                                           state="checked_in", who=None, at=epoch(e.ts, now), source=e.id)
     elif e.type in CLOSING_TYPES:
         ids = [e.cause] if e.cause else []
         closes = e.data.get("closes")
@@ -81,9 +97,7 @@ async def _alarm(tx: Tx, db: Db, r: Received, *, now: float, instance: str, auto
     episode = head or e.id
     auto = "pending" if auto_ack and head is None and state == "open" else None
     await tx.execute(
-        "INSERT INTO alarms (event_id, hub, episode, grp, type, priority, route, device, kind, room, resident, ts, "
-        "received, cause, state, acked_by, acked_at, closed_by, handled_by, auto_ack, scaip) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+        _INSERT_ALARM,
         (e.id, e.hub, episode, grp, e.type, e.priority, e.route, e.source.device, e.source.kind, e.source.room,
          e.resident, e.ts, now, e.cause, state, who if state == "acknowledged" else None,
          at if state == "acknowledged" else None, closed_by, instance, auto, scaip_of(r.body)))
@@ -93,9 +107,47 @@ async def _alarm(tx: Tx, db: Db, r: Received, *, now: float, instance: str, auto
     return {"joined": head} if head is not None else {"opened": e.id if state == "open" else None}
 
 
+_INSERT_ALARM = (
+    "INSERT INTO alarms (event_id, hub, episode, grp, type, priority, route, device, kind, room, resident, ts, "
+    "received, cause, state, acked_by, acked_at, closed_by, handled_by, auto_ack, scaip) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING")
+
+
+async def _missed(tx: Tx, r: Received, *, now: float, instance: str) -> dict[str, Any]:
+    """A missed check-in: the first opens a call, a re-alert joins its first's (see the module docstring)."""
+    e = r.event
+    head = None
+    if e.cause:
+        head = await tx.fetchone(
+            "SELECT h.event_id, h.state, h.acked_by, h.acked_at, h.closed_by FROM alarms a "
+            "JOIN alarms h ON h.event_id = a.episode WHERE a.event_id = ? AND a.hub = ?", (e.cause, e.hub))
+    if head is not None:
+        episode, state, who, at, closed_by = head
+    else:
+        episode, state, who, at, closed_by = e.id, "open", None, None, None
+        closure = await tx.fetchone(
+            "SELECT state, who, at, source FROM closures WHERE alarm_id IN (?, ?) ORDER BY at LIMIT 1",
+            (e.id, e.cause or e.id))
+        if closure is not None:
+            state, who, at, closed_by = closure
+    acked = state == "acknowledged"
+    n = await tx.execute(_INSERT_ALARM, (
+        e.id, e.hub, episode, "checkin", e.type, e.priority, e.route, e.source.device, e.source.kind, e.source.room,
+        e.resident, e.ts, now, e.cause, state, who if acked else None, at if acked else None, closed_by, instance,
+        None, scaip_of(r.body)))
+    if head is not None:
+        if n:
+            await tx.execute("UPDATE alarms SET reminders = reminders + 1 WHERE event_id = ?", (episode,))
+            tx.journal(JournalEntry("alarm", e.hub, episode))
+        return {"joined": episode} if state == "open" else {}
+    tx.journal(JournalEntry("alarm", e.hub, episode))
+    return {"opened": e.id if state == "open" else None}
+
+
 async def close_alarms(tx: Tx, hub: str, ids: Sequence[str], *, state: str, who: str | None, at: float,
                        source: str) -> list[str]:
-    """Close the episodes of ``ids`` (acknowledged or cancelled); the episodes closed now.
+    """Close the episodes of ``ids`` (acknowledged, cancelled; a missed check-in also ``checked_in`` or
+    ``ended``: the hub's ack reply said it had ended); the episodes closed now.
 
     Every id is remembered as closed (:data:`closures`), so an alarm arriving after its ack opens closed.
     """

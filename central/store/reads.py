@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from central.policy import PRIORITY_RANK
+from central.policy import PRIORITY_RANK, call_label
 from central.store.db import Row, Tx
 from central.view import AlarmView, CauseLink, DeviceProblem
 from hub.events import rfc3339
@@ -48,7 +48,8 @@ async def _alarm(tx: Tx, row: Row) -> AlarmView:
     (event_id, hub, type_, priority, route, device, kind, room, resident, ts, received, state, acked_by, acked_at,
      reminders, members, cause, scaip) = row
     return AlarmView(
-        event_id=event_id, hub=hub, type=type_, priority=priority, route=route, device=device, kind=kind, room=room,
+        event_id=event_id, hub=hub, type=type_, label=call_label(type_), priority=priority, route=route,
+        device=device, kind=kind, room=room,
         resident=resident, ts=ts, received=rfc3339(float(received)), state=state, acked_by=acked_by,
         acked_at=_when(acked_at), reminders=int(reminders), alarms=int(members),
         cause_chain=await cause_chain(tx, cause), scaip=json.loads(scaip) if scaip else None)

@@ -187,7 +187,8 @@ class Store:
     async def ack_done(self, ack_id: int, hub: str, *, reply: dict[str, Any] | None, error: str | None, at: float,
                        who: str, event_id: str) -> list[str]:
         """Record the reply to a cmd/ack (or why none came); an ok reply closes the alarms it names
-        (as acknowledged, or cancelled when the hub says so). Returns the episodes closed now."""
+        (as acknowledged; cancelled, or ended for a missed check-in that had ended, when the hub says so).
+        Returns the episodes closed now."""
         async def run(tx: Tx) -> list[str]:
             ok = bool(reply and reply.get("ok"))
             await tx.execute("UPDATE acks SET replied = ?, ok = ?, result = ?, error = ?, reply = ? WHERE id = ?",
@@ -202,7 +203,7 @@ class Store:
             closes = reply.get("closes")
             if isinstance(closes, list):
                 ids += [str(c) for c in closes if isinstance(c, str)]
-            state = "cancelled" if reply.get("result") == "cancelled" else "acknowledged"
+            state = {"cancelled": "cancelled", "ended": "ended"}.get(str(reply.get("result")), "acknowledged")
             return await close_alarms(tx, hub, ids, state=state, who=who, at=at, source=f"ack:{ack_id}")
         return await self._write(run)
 

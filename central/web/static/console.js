@@ -182,7 +182,7 @@ async function ack(id) {
     try { body = await r.json(); } catch { body = {}; }
     if (r.ok && body.ok) {
       for (const closed of [id, ...(body.closes || [])]) { state.alarms.delete(closed); state.replies.delete(closed); }
-      const what = alarm ? `${alarm.type} at ${alarm.hub}${alarm.room ? ", " + alarm.room : ""}` : id;
+      const what = alarm ? `${alarm.label || alarm.type} at ${alarm.hub}${alarm.room ? ", " + alarm.room : ""}` : id;
       notice(`Acknowledged ${what} by ${by}: the hub replied ${body.result}.`, false);
     } else {
       reply = { text: `Not acknowledged: ${body.error || body.result || "the central answered " + r.status}`, error: true };
@@ -221,7 +221,8 @@ function alarmCard(a) {
   li.dataset.eventId = a.event_id;
   li.dataset.route = a.route;
   const head = el("div", "head");
-  head.append(el("span", `badge p-${a.priority}`, a.priority), el("span", "what", a.type), el("span", "age", ""));
+  head.append(el("span", `badge p-${a.priority}`, a.priority), el("span", "what", a.label || a.type),
+    el("span", "age", ""));
   const dl = el("dl");
   field(dl, "Residence", `${a.hub} · resident ${a.resident}`);
   field(dl, "Room", a.room || "—");
@@ -229,7 +230,7 @@ function alarmCard(a) {
   field(dl, "Device", `${a.device} (${a.kind})`);
   if (a.cause_chain && a.cause_chain.length) field(dl, "Cause", [...a.cause_chain.map((c) => c.type), a.type].join(" → "));
   if (a.alarms > 1) field(dl, "Presses", a.alarms);
-  if (a.reminders) field(dl, "Reminders", a.reminders);
+  if (a.reminders) field(dl, a.type === "checkin.missed" ? "Re-alerts" : "Reminders", a.reminders);
   field(dl, "Received", clock(a.received));
   const button = el("button", "ack", "Acknowledge");
   button.type = "button";
