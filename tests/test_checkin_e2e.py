@@ -58,7 +58,7 @@ def window_around_now() -> str:
     return f"{hhmm(now - timedelta(minutes=30))}-{hhmm(now + timedelta(hours=2))}"
 
 
-def window_ending_soon(margin_s: float = 20.0) -> tuple[str, float]:
+def window_ending_soon(margin_s: float = 12.0) -> tuple[str, float]:
     """A window open now that closes at the next whole minute at least ``margin_s`` away; and that instant."""
     now = datetime.now(TZ)
     end = (now + timedelta(seconds=margin_s)).replace(second=0, microsecond=0) + timedelta(minutes=1)

@@ -64,7 +64,7 @@ def needles() -> list[str]:
 ON_CALL = ("+4740000001", "+4740000002")
 
 
-def checkin_window(margin_s: float = 35.0) -> str:
+def checkin_window(margin_s: float = 15.0) -> str:
     """A check-in window open now that closes at the next whole minute at least ``margin_s`` away (Oslo time)."""
     now = datetime.now(ZoneInfo("Europe/Oslo"))
     end = (now + timedelta(seconds=margin_s)).replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -366,7 +366,7 @@ def drive_every_event_type(rig: Rig) -> None:
     assert lost.get("ok") is True, lost
     rig.wait("config.rolled_back", timeout=30)
 
-    # no check-in by the window's end (the next whole minute at least 35 s after the config was written:
+    # no check-in by the window's end (the next whole minute at least 15 s after the config was written:
     # it closes while the steps above run, or soon after), then a late one
     rig.wait("checkin.missed", timeout=120)
     rig.advert(BLE_BUTTON, buttons=["double_press"], bindkey=BINDKEY, mac=BLE_BUTTON, counter=12)
