@@ -110,49 +110,46 @@ class ModemLink:
 
     async def check(self) -> None:
         """Open the modem if need be and read SIM, registration and signal; tell the hub how the path stands."""
-        t = self.opts.command_timeout_s
-        try:
-            async with self._lock:
-                await self._ensure_open()
-                reading = await self._call(self.backend.read_state, timeout=4 * t)
-        except ModemGone as exc:
-            self.last_error = str(exc)
-            self._lost(exc.reason, exc.detail)
-            return
-        except NotAnswering as exc:
-            self.last_error = str(exc)
-            self._lost("not_answering", str(exc))
-            return
-        except Exception as exc:  # an answer atlib could not make sense of: try again at the next check
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("modem_check_failed", device=self.device, error=self.last_error)
-            return
-        self.port.report(self.device)
-        self._tell(judge(reading, self.opts.min_signal))
+        done, reading = await self._locked(self.backend.read_state, timeout=4 * self.opts.command_timeout_s,
+                                           open_first=True, failed="modem_check_failed")
+        if done:
+            self.port.report(self.device)
+            self._tell(judge(reading, self.opts.min_signal))
 
     async def read_inbox(self) -> None:
         """Hand every message received to the hub."""
-        try:
-            async with self._lock:
-                if not self.opened:
-                    return
-                messages = await self._call(self.backend.inbox, timeout=3 * self.opts.command_timeout_s + 2)
-        except ModemGone as exc:
-            self.last_error = str(exc)
-            self._lost(exc.reason, exc.detail)
-            return
-        except NotAnswering as exc:
-            self.last_error = str(exc)
-            self._lost("not_answering", str(exc))
-            return
-        except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("modem_inbox_failed", device=self.device, error=self.last_error)
-            return
-        for m in messages:
+        done, messages = await self._locked(self.backend.inbox, timeout=3 * self.opts.command_timeout_s + 2,
+                                            open_first=False, failed="modem_inbox_failed")
+        for m in messages if done else ():
             self.counters["received"] += 1
             log.info("sms_received", device=self.device, sender=masked(m.number), chars=len(m.text))
             self.port.text_received(self.device, m.number, m.text)
+
+    async def _locked(self, fn: Any, *, timeout: float, open_first: bool, failed: str) -> tuple[bool, Any]:
+        """``fn`` on the modem under the lock (opening it first, or only if it is open): (True, its result),
+        or (False, None) when the modem is closed, gone or silent (the path is down) or its answer made no
+        sense (logged as ``failed``; tried again on the schedule)."""
+        try:
+            async with self._lock:
+                if open_first:
+                    await self._ensure_open()
+                elif not self.opened:
+                    return False, None
+                return True, await self._call(fn, timeout=timeout)
+        except (ModemGone, NotAnswering) as exc:
+            self.last_error = str(exc)
+            self._gone(exc)
+        except Exception as exc:  # an answer atlib could not make sense of: try again at the next check
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning(failed, device=self.device, error=self.last_error)
+        return False, None
+
+    def _gone(self, exc: ModemGone | NotAnswering) -> None:
+        """The modem is unplugged or stopped answering: the path is down until a check opens it again."""
+        if isinstance(exc, ModemGone):
+            self._lost(exc.reason, exc.detail)
+        else:
+            self._lost("not_answering", str(exc))
 
     async def run(self) -> None:
         """The supervised task: a check every ``check_s``, the inbox every ``inbox_s`` while the modem answers."""
@@ -181,14 +178,10 @@ class ModemLink:
         except SendRefused as exc:
             self._failed(exc.detail)
             raise TextSendError("cms_error" if exc.code is not None else "error", exc.detail) from exc
-        except NotAnswering as exc:
+        except (NotAnswering, ModemGone) as exc:
             self._failed(str(exc))
-            self._lost("not_answering", str(exc))
-            raise TextSendError("timeout", str(exc)) from exc
-        except ModemGone as exc:
-            self._failed(str(exc))
-            self._lost(exc.reason, exc.detail)
-            raise TextSendError("unavailable", str(exc)) from exc
+            self._gone(exc)
+            raise TextSendError("timeout" if isinstance(exc, NotAnswering) else "unavailable", str(exc)) from exc
         self.counters["sent"] += 1
         log.info("sms_sent", device=self.device, to=masked(number), reference=ref, chars=len(text))
         return ref
