@@ -51,8 +51,11 @@ def render(template: str, answers: Answers, source: str) -> str:
     data = tomllib.loads(template)
     positions = key_positions(template)
     lines = template.splitlines()
-    for path, value in ((("hub", "id"), answers.hub_id), (("hub", "resident"), answers.resident),
-                        (("store", "dir"), answers.state_dir)):
+    filled = [(("hub", "id"), answers.hub_id), (("hub", "resident"), answers.resident),
+              (("store", "dir"), answers.state_dir)]
+    if answers.push_key is not None and ("push", "key") in positions:
+        filled.append((("push", "key"), PUSH_KEY_FILE))
+    for path, value in filled:
         if path not in positions:
             raise ValueError(f"template {source}: no {'.'.join(path)} to fill in")
         row = positions[path][0] - 1
@@ -60,7 +63,7 @@ def render(template: str, answers: Answers, source: str) -> str:
         if m is None:
             raise ValueError(f"template {source}: cannot read the value of {'.'.join(path)} on line {row + 1}")
         lines[row] = m.group(1) + toml_value(value) + m.group(3)
-    lines = _push_table(lines, positions, answers, source)
+    lines = _push_table(lines, positions, answers)
     start, end = _mqtt_block(lines)
     kept = {k: v for k, v in data.get("mqtt", {}).items() if k not in _OWN_MQTT}
     head = [
@@ -74,9 +77,10 @@ def render(template: str, answers: Answers, source: str) -> str:
     return text
 
 
-def _push_table(lines: list[str], positions: dict[Any, tuple[int, int]], a: Answers, source: str) -> list[str]:
-    """The template's ``[push]``: its key pointed at the central's key copied beside the config, or,
-    with no key given, the table left out (config push stays off until an installer adds it)."""
+def _push_table(lines: list[str], positions: dict[Any, tuple[int, int]], a: Answers) -> list[str]:
+    """The template's ``[push]`` once its values are filled in: kept when the central's key was given
+    (render() pointed its key at the copy), added when the template has none, left out without a key
+    (config push stays off until an installer adds it)."""
     if ("push", "key") not in positions:
         if a.push_key is None:
             return lines
@@ -86,12 +90,7 @@ def _push_table(lines: list[str], positions: dict[Any, tuple[int, int]], a: Answ
                   len(lines))
         return lines[:at] + block + lines[at:]
     if a.push_key is not None:
-        row = positions[("push", "key")][0] - 1
-        m = _VALUE.match(lines[row])
-        if m is None:
-            raise ValueError(f"template {source}: cannot read the value of push.key on line {row + 1}")
-        lines[row] = m.group(1) + toml_value(PUSH_KEY_FILE) + m.group(3)
-        return lines
+        return lines  # render() points its key at the copy
     start, end = _table_block(lines, "push")
     while end < len(lines) and not lines[end].strip():
         end += 1
