@@ -31,17 +31,7 @@ from hub.eventdata import problems
 from tests.support.central import events
 from tests.test_contract import asyncapi_validator, errors, event_validator
 from tests.support.pushrig import BASE, PASSWORDS, SHIPPED_ACL, PushRig
-
-BUTTON_2 = """
-[[device]]
-id = "button-2"
-kind = "alarm_button"
-room = "living"
-[device.gpio]
-pin = 5
-led_pin = 6
-bounce_s = 0
-"""
+from tests.test_reload_e2e import BUTTON_2
 
 
 @pytest.fixture
