@@ -32,8 +32,8 @@ Detail = Annotated[
 ]
 
 
-class FallbackSentData(Data):
-    """fallback.sent: an SMS of the fallback went out to an on-call number."""
+class _FallbackSms(Data):
+    """What fallback.sent and fallback.failed both say of one SMS."""
 
     to: Phone
     reason: Reason
@@ -41,19 +41,18 @@ class FallbackSentData(Data):
     alarm_type: AlarmType
     device: TextDevice
     waited_s: Waited
+
+
+class FallbackSentData(_FallbackSms):
+    """fallback.sent: an SMS of the fallback went out to an on-call number."""
+
     reference: Annotated[str | None, msgspec.Meta(description="The +CMGS message reference (null: none given).")]
     chars: Annotated[int, msgspec.Meta(ge=1, le=160, description="Characters of the SMS (no resident's name).")]
 
 
-class FallbackFailedData(Data):
+class FallbackFailedData(_FallbackSms):
     """fallback.failed: an SMS of the fallback could not be sent; it is tried again."""
 
-    to: Phone
-    reason: Reason
-    reminder: Reminder
-    alarm_type: AlarmType
-    device: TextDevice
-    waited_s: Waited
     error: Annotated[
         Literal["cms_error", "timeout", "unavailable", "error"],
         msgspec.Meta(description="cms_error: refused (+CMS ERROR); timeout: the modem did not answer; unavailable: "
