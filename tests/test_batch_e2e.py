@@ -3,9 +3,10 @@
 A burst of serial telemetry while the broker is up, then an outage with a
 backlog and a press, drained after it: the central (the HIL recorder, which
 checks every event against the contract, unpacks batches and flags an alarm
-or a high event that came in one) gets every event exactly once, its seqs
-without a gap, and at least part of them in batches; the alarm pressed during
-the outage goes first after it, alone on its own topic.
+or a high event that came in one) gets every event, each seq once (a copy the
+broker sends again after its restart is the same event, QoS 1), without a
+gap, and most of them in batches; the alarm pressed during the outage goes
+first after it, alone on its own topic.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_ga
         assert central.wait_for(lambda a: sum(x.event.get("data", {}).get("battery_pct") == 6 for x in a) >= BACKLOG,
                                 60), central.summary()
 
-        after = [a for a in central.arrivals()[seen:] if a.event.get("type") != "hub.started"]
+        # (a copy of one the broker had not heard the central's PUBACK for may come first: QoS 1)
+        after = [a for a in central.arrivals()[seen:] if a.event.get("type") != "hub.started" and not a.duplicate]
         assert after[0].event["type"] == "alarm.button", "the alarm pressed during the outage goes first"
         assert after[0].topic.endswith("/event/alarm.button"), "alone, on its own topic"
         arrivals = central.arrivals()
@@ -84,7 +86,7 @@ def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_ga
         assert len(batched) > (BURST + BACKLOG) // 2, "most of the telemetry came batched"
 
         summary = central.summary()
-        assert summary["duplicates"] == 0 and summary["conflicts"] == 0, summary
+        assert summary["conflicts"] == 0, summary  # a copy (QoS 1, across the broker's restart) is the same event
         assert central.problems() == [], central.problems()[:10]  # no seq gap from 1, no odd topic or priority
         assert len(lows(central, 5)) == BURST and len(lows(central, 6)) == BACKLOG
         seqs = [e["seq"] for e in central.events()]
