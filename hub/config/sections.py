@@ -140,7 +140,9 @@ class MqttSection(Section):
                                   "priority events never go in a batch. 1: no batches, for a central that does not "
                                   "read contract 1.5.", ge=1, le=1000)] = 100
     batch_bytes: Annotated[int, doc("Most bytes of one batch's payload (the events' JSON and 13 more); an event "
-                                    "larger than this goes alone.", ge=1024, le=1 << 20)] = 65536
+                                    "larger than this goes alone. At most 128 KiB: well under the broker's largest "
+                                    "packet (max_packet_size, 256 KiB in config/broker/mosquitto.conf).",
+                                    ge=1024, le=1 << 17)] = 65536
 
 
 class StoreSection(Section):
