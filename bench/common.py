@@ -13,10 +13,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from hub import eventbatch
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -72,17 +74,30 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+class Part(NamedTuple):
+    """One event of a batch, handed to :meth:`BenchSubscriber.on_message` as if it had come alone."""
+
+    topic: str
+    payload: bytes
+
+
 class BenchSubscriber:
     """A paho-mqtt MQTT v5 subscriber (QoS 1) on its own network thread, ready when subscribed.
 
     Subclasses set up their state, then call ``super().__init__`` (messages may
     arrive at once), and override :meth:`on_message`, which runs on paho's thread.
+    A filter for a hub's events (``.../event/#``) brings its batches (``.../events``,
+    contract 1.5) along: each event of a batch reaches :meth:`on_message` as a
+    :class:`Part` on ``.../event/{type}``, as if it had come alone; :attr:`batches`
+    counts the batches.
     """
 
     def __init__(self, port: int, topics: Sequence[str], name: str, *, host: str = "127.0.0.1") -> None:
         self._ready = threading.Event()
         self._failed: str | None = None
         self.topics = list(topics)
+        self.topics += [f for f in {eventbatch.batch_filter(t) for t in topics} - {None} if f not in self.topics]
+        self.batches = 0
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"{name}-{uuid.uuid4().hex[:10]}",
@@ -90,7 +105,7 @@ class BenchSubscriber:
         )
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = lambda client, userdata, msg: self.on_message(msg)
+        self.client.on_message = lambda client, userdata, msg: self._deliver(msg)
         self.client.connect(host, port, keepalive=60)
         self.client.loop_start()
         if not self._ready.wait(10) or self._failed:
@@ -111,8 +126,21 @@ class BenchSubscriber:
             self._failed = f"SUBACK {rcs}"
         self._ready.set()
 
+    def _deliver(self, msg: mqtt.MQTTMessage) -> None:
+        if eventbatch.is_batch_topic(msg.topic):
+            try:
+                parts = eventbatch.explode(msg.topic, msg.payload)
+            except ValueError:
+                parts = None  # no batch: as it came
+            if parts is not None:
+                self.batches += 1
+                for topic, payload in parts:
+                    self.on_message(Part(topic, payload))  # type: ignore[arg-type]
+                return
+        self.on_message(msg)
+
     def on_message(self, msg: mqtt.MQTTMessage) -> None:
-        """One message arrived (paho's thread)."""
+        """One message arrived (paho's thread), or one event of a batch (a :class:`Part`)."""
 
     def close(self) -> None:
         try:

@@ -62,7 +62,9 @@ pairs with battery 18 are sent and waited for; the measured events are the
 ones with ``data.battery_pct == 19``, so warm-up events never count.
 
 Counted: ``device.battery_low`` events with battery 19 that the subscriber on
-``carehub/v1/<hub>/event/#`` receives (unique ids, duplicates apart), and the
+``carehub/v1/<hub>/event/#`` and ``.../events`` receives (unique ids, duplicates
+apart; each event of a batch counted, contract 1.5: the hub batches telemetry
+that waits, ``[mqtt] batch_max``, so the hub's messages are fewer than its events), and the
 forwarder's PUBACK count from ``cmd/status`` before and after. After the run
 ``cmd/status`` also gives the hub's serial frame and error counters (errors
 should be 0) and its log's warnings are counted (should be none). CPU seconds of the hub, the broker and this process
@@ -583,7 +585,7 @@ def bench_hub(
         if st0.get("outbox", {}).get("pending") != 0:
             raise RuntimeError(f"warm-up: the outbox did not drain: {st0.get('outbox')}")
         time.sleep(0.3)
-        warm_rx = len(sub.messages)
+        warm_rx, warm_batches = len(sub.messages), sub.batches
         warm_ids = {json.loads(p)["id"] for _, t, p in sub.messages if t.endswith(suffix)}
         acked0 = int(st0["forwarder"]["delivered"])
 
@@ -637,6 +639,7 @@ def bench_hub(
         last_rx = max(rx_times, default=t0_wall)
         elapsed = last_rx - t0_wall
         acked = int(st1["forwarder"]["delivered"]) - acked0
+        batches = sub.batches - warm_batches
         seqs_sorted = sorted(seqs)
         seq_gaps = sum(1 for a, b in zip(seqs_sorted, seqs_sorted[1:]) if b != a + 1)
         # received count over time, to tell a steady rate from a burst at the end
@@ -657,6 +660,7 @@ def bench_hub(
             "acked": acked,
             "pending_after": st1.get("outbox", {}).get("pending"),
             "received": len(rx),
+            "batches": batches,
             "duplicates": sum(c - 1 for c in rx.values()),
             "other_messages": other_types,
             "seq_gaps": seq_gaps,
@@ -707,6 +711,7 @@ def result_of(hub: dict[str, Any], raw: dict[str, Any], args: argparse.Namespace
         "frames": hub["frames"],
         "events_expected": hub["expected"],
         "events_received": hub["received"],
+        "hub_batches": hub["batches"],
         "events_acked": hub["acked"],
         "pending_after": hub["pending_after"],
         "duplicates": hub["duplicates"],
@@ -759,7 +764,8 @@ def print_size(hub: dict[str, Any], raw: dict[str, Any], r: dict[str, Any], payl
     print(f"frames written:                {hub['frames']} ({hub['bytes']} bytes) in {hub['write_s']:.3f} s "
           f"({r['frames_per_s_into_pty']:.0f} frames/s into the pty, {hub['eagain']} EAGAIN)")
     print(f"events expected:               {hub['expected']} ({EVENT_TYPE}, one per frame pair)")
-    print(f"events received by subscriber: {hub['received']}")
+    print(f"events received by subscriber: {hub['received']} ({hub['batches']} batches on events among them, "
+          "each event counted)")
     print(f"events PUBACKed (status):      {hub['acked']} (forwarder count; outbox pending after: "
           f"{hub['pending_after']})")
     print(f"duplicates:                    {hub['duplicates']} at the subscriber; seq gaps {hub['seq_gaps']}")

@@ -25,7 +25,8 @@ DESCRIPTION = """The reference alarm central: consumes the hubs' MQTT 5 contract
 tracks each hub's seqs and asks for gaps with cmd/replay (what a hub no longer has is recorded as lost),
 supervises hubs from their status, last will and heartbeats, and acknowledges alarms with cmd/ack, by an
 operator (--web, --console) or by itself (--auto-ack). Several instances share the work: they join one MQTT 5
-shared subscription ($share/central/PREFIX/+/event/+) and share one database (--db): each alarm is handled by
+shared subscription ($share/central/PREFIX/+/event/+, and PREFIX/+/events: batches of telemetry, each
+event taken as if alone) and share one database (--db): each alarm is handled by
 one of them, and every instance's console shows what any of them did (through the database's journal). Give
 each instance its own --instance (its MQTT client id and persistent session). Logs go to stderr (JSON lines
 when stderr is not a terminal)."""

@@ -7,7 +7,9 @@
   status and heartbeat, this instance's command replies;
 * the ingest: events checked (:mod:`central.wire`; a malformed one is logged and dropped),
   stored in batches (:mod:`central.store`: de-duplication, seq gaps, alarms, problems), and
-  only then acknowledged to the broker, so nothing is lost if the process dies in between;
+  only then acknowledged to the broker, so nothing is lost if the process dies in between; a
+  hub's batch of events (``events``, contract 1.5) is taken apart, each event stored as one, and
+  the message acknowledged once all of them are;
 * hub supervision (:mod:`central.supervision`), gap filling (:mod:`central.gapfill`), acks
   and auto-acks (:mod:`central.acks`), and the live feed (:mod:`central.feed`).
 
@@ -40,7 +42,7 @@ from central.policy import ALARM_TYPES
 from central.store import Outcome, Store, StoreError, TransientStoreError
 from central.supervision import Supervisor
 from central.view import AckOutcome, Change, HubView, Snapshot
-from central.wire import Malformed, Received, json_object, parse_event, parse_topic
+from central.wire import Malformed, Received, Topic, json_object, parse_batch, parse_event, parse_topic
 from hub.events import rfc3339
 from hub.link import Incoming
 
@@ -112,6 +114,7 @@ class Engine:
         self._events: asyncio.Queue[Incoming | _Tail] = asyncio.Queue()
         self._signals: asyncio.Queue[tuple[str, str, str, float]] = asyncio.Queue()
         self._taps: list[Tap] = []
+        self._parts: dict[int, int] = {}  # id() of a batch message -> its events not stored yet (beyond one)
 
     # --- the faces' side (CentralView) --------------------------------------------------------
 
@@ -217,7 +220,7 @@ class Engine:
     def _on_message(self, m: Incoming) -> None:
         """Every message but replies, on the loop: events queued for the ingest, hub signals handled now."""
         topic = parse_topic(m.topic, self.prefix)
-        if topic is not None and topic.kind == "event":
+        if topic is not None and topic.kind in ("event", "events"):
             self._events.put_nowait(m)
             return
         self.link.ack(m)
@@ -272,9 +275,13 @@ class Engine:
             for m in batch:
                 if isinstance(m, _Tail):
                     continue
+                topic = parse_topic(m.topic, self.prefix)
+                if topic is not None and topic.kind == "events":
+                    self._take_batch(m, topic, good)
+                    continue
                 self.counters["received"] += 1
                 try:
-                    good.append((m, parse_event(parse_topic(m.topic, self.prefix), m.payload)))  # type: ignore[arg-type]
+                    good.append((m, parse_event(topic, m.payload)))  # type: ignore[arg-type]
                 except Malformed as exc:
                     self.counters["malformed"] += 1
                     log.warning("event_malformed", topic=m.topic[:200], reason=str(exc))
@@ -283,6 +290,37 @@ class Engine:
                 await self._store(good)
             for t in tails:
                 await self._tail(t)
+
+    def _take_batch(self, m: Incoming, topic: Topic, good: list[tuple[Incoming, Received]]) -> None:
+        """A batch's events into ``good``, each as one; the message is acknowledged once all are stored."""
+        try:
+            parts = parse_batch(topic, m.payload)
+        except Malformed as exc:
+            self.counters["malformed"] += 1
+            log.warning("event_malformed", topic=m.topic[:200], reason=str(exc))
+            self.link.ack(m)
+            return
+        taken = 0
+        for part in parts:
+            self.counters["received"] += 1
+            if isinstance(part, Malformed):
+                self.counters["malformed"] += 1
+                log.warning("event_malformed", topic=m.topic[:200], reason=str(part), batched=True)
+                continue
+            good.append((m, part))
+            taken += 1
+        if taken == 0:
+            self.link.ack(m)
+        elif taken > 1:
+            self._parts[id(m)] = taken
+
+    def _done(self, m: Incoming) -> None:
+        """One event of ``m`` is stored (or refused): acknowledge ``m`` once none of its events is left."""
+        left = self._parts.pop(id(m), 1) - 1
+        if left > 0:
+            self._parts[id(m)] = left
+            return
+        self.link.ack(m)
 
     async def _tail(self, t: _Tail) -> None:
         """A heartbeat says every event up to ``t.seq`` reached the broker: what the central lacks of them
@@ -316,11 +354,11 @@ class Engine:
                 m, r = good[0]
                 self.counters["refused"] += 1
                 log.error("event_refused_by_store", id=r.event.id[:64], hub=r.event.hub, error=str(exc))
-                self.link.ack(m)
+                self._done(m)
                 return
         at = time.time()
         for (m, r), outcome in zip(good, outcomes, strict=True):
-            self.link.ack(m)
+            self._done(m)
             self._after(outcome)
             if self._taps:
                 self._tell(Heard(kind="event", hub=r.event.hub, body=r.body, outcome=outcome, at=at))

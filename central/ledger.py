@@ -13,7 +13,9 @@ with the same :func:`again`:
   between the lowest seen (or ``first_seq`` when given) and the highest. Events may arrive out
   of order (alarms first after an outage), so a gap may close while a backlog drains: read gaps
   at the end. A seq carried by two different ids is a problem too;
-* check each event against the schema, its topic, and the priority its type allows.
+* check each event against the schema, its topic, and the priority its type allows; an event
+  that came in a batch (``<base>/events``, contract 1.5: one element of it, unpacked by
+  :func:`hub.eventbatch.unpack`) must be normal or low priority telemetry, never an alarm.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Literal
 from msgspec import Struct
 
 from central.policy import Validator, priority_problem
+from hub import eventbatch
 
 
 class Arrival(Struct, frozen=True):
@@ -78,7 +81,7 @@ def _gaps(seen: list[int], lo: int) -> list[tuple[int, int]]:
 
 
 class Ledger:
-    """Every event of one hub's ``event/#`` topics, checked as it arrives."""
+    """Every event of one hub's ``event/#`` topics and of its batches (``events``), checked as it arrives."""
 
     def __init__(
         self,
@@ -111,7 +114,8 @@ class Ledger:
     # --- in -------------------------------------------------------------------------------
 
     def add(self, topic: str, payload: bytes, t: float) -> Arrival | None:
-        """Record one message from ``<base>/event/...``; None (and a problem) when it is no event."""
+        """Record one event: a message from ``<base>/event/...``, or one element of a batch from ``<base>/events``
+        (``topic`` the batch's, ``payload`` the element's); None (and a problem) when it is no event."""
         try:
             event = json.loads(payload)
         except ValueError as exc:
@@ -124,7 +128,11 @@ class Ledger:
         label = f"{event.get('type')} {eid}"
         if self.validator is not None:
             self._problems += [f"{label}: {p}" for p in self.validator(event)]
-        if topic != f"{self.base}/event/{event.get('type')}":
+        if topic == f"{self.base}/{eventbatch.BATCH_LEVEL}":
+            if event.get("priority") not in ("normal", "low") or str(event.get("type")).startswith("alarm."):
+                self._problems.append(f"{label}: came in a batch on {topic}, but only normal and low priority "
+                                      f"telemetry may (priority {event.get('priority')})")
+        elif topic != f"{self.base}/event/{event.get('type')}":
             self._problems.append(f"{label}: came on {topic}, not on {self.base}/event/{event.get('type')}")
         if event.get("hub") != self.hub:
             self._problems.append(f"{label}: hub {event.get('hub')!r} on hub {self.hub!r}'s topic")

@@ -1,8 +1,9 @@
 """The central on the broker: the hub's own MQTT link (:mod:`hub.link`, paho on the asyncio loop,
 no network thread) set up the way a central needs it.
 
-* events through the MQTT 5 shared subscription ``$share/central/{prefix}/+/event/+``: the
-  broker gives each event to one instance of the group, so several instances split the load;
+* events through the MQTT 5 shared subscriptions ``$share/central/{prefix}/+/event/+`` and
+  ``$share/central/{prefix}/+/events`` (batches of telemetry, contract 1.5): the broker gives
+  each message to one instance of the group, so several instances split the load;
 * the call types (:data:`central.policy.CALL_TYPES`: the alarms and ``checkin.missed``)
   subscribed by every instance as well, not shared: a broker may deal a shared message to an
   instance that is away (Mosquitto 2.0 queues it in that instance's persistent session), and a
@@ -39,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from central.policy import CALL_TYPES
+from hub import eventbatch
 from hub.link import Endpoint, Incoming, LinkSettings, MqttLink, TlsSettings
 
 log = structlog.get_logger("central.mqtt")
@@ -69,8 +71,8 @@ class MqttOptions:
 def subscriptions(prefix: str, account: str, group: str = SHARE_GROUP) -> tuple[str, ...]:
     """The topics an instance subscribes to (see the module docstring)."""
     alarms = tuple(f"{prefix}/+/event/{t}" for t in sorted(CALL_TYPES))
-    return (f"$share/{group}/{prefix}/+/event/+", *alarms, f"{prefix}/+/status", f"{prefix}/+/heartbeat",
-            f"{prefix}/+/reply/{account}")
+    return (f"$share/{group}/{prefix}/+/event/+", f"$share/{group}/{prefix}/+/{eventbatch.BATCH_LEVEL}", *alarms,
+            f"{prefix}/+/status", f"{prefix}/+/heartbeat", f"{prefix}/+/reply/{account}")
 
 
 class CentralLink:

@@ -6,6 +6,7 @@ the contract's shape (:class:`WireEvent`; fields a newer hub adds are let throug
 its topic: the hub in the body must be the topic's (the broker's ACL lets a hub publish under
 its own prefix only, so the topic is what can be trusted) and the type the topic's. Anything
 else is a :class:`Malformed` with the reason, for a log line; it never reaches the store.
+:func:`parse_batch` does the same for each event of a batch (``events``, contract 1.5).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub import eventbatch
+
 #: What a topic under the prefix carries.
-TopicKind = Literal["event", "status", "heartbeat", "reply", "cmd", "other"]
+TopicKind = Literal["event", "events", "status", "heartbeat", "reply", "cmd", "other"]
 
 
 class Topic(msgspec.Struct, frozen=True, kw_only=True):
-    """A topic taken apart: ``{prefix}/{hub}/{kind}[/{rest}]``."""
+    """A topic taken apart: ``{prefix}/{hub}/{kind}[/{rest}]`` (``events``: a batch of events, contract 1.5)."""
 
     hub: str
     kind: TopicKind
@@ -77,7 +80,7 @@ def parse_topic(topic: str, prefix: str) -> Topic | None:
     rest = "/".join(parts[2:]) or None
     if kind == "event" and rest is not None and len(parts) == 3:
         return Topic(hub=hub, kind="event", rest=rest)
-    if kind in ("status", "heartbeat") and rest is None:
+    if kind in ("status", "heartbeat", "events") and rest is None:
         return Topic(hub=hub, kind=kind)  # type: ignore[arg-type]
     if kind in ("reply", "cmd") and rest is not None:
         return Topic(hub=hub, kind=kind, rest=rest)  # type: ignore[arg-type]
@@ -97,13 +100,34 @@ def json_object(payload: bytes) -> dict[str, Any]:
 
 def parse_event(topic: Topic, payload: bytes) -> Received:
     """An event from ``topic``'s hub, checked; :class:`Malformed` with the reason otherwise."""
-    body = json_object(payload)
+    return check_event(topic, json_object(payload))
+
+
+def parse_batch(topic: Topic, payload: bytes) -> list[Received | Malformed]:
+    """The events of a batch (``{prefix}/{hub}/events``, :mod:`hub.eventbatch`), each checked as
+    :func:`parse_event` checks one (but for its type: the topic names none), or the reason it is not;
+    :class:`Malformed` when the payload is no batch at all."""
+    try:
+        items = eventbatch.unpack(payload)
+    except ValueError as exc:
+        raise Malformed(f"not an event batch: {str(exc)[:120]}") from None
+    out: list[Received | Malformed] = []
+    for item in items:
+        try:
+            out.append(check_event(topic, item.event))
+        except Malformed as exc:
+            out.append(exc)
+    return out
+
+
+def check_event(topic: Topic, body: dict[str, Any]) -> Received:
+    """An event's decoded body from ``topic``'s hub, checked; :class:`Malformed` with the reason otherwise."""
     try:
         event = msgspec.convert(body, WireEvent)
     except msgspec.ValidationError as exc:
         raise Malformed(f"not an event of the contract: {str(exc)[:200]}") from None
     if event.hub != topic.hub:
         raise Malformed(f"hub {event.hub[:64]!r} in the body, on hub {topic.hub!r}'s topic")
-    if event.type != topic.rest:
+    if topic.kind == "event" and event.type != topic.rest:
         raise Malformed(f"type {event.type!r} in the body, on the topic of {topic.rest!r}")
     return Received(event=event, body=body, text=json.dumps(body, separators=(",", ":"), sort_keys=True))

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from drivers.helpers import TaskSet
-from hub import logs
+from hub import eventbatch, logs
 from hub.alarms import AlarmTracker
 from hub.command_runner import CommandRunner
 from hub.commandgate import CommandGate
@@ -91,7 +91,9 @@ class Hub:
         self.status = StatusReporter(self, lambda: self.drivers)
         self.link = MqttLink(self.link_settings(loaded), on_connected=self.status.on_connected)
         self.forwarder = Forwarder(
-            self.outbox, self.link, topic=lambda t: f"{self.base}/event/{t}", max_inflight=c.mqtt.max_inflight
+            self.outbox, self.link, topic=lambda t: f"{self.base}/event/{t}", max_inflight=c.mqtt.max_inflight,
+            batch_topic=f"{self.base}/{eventbatch.BATCH_LEVEL}", batch_max=c.mqtt.batch_max,
+            batch_bytes=c.mqtt.batch_bytes,
         )
         flood = FloodGuard(rate=c.limits.telemetry_per_s, burst=c.limits.telemetry_burst)
         self.emitter = Emitter(self.outbox, self.forwarder, self.devices, self.spawn, flood=flood)

@@ -31,7 +31,8 @@ SCHEMA_VERSION = 1
 #: ``cmd/config-status``, ``config.*`` events). 3: the second path: ``fallback.sent``, ``fallback.failed``,
 #: ``path.lost``, ``path.restored``; ``paths`` and ``fallback`` in the heartbeat and status. 4: the daily
 #: check-in: ``checkin.done``, ``checkin.missed``, ``cmd/away``, ``cmd/ack`` of a checkin.missed (result ``ended``).
-SCHEMA_MINOR = 4
+#: 5: normal and low priority events batched on ``{prefix}/{hub}/events`` (:mod:`hub.eventbatch`).
+SCHEMA_MINOR = 5
 
 
 class Priority(str, enum.Enum):

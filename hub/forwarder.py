@@ -30,6 +30,17 @@ refused (held, ``seq`` 0) is published from memory, again after every
 reconnect until the broker has it, and is never marked delivered: once the
 outbox stores it, it comes back with its seq and goes out again, same id.
 
+Telemetry is batched when it waits (contract 1.5): a normal or low priority
+event taken from the window takes the telemetry right behind it along, up to
+``batch_max`` events and ``batch_bytes`` of payload, into one QoS 1 message on
+``{prefix}/{hub}/events`` (:mod:`hub.eventbatch`: the stored bodies joined,
+nothing decoded). One alone goes on ``event/{type}`` as ever, so an idle hub
+sends one message per event; under a burst or a drain each PUBACK frees a
+slot and the next message takes what accumulated meanwhile: no timer, no
+added latency. A batch is one message in flight; its PUBACK delivers all its
+events, a lost connection or a refusal counts for each of them as for one.
+Alarms and high or critical events are never batched, and go first.
+
 The ``on_delivered`` hooks hear the alarm lane's events (every ``alarm.*``
 type and everything critical: what the hub acts on once the broker has it);
 telemetry is counted, not handed round.
@@ -47,6 +58,7 @@ from typing import Any
 
 import structlog
 
+from hub import eventbatch
 from hub.events import Event, Priority
 from hub.link import LinkDown, LinkError, MqttLink, PublishRefused
 from hub.outbox import Outbox, Row, is_alarm
@@ -74,18 +86,26 @@ class Forwarder:
         max_inflight: int = 50,
         refused_retry_s: float = 30.0,
         page: int | None = None,
+        batch_topic: str | None = None,
+        batch_max: int = 1,
+        batch_bytes: int = 65536,
     ) -> None:
-        """``topic`` maps an event type to the topic its events are published on."""
+        """``topic`` maps an event type to the topic its events are published on; ``batch_topic`` is where
+        batches of telemetry go, at most ``batch_max`` events (1: none) and ``batch_bytes`` of payload each."""
         self.outbox = outbox
         self.link = link
         self._topic_of = topic
         self._topics: dict[str, str] = {}
+        self._batch_topic = batch_topic
         self.max_inflight = max_inflight
+        self.batch_max = batch_max
+        self.batch_bytes = batch_bytes
         self.refused_retry_s = refused_retry_s
         self._page_size = page
         self.delivered_total = 0
         self.on_delivered: list[DeliveredHook] = []
-        self._inflight: dict[int, Row] = {}
+        self._inflight: dict[int, Row] = {}  # seq -> row of every event in flight, alone or in a batch
+        self._messages = 0  # messages in flight (a batch is one): what max_inflight bounds
         self._refused: dict[int, float] = {}
         # acked lately: a page read whose snapshot predates the delivered mark must not send it again
         self._recent: deque[int] = deque(maxlen=1024)
@@ -103,6 +123,7 @@ class Forwarder:
         self._held: dict[str, Event] = {}  # alarms the disk refused (seq 0), published from memory
         self._held_inflight: set[str] = set()
         self.send_errors = 0
+        self.batches_delivered = 0
         self.pages_read = 0
         self.window_peak = 0
         self._last_ack = time.monotonic()
@@ -189,15 +210,53 @@ class Forwarder:
     # --- sending ----------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Fill the window of publishes in flight from the window in memory, in sending order."""
+        """Fill the window of publishes in flight from the window in memory, in sending order: telemetry
+        that waits together goes as one batch."""
         window = self._window
-        while window and len(self._inflight) < self.max_inflight:
+        batching = self._batch_topic is not None and self.batch_max > 1
+        while window and self._messages < self.max_inflight:
             if not self.link.online.is_set():
                 self._restart()
                 return
-            self._send(heapq.heappop(window))
+            row = heapq.heappop(window)
+            if batching and window and self._batchable(row) and self._batchable(window[0]):
+                self._send_batch(row)
+            else:
+                self._send(row)
         if not self._caught_up and len(window) <= self.window_max - self.page_size:
             self._wake.set()  # room for a page
+
+    @staticmethod
+    def _batchable(row: Row) -> bool:
+        """Telemetry: normal or low priority, not the alarm lane."""
+        return row[0] > _AUDITED_RANK and not is_alarm(row[2], _PRIORITY_BY_RANK[row[0]])
+
+    def _send_batch(self, first: Row) -> None:
+        """``first`` and the telemetry right behind it in the window, within the batch limits, as one
+        message (two or more) or alone (one)."""
+        window, seen = self._window, self._recent_set
+        rows: list[Row] = []
+        bodies: list[bytes] = []
+        size = eventbatch.OVERHEAD - 1
+        row = first
+        while True:
+            seq = row[1]
+            if seq not in self._inflight and seq not in seen:
+                body = row[3] if row[3] is not None else row[4].to_json()
+                if rows and size + len(body) + 1 > self.batch_bytes:
+                    heapq.heappush(window, row)  # the next message's
+                    break
+                rows.append(row)
+                bodies.append(body)
+                size += len(body) + 1
+            if not window or len(rows) >= self.batch_max or not self._batchable(window[0]):
+                break
+            row = heapq.heappop(window)
+        if len(rows) < 2:
+            if rows:
+                self._publish(rows[0], self._topic(rows[0][2]), bodies[0], rows[0])
+            return
+        self._publish(rows[0], self._batch_topic, eventbatch.pack(bodies), rows)  # type: ignore[arg-type]
 
     def _topic(self, event_type: str) -> str:
         topic = self._topics.get(event_type)
@@ -210,46 +269,65 @@ class Forwarder:
         if seq in self._inflight or seq in self._recent_set:
             return
         body = row[3] if row[3] is not None else row[4].to_json()
+        self._publish(row, self._topic(row[2]), body, row)
+
+    def _publish(self, first: Row, topic: str, payload: bytes, token: Row | list[Row]) -> None:
+        """One message in flight: ``token`` is its event's row, or the list of a batch's rows."""
         try:
-            self.link.publish_tracked(self._topic(row[2]), body, self._acked, row)
+            self.link.publish_tracked(topic, payload, self._acked, token)
         except Exception as exc:  # any failure of the send path is a link failure: never an emit's
             if not isinstance(exc, LinkError):
                 self.send_errors += 1
-                log.error("event_publish_failed", seq=seq, type=row[2], error=f"{type(exc).__name__}: {exc}")
-            log.info("event_publish_interrupted", seq=seq, error=str(exc))
+                log.error("event_publish_failed", seq=first[1], type=first[2], error=f"{type(exc).__name__}: {exc}")
+            log.info("event_publish_interrupted", seq=first[1], error=str(exc))
             self._restart()
             return
         if not self._inflight:
             self._last_ack = time.monotonic()  # the stall clock starts with the first event in flight
-        self._inflight[seq] = row
+        self._messages += 1
+        if type(token) is list:
+            for row in token:
+                self._inflight[row[1]] = row
+        else:
+            self._inflight[first[1]] = first
 
     def _acked(self, outcomes: list[tuple[Any, Any]]) -> None:
-        """The broker answered (or the link dropped) for events in flight: one call per loop turn."""
+        """The broker answered (or the link dropped) for messages in flight: one call per loop turn. A
+        batch's outcome is each of its events'."""
         now = time.monotonic()
         self._last_ack = now
         delivered: list[int] = []
         lost = False
         debug = log.is_enabled_for(logging.DEBUG)
-        for row, outcome in outcomes:
-            seq = row[1]
-            self._inflight.pop(seq, None)
-            if isinstance(outcome, BaseException) or getattr(outcome, "is_failure", False):
-                if isinstance(outcome, BaseException):
-                    lost = True
-                    log.info("event_publish_interrupted", seq=seq, error=str(outcome))
+        for token, outcome in outcomes:
+            self._messages -= 1
+            rows: list[Row] | tuple[Row] = token if type(token) is list else (token,)
+            failed = isinstance(outcome, BaseException) or getattr(outcome, "is_failure", False)
+            if not failed and len(rows) > 1:
+                self.batches_delivered += 1
+            for row in rows:
+                seq = row[1]
+                self._inflight.pop(seq, None)
+                if failed:
+                    if isinstance(outcome, BaseException):
+                        lost = True
+                        log.info("event_publish_interrupted", seq=seq, error=str(outcome))
+                        continue
+                    self._refused[seq] = now + self.refused_retry_s
+                    self._wake.set()  # the loop's wait takes the retry's time from now on
+                    log.error("event_refused_by_broker", seq=seq, type=row[2],
+                              reason=str(PublishRefused(outcome).reason))
                     continue
-                self._refused[seq] = now + self.refused_retry_s
-                log.error("event_refused_by_broker", seq=seq, type=row[2], reason=str(PublishRefused(outcome).reason))
-                continue
-            if len(self._recent) == self._recent.maxlen:
-                self._recent_set.discard(self._recent[0])
-            self._recent.append(seq)
-            self._recent_set.add(seq)
-            delivered.append(seq)
-            if row[0] <= _AUDITED_RANK or is_alarm(row[2], _PRIORITY_BY_RANK[row[0]]):
-                self._delivered_audited(row)
-            elif debug:  # telemetry: at debug only, and its id only when in hand (a page is not decoded)
-                log.debug("event_delivered", seq=seq, type=row[2], event_id=row[4].id if row[4] is not None else None)
+                if len(self._recent) == self._recent.maxlen:
+                    self._recent_set.discard(self._recent[0])
+                self._recent.append(seq)
+                self._recent_set.add(seq)
+                delivered.append(seq)
+                if row[0] <= _AUDITED_RANK or is_alarm(row[2], _PRIORITY_BY_RANK[row[0]]):
+                    self._delivered_audited(row)
+                elif debug:  # telemetry: at debug only, and its id only when in hand (a page is not decoded)
+                    log.debug("event_delivered", seq=seq, type=row[2],
+                              event_id=row[4].id if row[4] is not None else None)
         self.delivered_total += len(delivered)
         self.outbox.mark_delivered_many(delivered)
         if lost:
@@ -394,6 +472,7 @@ class Forwarder:
             "paging": not self._caught_up,
             "pages_read": self.pages_read,
             "delivered": self.delivered_total,
+            "batches": self.batches_delivered,
             "refused": len(self._refused),
             "held": len(self._held),
             "send_errors": self.send_errors,

@@ -167,6 +167,7 @@ def test_hub_cannot_publish_as_another_hub(site: Site, clients: list[Subscriber]
     # hub A writes into hub B's prefix: events, its retained status, its heartbeat, a reply; and commands
     for topic, retain in (
         ("carehub/v1/hub-b/event/alarm.button", False),
+        ("carehub/v1/hub-b/events", False),
         ("carehub/v1/hub-b/status", True),
         ("carehub/v1/hub-b/heartbeat", False),
         ("carehub/v1/hub-b/reply/central.main", False),
@@ -179,10 +180,12 @@ def test_hub_cannot_publish_as_another_hub(site: Site, clients: list[Subscriber]
     # ... while its own topics go through, after them on the same connection
     assert ok(a.publish("carehub/v1/hub-a/event/alarm.button", {"hub": "hub-a"}))
     assert ok(a.publish("carehub/v1/hub-a/status", {"state": "online"}, retain=True))
+    assert ok(a.publish("carehub/v1/hub-a/events", {"hub": "hub-a"}))  # a batch of events (contract 1.5)
     assert ok(b.publish("carehub/v1/hub-b/event/door.open", {"hub": "hub-b"}))
 
     central.wait_for_topic("carehub/v1/hub-a/event/alarm.button")
     central.wait_for_topic("carehub/v1/hub-a/status")
+    central.wait_for_topic("carehub/v1/hub-a/events")
     central.wait_for_topic("carehub/v1/hub-b/event/door.open")
     bodies = [m.payload for m in central.messages]
     assert all(b"forged" not in body for body in bodies), central.summary()

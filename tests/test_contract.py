@@ -83,8 +83,8 @@ def test_asyncapi_documents_every_topic_and_event_type():
     assert doc["asyncapi"].startswith("3.")
     assert doc["info"]["version"] == f"{SCHEMA_VERSION}.{SCHEMA_MINOR}.0"
     addresses = {c["address"] for c in doc["channels"].values()}
-    for suffix in ("event/{type}", "status", "heartbeat", "cmd/ack", "cmd/test-alarm", "cmd/status", "cmd/replay",
-                   "reply/{account}"):
+    for suffix in ("event/{type}", "events", "status", "heartbeat", "cmd/ack", "cmd/test-alarm", "cmd/status",
+                   "cmd/replay", "reply/{account}"):
         assert f"{{prefix}}/{{hub}}/{suffix}" in addresses
     assert set(doc["channels"]["event"]["parameters"]["type"]["enum"]) == set(EVENT_TYPES)
     for t in EVENT_TYPES:
@@ -205,7 +205,7 @@ def test_every_asyncapi_example_validates_against_its_payload():
 
 def test_every_example_file_validates_against_its_schema():
     schema_of = {"status-online.json": "StatusOnline", "status-offline.json": "StatusOffline",
-                 "heartbeat.json": "Heartbeat"}
+                 "heartbeat.json": "Heartbeat", "event-batch.json": "EventBatch"}
     reply_of = {name: cases[0][2] for name, cases in examples.COMMANDS.items()}
     for path in sorted((contract.CONTRACT_DIR / "examples").rglob("*.json")):
         doc = json.loads(path.read_text())

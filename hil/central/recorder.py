@@ -2,9 +2,10 @@
 checks every event (:class:`~central.ledger.Ledger`), follows its retained status and
 heartbeats, and acknowledges alarms through ``cmd/ack`` (MQTT 5 request/response).
 
-It is a :class:`~hil.harness.subscriber.Subscriber` underneath: MQTT v5, QoS 1, reconnecting on
-its own, and by default a persistent session (clean_start off), so the broker queues the events
-published while the central is away, e.g. across a broker restart.
+It is a :class:`~hil.harness.subscriber.Subscriber` underneath: MQTT v5, QoS 1, each event of a
+batch (``events``) taken as one, reconnecting on its own, and by default a persistent session
+(clean_start off), so the broker queues the events published while the central is away, e.g.
+across a broker restart.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class CentralRecorder:
                 self._cond.notify_all()
             return
         with self._cond:
-            arrival = self._ledger.add(topic, msg.payload, msg.t)
+            arrival = self._ledger.add(msg.batch or topic, msg.payload, msg.t)  # a batch's event: checked as one
             self._cond.notify_all()
         if arrival is None:
             return

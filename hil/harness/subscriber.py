@@ -1,5 +1,6 @@
 """A recording MQTT v5 client: :class:`Subscriber` keeps every message it gets (:class:`Received`)
-and waits for conditions on them; it reconnects on its own, e.g. across broker restarts."""
+and waits for conditions on them; it reconnects on its own, e.g. across broker restarts. A batch of
+events (``.../events``, contract 1.5) is kept as one message per event, as on ``.../event/{type}``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from hil.harness.mosquitto import LOCALHOST
 from hil.harness.mqttclient import Payload, encode_payload, new_client
 from hil.harness.tlsfiles import TlsFiles
+from hub import eventbatch
 
 __all__ = ["Received", "Subscriber"]
 
@@ -34,6 +36,8 @@ class Received:
     retain: bool
     properties: Properties | None
     t: float  # time.monotonic() at receipt
+    #: The batch topic (``.../events``) this event came in, unpacked; None: it came as it is.
+    batch: str | None = None
 
     def json(self) -> Any:
         """The payload decoded as JSON."""
@@ -57,6 +61,12 @@ class Subscriber:
 
     ``on_message``: called with each :class:`Received` after it is recorded, on
     paho's network thread (it must not block on this client, and should not raise).
+
+    ``unbatch`` (the default): a topic filter for a hub's events (``.../event/#`` or
+    ``.../event/+``) brings its batches (``.../events``) along, and each event of a batch
+    is recorded (and handed to ``on_message``) as if it had come alone on
+    ``.../event/{type}``, its :attr:`Received.batch` set; :attr:`batches` counts the
+    batches. A payload on ``.../events`` that is no batch is kept as it came.
     """
 
     def __init__(
@@ -72,11 +82,17 @@ class Subscriber:
         password: str | None = None,
         connect_timeout: float | None = 10.0,
         on_message: Callable[[Received], None] | None = None,
+        unbatch: bool = True,
     ) -> None:
         self.host = host
         self._hook = on_message
         self.port = port
         self.topics = ["#"] if topics is None else list(topics)
+        self.unbatch = unbatch
+        #: batches received (``.../events`` messages that were unpacked)
+        self.batches = 0
+        batch_filters = {eventbatch.batch_filter(t) for t in self.topics} - {None} if unbatch else set()
+        self._filters = self.topics + sorted(f for f in batch_filters if f not in self.topics)  # type: ignore[misc]
         self.client_id = client_id or f"test-{uuid.uuid4().hex[:12]}"
         self.persistent = persistent
         self._lock = threading.RLock()  # re-entrant: wait_for predicates may read .json()
@@ -131,7 +147,7 @@ class Subscriber:
                 self._ready = True
                 self._cond.notify_all()
                 return
-        client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.topics])
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in self._filters])
 
     def _on_subscribe(
         self,
@@ -147,18 +163,22 @@ class Subscriber:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        received = Received(
-            topic=msg.topic,
-            payload=bytes(msg.payload),
-            retain=bool(msg.retain),
-            properties=getattr(msg, "properties", None),
-            t=time.monotonic(),
-        )
+        t, payload, props = time.monotonic(), bytes(msg.payload), getattr(msg, "properties", None)
+        received = [Received(topic=msg.topic, payload=payload, retain=bool(msg.retain), properties=props, t=t)]
+        if self.unbatch and eventbatch.is_batch_topic(msg.topic):
+            try:
+                received = [Received(topic=topic, payload=body, retain=False, properties=props, t=t, batch=msg.topic)
+                            for topic, body in eventbatch.explode(msg.topic, payload)]
+            except ValueError:
+                pass  # no batch: kept as it came
         with self._cond:
-            self._messages.append(received)
+            if received and received[0].batch is not None:
+                self.batches += 1
+            self._messages.extend(received)
             self._cond.notify_all()
         if self._hook is not None:
-            self._hook(received)
+            for r in received:
+                self._hook(r)
 
     def _on_disconnect(
         self,
@@ -359,3 +379,4 @@ class Subscriber:
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.client_id} {self.host}:{self.port} topics={self.topics}>"
+

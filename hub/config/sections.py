@@ -131,9 +131,18 @@ class MqttSection(Section):
     backoff_initial_s: Annotated[float, doc("First wait in seconds before reconnecting; it grows (jittered) up to "
                                             "backoff_max_s.", gt=0)] = 0.5
     backoff_max_s: Annotated[float, doc("Longest wait in seconds between reconnect attempts.", gt=0, le=300)] = 30.0
-    max_inflight: Annotated[int, doc("Events published and not yet acknowledged (PUBACK) at a time; alarms are "
-                                     "sent past it.",
+    max_inflight: Annotated[int, doc("Messages published and not yet acknowledged (PUBACK) at a time: events, "
+                                     "or batches of them (batch_max); alarms are sent past it.",
                                      ge=1, le=1000)] = 50
+    batch_max: Annotated[int, doc("Most normal and low priority events sent together, as one message on "
+                                  "<prefix>/<hub>/events (contract 1.5), when several wait (a burst, the drain after "
+                                  "an outage); one waiting alone goes on event/<type> as ever, and alarms and high "
+                                  "priority events never go in a batch. 1: no batches, for a central that does not "
+                                  "read contract 1.5.", ge=1, le=1000)] = 100
+    batch_bytes: Annotated[int, doc("Most bytes of one batch's payload (the events' JSON and 13 more); an event "
+                                    "larger than this goes alone. At most 128 KiB: well under the broker's largest "
+                                    "packet (max_packet_size, 256 KiB in config/broker/mosquitto.conf).",
+                                    ge=1024, le=1 << 17)] = 65536
 
 
 class StoreSection(Section):

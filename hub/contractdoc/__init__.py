@@ -5,7 +5,8 @@
 * ``contract/asyncapi.json``: the AsyncAPI 3 document of every topic, with the
   servers, security schemes, each event type's message, the status, heartbeat
   and reply documents and their examples (:mod:`hub.contractdoc.asyncapi`);
-* ``contract/examples/``: every example as a file (:mod:`hub.contractdoc.examples`).
+* ``contract/examples/``: every example as a file (:mod:`hub.contractdoc.examples`), an event batch's
+  (``event-batch.json``, the ``events`` topic of contract 1.5) among them.
 
 All are committed; ``python -m hub.contract --write`` regenerates them and a
 test fails when they drift from the code. Every ``description`` is cleaned by
@@ -52,6 +53,7 @@ def example_files() -> dict[str, Any]:
     out[f"{EXAMPLES}/status-online.json"] = msgspec.to_builtins(examples.STATUS_ONLINE)
     out[f"{EXAMPLES}/status-offline.json"] = msgspec.to_builtins(examples.STATUS_LOST)
     out[f"{EXAMPLES}/heartbeat.json"] = msgspec.to_builtins(examples.HEARTBEAT)
+    out[f"{EXAMPLES}/event-batch.json"] = examples.batch()
     for name, cases in examples.COMMANDS.items():
         request, reply = cases[0][1], cases[0][2]
         out[f"{EXAMPLES}/cmd-{name}.json"] = request

@@ -62,6 +62,38 @@ def _event_messages() -> dict[str, Any]:
     return out
 
 
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Several events in one message (contract 1.5): normal and low priority events that were waiting "
+    "together. Each element is exactly the event event/{type} carries; take each as one event.",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": REF.format(name="Event")},
+            "description": "The events, in the hub's sending order (by priority, then seq): two or more from this "
+            "hub; never an alarm, never a high or critical event.",
+        },
+    },
+}
+
+
+def _batch_message() -> dict[str, Any]:
+    return {
+        "name": "EventBatch",
+        "title": "events batched",
+        "summary": "Normal and low priority events that waited together, in one message: each as on "
+        "event/{type}.",
+        "description": "QoS 1. The hub batches telemetry only when several events are waiting (a burst, the drain "
+        "after an outage), up to [mqtt] batch_max events and batch_bytes of payload; one waiting alone goes on "
+        "event/{type}. De-duplicate each element by id and detect seq gaps per element, as for single events.",
+        "contentType": "application/json",
+        "payload": _ref("schemas", "EventBatch"),
+        "examples": [{"name": "telemetry that waited together", "payload": examples.batch()}],
+    }
+
+
 def _document_messages() -> dict[str, Any]:
     reply_examples: dict[str, list[dict[str, Any]]] = {}
     for name, cases in examples.COMMANDS.items():
@@ -146,6 +178,14 @@ def _channels(event_messages: dict[str, Any]) -> dict[str, Any]:
                                               "description": "The event's type (later versions add more)."}},
             "messages": {name: _ref("messages", name) for name in event_messages},
         },
+        "events": {
+            "address": "{prefix}/{hub}/events",
+            "title": "Batches of events",
+            "description": "Since 1.5: normal and low priority events that were waiting together, several in one "
+            "message. Subscribe to it beside event/{type}.",
+            "parameters": PARAMS,
+            "messages": {"EventBatch": _ref("messages", "EventBatch")},
+        },
         "status": {"address": "{prefix}/{hub}/status", "parameters": PARAMS,
                    "messages": {"Status": _ref("messages", "Status")}},
         "heartbeat": {"address": "{prefix}/{hub}/heartbeat", "parameters": PARAMS,
@@ -189,6 +229,9 @@ def _operations() -> dict[str, Any]:
     ops: dict[str, Any] = {
         "publishEvent": {"action": "send", "channel": {"$ref": "#/channels/event"}, "bindings": qos(1),
                          "summary": "Every event, QoS 1, at least once: de-duplicate by id, find gaps by seq."},
+        "publishEventBatch": {"action": "send", "channel": {"$ref": "#/channels/events"}, "bindings": qos(1),
+                              "summary": "Normal and low priority events that waited together, several in one "
+                              "message, QoS 1: each as if it came on event/{type}."},
         "publishStatus": {"action": "send", "channel": {"$ref": "#/channels/status"}, "bindings": qos(1, True),
                           "summary": "The retained status."},
         "publishHeartbeat": {"action": "send", "channel": {"$ref": "#/channels/heartbeat"}, "bindings": qos(0),
@@ -218,11 +261,13 @@ def asyncapi() -> dict[str, Any]:
     schemas.update(components(list(COMMANDS.values()), REF))
     schemas.update(relaxed(components(list(docs.DOCUMENTS), REF)))
     schemas.update(data_schemas(REF))
+    schemas["EventBatch"] = BATCH_SCHEMA
     event_messages = _event_messages()
-    messages = {**event_messages, **_document_messages(), **_command_messages(), "ConfigText": {
+    messages = {**event_messages, "EventBatch": _batch_message(), **_document_messages(), **_command_messages()}
+    messages["ConfigText"] = {
         "name": "ConfigText", "summary": "A whole hub config, TOML (UTF-8), at most 60,000 characters.",
         "contentType": "application/toml", "payload": {"type": "string", "maxLength": 60000},
-    }}
+    }
     return {
         "asyncapi": "3.0.0",
         "id": "urn:carehub:hub",

@@ -167,6 +167,12 @@ def events() -> list[dict[str, Any]]:
     return out
 
 
+def batch() -> dict[str, Any]:
+    """An event batch (``{prefix}/{hub}/events``): the story's normal and low priority telemetry that is in a row."""
+    return {"events": [e for e in events() if e["type"] in ("door.open", "door.close", "motion.activity",
+                                                            "sensor.reading")]}
+
+
 def by_type() -> dict[str, dict[str, Any]]:
     """The first example event of each type."""
     out: dict[str, dict[str, Any]] = {}

@@ -94,7 +94,8 @@ def event_schema() -> dict[str, Any]:
         "$id": f"https://carehub.example/contract/v{SCHEMA_VERSION}/event.schema.json",
         "title": "carehub event",
         "description": (
-            "One event from a carehub hub, published on {prefix}/{hub}/event/{type}. De-duplicate by id; find "
+            "One event from a carehub hub, published on {prefix}/{hub}/event/{type}, or (normal and low priority, "
+            "since 1.5) as one element of a batch on {prefix}/{hub}/events. De-duplicate by id; find "
             "gaps by seq (per hub, strictly increasing, no gaps). The data of each type this version knows is "
             "checked against that type's schema (or a GATT notification's, for a type the config maps a "
             "notification to); an event of a type a later version adds is checked as a generic event. Every "

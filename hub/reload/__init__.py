@@ -45,7 +45,8 @@ one at a time on the hub's loop; SIGHUPs that come meanwhile make one more):
      window applies from now on); a rule turned off drops its state.
    * ``[limits]``, ``[log] level`` (every logger, at once), ``[hub]
      resident`` (events accepted from now on), ``[store]`` bounds, ``[mqtt]
-     heartbeat_s`` (from the next beat): in place.
+     heartbeat_s`` (from the next beat), ``batch_max`` and ``batch_bytes``
+     (from the next message): in place.
    * What the MQTT link's settings hold (``[mqtt]`` brokers, client id,
      username and password, TLS, keepalive, timeouts, backoff,
      max_inflight) or the files they name (a renewed certificate or

@@ -167,6 +167,7 @@ class Reloader:
         h.outbox.set_limits(max_events=c.store.max_events, max_bytes=c.store.max_mb << 20,
                             keep_delivered_s=c.store.keep_delivered_s)
         h.forwarder.max_inflight = c.mqtt.max_inflight
+        h.forwarder.batch_max, h.forwarder.batch_bytes = c.mqtt.batch_max, c.mqtt.batch_bytes
         if plan.rules:
             self._swap_rules(c)
         sim = h.port.sim_control

@@ -37,15 +37,20 @@ from bench.serial_throughput import (
 )
 from hil.harness.broker import LOCALHOST, request
 from hil.harness.hubproc import HubProcess
+from hub import eventbatch
 
 NODERED_ID = "bench-nrd"  # as long as HUB_ID
+#: What the inbox subscribes to (and the batches it brings along).
+EVENTS = "carehub/v1/+/event/#"
 SESSION_EXPIRY_S = 3600
 
 
 
 
 class Inbox:
-    """A QoS 1 subscriber on ``carehub/v1/+/event/#`` that records ``(time.time(), topic, payload)``.
+    """A QoS 1 subscriber on ``carehub/v1/+/event/#`` and ``carehub/v1/+/events`` that records ``(time.time(),
+    topic, payload)``, each event of a batch (contract 1.5, :mod:`hub.eventbatch`) as if it came alone on
+    ``event/{type}``; :attr:`batches` counts the batches.
 
     MQTT v5 with a session expiry of an hour, never a clean start, and the broker's persistence on:
     a broker stop and start keeps the subscription and everything queued for it, and paho reconnects
@@ -57,6 +62,7 @@ class Inbox:
     def __init__(self, port: int, *, name: str = "bench-nr-inbox") -> None:
         self.messages: list[tuple[float, str, bytes]] = []
         self.by_topic: dict[str, int] = {}
+        self.batches = 0
         self._ready = threading.Event()
         self.session_lost = 0  # reconnects the broker answered without our session
         self.client_id = client_id = f"{name}-{uuid.uuid4().hex[:10]}"
@@ -84,11 +90,19 @@ class Inbox:
             return
         if self._ready.is_set():
             self.session_lost += 1
-        client.subscribe([("carehub/v1/+/event/#", SubscribeOptions(qos=1))])
+        client.subscribe([(t, SubscribeOptions(qos=1)) for t in (EVENTS, eventbatch.batch_filter(EVENTS))])
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.messages.append((time.time(), msg.topic, msg.payload))
-        self.by_topic[msg.topic] = self.by_topic.get(msg.topic, 0) + 1
+        t, parts = time.time(), [(msg.topic, msg.payload)]
+        if eventbatch.is_batch_topic(msg.topic):
+            try:
+                parts = eventbatch.explode(msg.topic, msg.payload)
+                self.batches += 1
+            except ValueError:
+                pass  # no batch: as it came
+        for topic, payload in parts:
+            self.messages.append((t, topic, payload))
+            self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
 
     def count(self, topic: str) -> int:
         """Messages received so far on ``topic`` (duplicates included)."""
