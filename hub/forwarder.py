@@ -39,6 +39,8 @@ sends one message per event; under a burst or a drain each PUBACK frees a
 slot and the next message takes what accumulated meanwhile: no timer, no
 added latency. A batch is one message in flight; its PUBACK delivers all its
 events, a lost connection or a refusal counts for each of them as for one.
+Events in flight are bounded as well, by ``window_max``: batches of 100 in
+50 messages would otherwise hold 5,000 events' bodies in memory.
 Alarms and high or critical events are never batched, and go first.
 
 The ``on_delivered`` hooks hear the alarm lane's events (every ``alarm.*``
@@ -214,7 +216,7 @@ class Forwarder:
         that waits together goes as one batch."""
         window = self._window
         batching = self._batch_topic is not None and self.batch_max > 1
-        while window and self._messages < self.max_inflight:
+        while window and self._messages < self.max_inflight and len(self._inflight) < self.window_max:
             if not self.link.online.is_set():
                 self._restart()
                 return
@@ -238,6 +240,7 @@ class Forwarder:
         rows: list[Row] = []
         bodies: list[bytes] = []
         size = eventbatch.OVERHEAD - 1
+        most = min(self.batch_max, self.window_max - len(self._inflight))  # events in flight stay bounded too
         row = first
         while True:
             seq = row[1]
@@ -249,7 +252,7 @@ class Forwarder:
                 rows.append(row)
                 bodies.append(body)
                 size += len(body) + 1
-            if not window or len(rows) >= self.batch_max or not self._batchable(window[0]):
+            if not window or len(rows) >= most or not self._batchable(window[0]):
                 break
             row = heapq.heappop(window)
         if len(rows) < 2:

@@ -260,3 +260,23 @@ async def test_the_drain_of_a_backlog_from_the_disk_goes_in_batches() -> None:
     assert len(link.messages) < 60, "a backlog drains a batch per PUBACK, not an event"
     assert store.delivered == set(range(1, 1001))
     task.cancel()
+
+
+async def test_events_in_flight_stay_within_the_window_whatever_the_batches() -> None:
+    """50 messages of 100 events would hold 5,000 bodies in memory: a burst never has more than
+    ``window_max`` events in flight, and still goes out whole, in batches."""
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=50, batch_max=100)
+    most = 0
+    for seq in range(1, 3001):
+        fwd.submit(store.commit(ev(seq)))
+    for _ in range(200):
+        most = max(most, fwd.status()["inflight"])
+        link.ack()
+        await settle()
+        if fwd.idle() and not link.pubacks:
+            break
+    assert most <= fwd.window_max
+    assert link.sent() == list(range(1, 3001)), "each event exactly once, in seq order"
+    assert sum(len(b) for b in link.batches()) >= 2500, "most went in batches"
+    task.cancel()
