@@ -13,10 +13,10 @@ reference central, the HIL central, the test subscriber and the benchmarks.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
+
+import msgspec
 
 __all__ = ["BATCH_LEVEL", "Item", "batch_filter", "explode", "is_batch_topic", "pack", "unpack"]
 
@@ -27,9 +27,13 @@ _TAIL = b"]}"
 #: The bytes a batch adds to its events' own: the head, the tail and a comma between two.
 OVERHEAD = len(_HEAD) + len(_TAIL)
 
-_OPEN = re.compile(r'\s*\{\s*"events"\s*:\s*\[\s*')
-_WS = re.compile(r"\s*")
-_DECODER = json.JSONDecoder()
+
+
+class _Batch(msgspec.Struct):
+    """The payload's layout; each element kept as its own JSON text (``msgspec.Raw``), keys a later minor
+    version adds ignored."""
+
+    events: list[msgspec.Raw]
 
 
 class Item(NamedTuple):
@@ -59,43 +63,15 @@ def batch_filter(topic_filter: str) -> str | None:
 
 
 def unpack(payload: bytes) -> list[Item]:
-    """The events of a batch payload, in order. Raises :class:`ValueError` when it is not one (not JSON,
-    no ``events`` list, an element that is not an object)."""
-    text = payload.decode()
-    opened = _OPEN.match(text)
-    items = _scan(text, opened.end()) if opened is not None else None
-    if items is not None:
-        return items
-    doc = json.loads(text)  # another layout (a key a later version adds): decoded, each event encoded again
-    events = doc.get("events") if isinstance(doc, dict) else None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise ValueError("not an event batch: no list of objects under 'events'")
-    return [Item(json.dumps(e, separators=(",", ":"), ensure_ascii=False).encode(), e) for e in events]
-
-
-def _scan(text: str, pos: int) -> list[Item] | None:
-    """The elements of ``{"events":[...]}`` from ``pos`` (after the ``[``), each as its own text; None when
-    the layout is another (the caller decodes the whole)."""
-    items: list[Item] = []
-    if text.startswith("]", pos):
-        pos += 1
-    else:
-        while True:
-            event, end = _DECODER.raw_decode(text, pos)  # ValueError: not JSON
-            if not isinstance(event, dict):
-                raise ValueError("not an event batch: an element is not an object")
-            items.append(Item(text[pos:end].encode(), event))
-            pos = _WS.match(text, end).end()  # type: ignore[union-attr]
-            if text.startswith(",", pos):
-                pos = _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
-                continue
-            if not text.startswith("]", pos):
-                return None
-            pos += 1
-            break
-    pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
-    if not text.startswith("}", pos) or text[pos + 1:].strip():
-        return None
+    """The events of a batch payload, in order, each as its JSON text as it came and decoded. Raises
+    :class:`ValueError` when it is not one (not JSON, no ``events`` list, an element that is not an object)."""
+    try:
+        raws = msgspec.json.decode(payload, type=_Batch).events
+        items = [Item(bytes(raw), msgspec.json.decode(raw)) for raw in raws]
+    except msgspec.MsgspecError as exc:
+        raise ValueError(f"not an event batch: {exc}") from exc
+    if not all(isinstance(item.event, dict) for item in items):
+        raise ValueError("not an event batch: an element is not an object")
     return items
 
 
