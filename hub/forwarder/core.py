@@ -1,52 +1,4 @@
-"""The forwarder: moves events from the durable outbox to the broker.
-
-While the link is online it keeps up to ``max_inflight`` QoS 1 publishes in
-flight, critical first, then by priority and seq. An event is marked
-delivered only when the broker's PUBACK for it arrives; one whose publish is
-lost with the connection stays pending and goes out again, with the same id
-and seq, after the reconnect.
-
-Memory is bounded, whatever the backlog: the forwarder holds at most
-:attr:`Forwarder.window_max` events (a few hundred) beside those in flight.
-The backlog itself stays on disk, where the outbox put it:
-
-* *Caught up* (the usual case): every pending event is in flight or in the
-  window. A fresh event goes out at once when the window has room, else it
-  waits in the window, and every PUBACK sends the next one, with no read of
-  the disk.
-* *Paging* (a burst faster than the broker acks, a reconnect, a restart): the
-  window overflowed, so it keeps only its first half and the rest is read
-  back from the outbox page by page, in sending order after a ``(rank, seq)``
-  cursor, as the raw stored bytes (nothing decoded, nothing encoded again). A
-  fresh event the cursor has passed (a higher priority than the page being
-  sent) joins the window; any other is left to the pages. A page that comes
-  back short means caught up again: the read's snapshot says which events
-  committed meanwhile it could not see, and those wait in the window.
-
-Alarms first, whatever the mode: a critical event goes on the wire the
-moment it is committed while the link is up, even when the window is full or
-a page read is running; it never waits for the disk. An alarm the disk
-refused (held, ``seq`` 0) is published from memory, again after every
-reconnect until the broker has it, and is never marked delivered: once the
-outbox stores it, it comes back with its seq and goes out again, same id.
-
-Telemetry is batched when it waits (contract 1.5): a normal or low priority
-event taken from the window takes the telemetry right behind it along, up to
-``batch_max`` events and ``batch_bytes`` of payload, into one QoS 1 message on
-``{prefix}/{hub}/events`` (:mod:`hub.eventbatch`: the stored bodies joined,
-nothing decoded). One alone goes on ``event/{type}`` as ever, so an idle hub
-sends one message per event; under a burst or a drain each PUBACK frees a
-slot and the next message takes what accumulated meanwhile: no timer, no
-added latency. A batch is one message in flight; its PUBACK delivers all its
-events, a lost connection or a refusal counts for each of them as for one.
-Events in flight are bounded as well, by ``window_max``: batches of 100 in
-50 messages would otherwise hold 5,000 events' bodies in memory.
-Alarms and high or critical events are never batched, and go first.
-
-The ``on_delivered`` hooks hear the alarm lane's events (every ``alarm.*``
-type and everything critical: what the hub acts on once the broker has it);
-telemetry is counted, not handed round.
-"""
+"""The forwarder itself: the window, the pump, PUBACKs and the drain loop (see :mod:`hub.forwarder`)."""
 
 from __future__ import annotations
 
@@ -60,9 +12,11 @@ from typing import Any
 
 import structlog
 
-from hub import eventbatch
-from hub.events import Event, Priority
-from hub.link import LinkDown, LinkError, MqttLink, PublishRefused
+from hub.events import Event
+from hub.forwarder.batches import BatchesMixin
+from hub.forwarder.held import HeldMixin
+from hub.forwarder.rows import is_audited, is_telemetry
+from hub.link import LinkError, MqttLink, PublishRefused
 from hub.outbox import Outbox, Row, is_alarm
 
 log = structlog.get_logger("hub.forwarder")
@@ -71,12 +25,9 @@ DeliveredHook = Callable[[Event], None]
 
 #: Events read from the outbox per page (at least twice ``max_inflight``).
 PAGE = 256
-#: Critical events keep rank 0 (see :class:`~hub.events.Priority`); audited ones (critical, high) at most 1.
-_AUDITED_RANK = 1
-_PRIORITY_BY_RANK = {p.rank: p for p in Priority}
 
 
-class Forwarder:
+class Forwarder(HeldMixin, BatchesMixin):
     """Drains the outbox into the link, honouring priority and PUBACKs, with a bounded window in memory."""
 
     def __init__(
@@ -221,45 +172,12 @@ class Forwarder:
                 self._restart()
                 return
             row = heapq.heappop(window)
-            if batching and window and self._batchable(row) and self._batchable(window[0]):
+            if batching and window and is_telemetry(row) and is_telemetry(window[0]):
                 self._send_batch(row)
             else:
                 self._send(row)
         if not self._caught_up and len(window) <= self.window_max - self.page_size:
             self._wake.set()  # room for a page
-
-    @staticmethod
-    def _batchable(row: Row) -> bool:
-        """Telemetry: normal or low priority, not the alarm lane."""
-        return row[0] > _AUDITED_RANK and not is_alarm(row[2], _PRIORITY_BY_RANK[row[0]])
-
-    def _send_batch(self, first: Row) -> None:
-        """``first`` and the telemetry right behind it in the window, within the batch limits, as one
-        message (two or more) or alone (one)."""
-        window, seen = self._window, self._recent_set
-        rows: list[Row] = []
-        bodies: list[bytes] = []
-        size = eventbatch.OVERHEAD - 1
-        most = min(self.batch_max, self.window_max - len(self._inflight))  # events in flight stay bounded too
-        row = first
-        while True:
-            seq = row[1]
-            if seq not in self._inflight and seq not in seen:
-                body = row[3] if row[3] is not None else row[4].to_json()
-                if rows and size + len(body) + 1 > self.batch_bytes:
-                    heapq.heappush(window, row)  # the next message's
-                    break
-                rows.append(row)
-                bodies.append(body)
-                size += len(body) + 1
-            if not window or len(rows) >= most or not self._batchable(window[0]):
-                break
-            row = heapq.heappop(window)
-        if len(rows) < 2:
-            if rows:
-                self._publish(rows[0], self._topic(rows[0][2]), bodies[0], rows[0])
-            return
-        self._publish(rows[0], self._batch_topic, eventbatch.pack(bodies), rows)  # type: ignore[arg-type]
 
     def _topic(self, event_type: str) -> str:
         topic = self._topics.get(event_type)
@@ -326,7 +244,7 @@ class Forwarder:
                 self._recent.append(seq)
                 self._recent_set.add(seq)
                 delivered.append(seq)
-                if row[0] <= _AUDITED_RANK or is_alarm(row[2], _PRIORITY_BY_RANK[row[0]]):
+                if is_audited(row):
                     self._delivered_audited(row)
                 elif debug:  # telemetry: at debug only, and its id only when in hand (a page is not decoded)
                     log.debug("event_delivered", seq=seq, type=row[2],
@@ -351,36 +269,6 @@ class Forwarder:
                 hook(event)
             except Exception:
                 log.exception("delivered_hook_failed", event_id=event.id)
-
-    # --- held alarms (seq 0) ----------------------------------------------------------------
-
-    def forget_held(self, event_id: str) -> None:
-        """A held alarm is stored now: it goes out with its seq through the usual way."""
-        self._held.pop(event_id, None)
-
-    def _send_held(self, event: Event) -> None:
-        if event.id in self._held_inflight or not self.link.online.is_set():
-            return
-        try:
-            puback = self.link.publish_nowait(self._topic(event.type), event.to_json(), qos=1)
-        except Exception as exc:  # any failure of the send path is a link failure: never an emit's
-            self.send_errors += 1
-            log.warning("held_publish_interrupted", event_id=event.id, error=f"{type(exc).__name__}: {exc}")
-            return
-        self._held_inflight.add(event.id)
-        if puback is not None:
-            puback.add_done_callback(lambda fut, event=event: self._held_puback(event, fut))
-
-    def _held_puback(self, event: Event, fut: asyncio.Future[Any]) -> None:
-        self._held_inflight.discard(event.id)
-        exc = fut.exception() if not fut.cancelled() else LinkDown("cancelled")
-        if exc is None and not getattr(fut.result(), "is_failure", False):
-            if self._held.pop(event.id, None) is not None:
-                log.warning("held_alarm_delivered", event_id=event.id, type=event.type)
-                self._run_hooks(event)
-            return
-        log.info("held_publish_interrupted", event_id=event.id, error=str(exc or fut.result()))
-        self._wake.set()  # sent again after the reconnect
 
     # --- the loop -------------------------------------------------------------------------
 

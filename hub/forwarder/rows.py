@@ -1,0 +1,20 @@
+"""What the forwarder tells apart in a row of the outbox: the alarm lane, audited events, telemetry."""
+
+from __future__ import annotations
+
+from hub.events import Priority
+from hub.outbox import Row, is_alarm
+
+#: Critical events keep rank 0 (see :class:`~hub.events.Priority`); audited ones (critical, high) at most 1.
+AUDITED_RANK = 1
+PRIORITY_BY_RANK = {p.rank: p for p in Priority}
+
+
+def is_audited(row: Row) -> bool:
+    """An alarm lane or high event: logged when delivered, never batched."""
+    return row[0] <= AUDITED_RANK or is_alarm(row[2], PRIORITY_BY_RANK[row[0]])
+
+
+def is_telemetry(row: Row) -> bool:
+    """Normal or low priority, not the alarm lane: what may go in a batch."""
+    return not is_audited(row)
