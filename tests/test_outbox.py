@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -675,6 +676,25 @@ async def test_invalid_draft_fails_alone_and_does_not_poison_the_store(make_outb
     assert [e.seq for e in await all_pending(ob)] == [2, 1, 3]
     assert (await ob.append(telemetry())).seq == 4
     assert (await ob.stats()).stored == 4
+
+
+async def test_a_draft_like_those_stored_before_is_still_refused_where_it_differs(make_outbox: OpenFn) -> None:
+    """The full read-back runs once per shape of event; one of a shape stored already is still refused
+    for a bad id, cause, data, ts or source, and the store stays readable."""
+    ob = await make_outbox()
+    first = await ob.append(telemetry(data={"n": 1}))
+    bad = [
+        telemetry(id="not-a-uuid"),
+        telemetry(cause="yesterday's alarm"),
+        telemetry(data=["a", "list"]),  # type: ignore[arg-type]
+        telemetry(data={"n": {"nested": object()}}),
+        telemetry(ts="2026-12-06T00:00:00Z"),  # no milliseconds
+        telemetry(source=Source(device="hall", kind=3)),  # type: ignore[arg-type]
+    ]
+    results = await ob.append_many([*bad, telemetry(data={"n": 2, "nested": {"ok": [1, 2.5, None]}})])
+    assert [type(r) for r in results[:-1]] == [msgspec.ValidationError] * 3 + [TypeError] + [msgspec.ValidationError] * 2
+    assert isinstance(results[-1], Event) and results[-1].seq == first.seq + 1
+    assert [e.data for e in await all_pending(ob)] == [{"n": 1}, {"n": 2, "nested": {"ok": [1, 2.5, None]}}]
 
 
 async def test_append_many_commits_a_burst_in_order_beside_single_appends(make_outbox: OpenFn) -> None:

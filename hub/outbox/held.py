@@ -33,7 +33,7 @@ class HeldMixin(OutboxCore):
             if held is None:
                 event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=0)
                 try:
-                    Event.from_json(event.to_json())
+                    event.checked_json()
                 except Exception as bad:  # a bad draft is refused, whatever the disk does
                     out.append(bad)
                     continue

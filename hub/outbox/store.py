@@ -70,8 +70,7 @@ class StoreMixin(OutboxCore):
                     # Store only what pending() can read back: one bad draft (type not in the
                     # contract, unencodable data) must neither poison the store nor fail the
                     # other callers committed in the same group.
-                    body = event.to_json()
-                    Event.from_json(body)
+                    body = event.checked_json()
                 except Exception as exc:
                     events.append(exc)
                     continue
