@@ -895,3 +895,18 @@ async def test_alarm_during_a_telemetry_commit_goes_right_after_it_not_behind_th
     (a,), b = await asyncio.gather(waiting, newer)
     await asyncio.gather(*more)
     assert a.seq < b.seq
+
+
+async def test_a_duplicate_in_a_burst_is_refused_alone_and_the_seqs_close_up(make_outbox: OpenFn) -> None:
+    """A burst is inserted in one statement; a draft whose id is stored already is refused alone, the
+    drafts around it (a bad one too) keep their answers, and the seqs stay without a gap."""
+    ob = await make_outbox()
+    stored = telemetry(data={"n": 0})
+    await ob.append(stored)
+    burst = [telemetry(data={"n": 1}), stored, draft("Not A Type"), telemetry(data={"n": 2})]
+    results = await ob.append_many(burst)
+    assert isinstance(results[1], ValueError) and "already stored" in str(results[1])
+    assert isinstance(results[2], msgspec.ValidationError)
+    assert [(r.seq, r.data) for r in results if isinstance(r, Event)] == [(2, {"n": 1}), (3, {"n": 2})]
+    assert (await ob.append(telemetry())).seq == 4
+    assert [e.data.get("n") for e in await ob.range(1, 10)] == [0, 1, 2, None]
