@@ -12,7 +12,6 @@ structs (``python -m hub.contract --write``); a test fails when it drifts.
 from __future__ import annotations
 
 import enum
-import re
 from typing import Annotated, Any
 
 import msgspec
@@ -184,59 +183,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         """Parse and validate the wire form."""
         return _decoder.decode(raw)
 
-    def checked_json(self) -> bytes:
-        """:meth:`to_json`, raising what :meth:`from_json` would raise on it if it cannot be read back.
-
-        What the outbox stores: a body every later read can decode. The full
-        read-back runs once per shape (type, priority, route, source, and the
-        rest that every event of a device's type repeats); an event of a shape
-        already read back is only checked where it differs from those: its
-        ``id``, ``ts`` and ``cause`` against the contract's patterns, its
-        ``seq``, and its ``data`` a dict of plain JSON scalars under string keys.
-        Anything else (nested data, a new shape, a value that fails a check)
-        gets the full read-back, so the result is the same, only cheaper.
-        """
-        body = _encoder.encode(self)
-        data, cause = self.data, self.cause
-        try:
-            shape = (self.type, self.priority, self.route, self.source, self.scaip, self.hub, self.resident, self.v)
-            known = shape in _read_back
-        except TypeError:  # unhashable: something no event of ours has; the full read-back says what
-            known = False
-        if not (
-            known
-            and type(self.v) is int and type(self.seq) is int and self.seq >= 0
-            and type(self.id) is str and _id_ok(self.id) is not None
-            and type(self.ts) is str and _ts_ok(self.ts) is not None
-            and (cause is None or (type(cause) is str and _id_ok(cause) is not None))
-            and type(data) is dict
-            and all(type(k) is str and type(v) in _PLAIN for k, v in data.items())
-        ):
-            _decoder.decode(body)
-            if not known and len(_read_back) < _READ_BACK_MAX:
-                _read_back.add(shape)
-        return body
-
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
-
-
-def _pattern(annotated: Any) -> re.Pattern[str]:
-    """The ``pattern`` of an annotated type's :class:`msgspec.Meta`, compiled (msgspec applies it with ``search``)."""
-    (meta,) = (m for m in annotated.__metadata__ if isinstance(m, msgspec.Meta) and m.pattern)
-    return re.compile(meta.pattern)
-
-
-_id_ok = _pattern(EventId).search
-_ts_ok = _pattern(Timestamp).search
-#: The types of a ``data`` value that encode to JSON that decodes again, whatever their value (a str that
-#: cannot be encoded, a lone surrogate, makes the encoder raise first).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-#: Event shapes (everything but id, seq, ts, data and cause) whose body :meth:`Event.checked_json` read back
-#: in full once: a few per device and type, bounded in case something makes them all different.
-_read_back: set[tuple[Any, ...]] = set()
-_READ_BACK_MAX = 4096
 
 
 #: The event types of this version of the contract, with their default priority

@@ -19,6 +19,7 @@ import structlog
 from hub.diskspace import is_disk_full
 from hub.events import Draft, Event
 from hub.outbox.core import FAILURE_LOG_S, OutboxCore, free_or_none
+from hub.outbox.readback import checked_body
 from hub.outbox.schema import is_alarm, save_evicted, transaction
 from hub.outbox.values import StoreError, StoreFull
 
@@ -108,7 +109,7 @@ class StoreMixin(OutboxCore):
                 # Store only what pending() can read back: one bad draft (type not in the
                 # contract, unencodable data) must neither poison the store nor fail the
                 # other callers committed in the same group.
-                body = event.checked_json()
+                body = checked_body(event)
             except Exception as exc:
                 events.append(exc)
                 continue
