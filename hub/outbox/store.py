@@ -96,7 +96,9 @@ class StoreMixin(OutboxCore):
         self.writes_since_checkpoint += 1
         return events
 
-    def _rows(self, drafts: list[Draft], last: int, now: float) -> tuple[list[Event | Exception], list[tuple[Any, ...]]]:
+    def _rows(
+        self, drafts: list[Draft], last: int, now: float
+    ) -> tuple[list[Event | Exception], list[tuple[Any, ...]]]:
         """The events of ``drafts`` numbered from ``last + 1``, and their rows; a draft that is refused
         (its event could not be read back) takes no seq."""
         events: list[Event | Exception] = []
