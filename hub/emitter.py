@@ -12,6 +12,7 @@ allocated for it; a device's reset (an :class:`~drivers.base.Emit` with
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -143,14 +144,16 @@ class Emitter:
                 self.alarms.opened(event, held=event.seq == 0)
             except Exception:
                 log.exception("alarm_open_failed", event_id=event.id)
-        (log.info if event.priority.audited else log.debug)(
-            "event_committed" if event.seq else "event_held",
-            event_id=event.id,
-            seq=event.seq,
-            type=event.type,
-            priority=event.priority.value,
-            device=event.source.device,
-        )
+        audited = event.priority.audited
+        if audited or log.is_enabled_for(logging.DEBUG):  # telemetry's line is at debug: not even built otherwise
+            (log.info if audited else log.debug)(
+                "event_committed" if event.seq else "event_held",
+                event_id=event.id,
+                seq=event.seq,
+                type=event.type,
+                priority=event.priority.value,
+                device=event.source.device,
+            )
         for tap in self.taps:
             try:
                 tap(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -38,6 +39,23 @@ def test_rfc3339_utc_milliseconds():
 def test_rfc3339_agrees_with_datetime_for_any_instant(t: float) -> None:
     dt = datetime.fromtimestamp(t, tz=timezone.utc)
     assert rfc3339(t) == dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def test_uuid7_in_a_forked_child_never_repeats_its_parents_random_bits():
+    """Random bits are read ahead for many ids; a forked child must not hand out the ones its parent will."""
+    uuid7()  # the parent has bits read ahead now
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(w, " ".join(uuid7() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        child = f.read().decode().split()
+    os.waitpid(pid, 0)
+    parent = [uuid7() for _ in range(100)]
+    assert len(child) == 100
+    assert not {i[19:] for i in child} & {i[19:] for i in parent}, "the same random bits in parent and child"
 
 
 def test_uuid7_for_a_given_instant_carries_its_milliseconds():

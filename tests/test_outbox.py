@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -677,6 +678,26 @@ async def test_invalid_draft_fails_alone_and_does_not_poison_the_store(make_outb
     assert (await ob.stats()).stored == 4
 
 
+async def test_a_draft_like_those_stored_before_is_still_refused_where_it_differs(make_outbox: OpenFn) -> None:
+    """The full read-back runs once per shape of event; one of a shape stored already is still refused
+    for a bad id, cause, data, ts or source, and the store stays readable."""
+    ob = await make_outbox()
+    first = await ob.append(telemetry(data={"n": 1}))
+    bad = [
+        telemetry(id="not-a-uuid"),
+        telemetry(cause="yesterday's alarm"),
+        telemetry(data=["a", "list"]),  # type: ignore[arg-type]
+        telemetry(data={"n": {"nested": object()}}),
+        telemetry(ts="2026-12-06T00:00:00Z"),  # no milliseconds
+        telemetry(source=Source(device="hall", kind=3)),  # type: ignore[arg-type]
+    ]
+    results = await ob.append_many([*bad, telemetry(data={"n": 2, "nested": {"ok": [1, 2.5, None]}})])
+    invalid = msgspec.ValidationError
+    assert [type(r) for r in results[:-1]] == [invalid, invalid, invalid, TypeError, invalid, invalid]
+    assert isinstance(results[-1], Event) and results[-1].seq == first.seq + 1
+    assert [e.data for e in await all_pending(ob)] == [{"n": 1}, {"n": 2, "nested": {"ok": [1, 2.5, None]}}]
+
+
 async def test_append_many_commits_a_burst_in_order_beside_single_appends(make_outbox: OpenFn) -> None:
     """A serial read's burst is one call; a bad draft in it comes back in its place, the rest are stored."""
     ob = await make_outbox()
@@ -875,3 +896,18 @@ async def test_alarm_during_a_telemetry_commit_goes_right_after_it_not_behind_th
     (a,), b = await asyncio.gather(waiting, newer)
     await asyncio.gather(*more)
     assert a.seq < b.seq
+
+
+async def test_a_duplicate_in_a_burst_is_refused_alone_and_the_seqs_close_up(make_outbox: OpenFn) -> None:
+    """A burst is inserted in one statement; a draft whose id is stored already is refused alone, the
+    drafts around it (a bad one too) keep their answers, and the seqs stay without a gap."""
+    ob = await make_outbox()
+    stored = telemetry(data={"n": 0})
+    await ob.append(stored)
+    burst = [telemetry(data={"n": 1}), stored, draft("Not A Type"), telemetry(data={"n": 2})]
+    results = await ob.append_many(burst)
+    assert isinstance(results[1], ValueError) and "already stored" in str(results[1])
+    assert isinstance(results[2], msgspec.ValidationError)
+    assert [(r.seq, r.data) for r in results if isinstance(r, Event)] == [(2, {"n": 1}), (3, {"n": 2})]
+    assert (await ob.append(telemetry())).seq == 4
+    assert [e.data.get("n") for e in await ob.range(1, 10)] == [0, 1, 2, None]

@@ -13,6 +13,8 @@ from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.clockstep import ClockWatch
 from hub.rules.clock import Clock, FakeClock, SystemClock, Window, local_instant, parse_window
@@ -197,6 +199,28 @@ def test_contains_agrees_with_the_wall_clock_minute_by_minute(day: tuple[int, in
             continue
         expected = local.hour >= 22 or local.hour < 7
         assert NIGHT.contains(t, TZ) is expected, wall(t)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Oslo", "America/Santiago", "Australia/Lord_Howe", "America/Havana", "UTC"]),
+    text=st.sampled_from(["22:00-07:00", "07:00-22:00", "00:00-02:30", "23:30-00:30", "02:00-03:00", "00:00-24:00"]),
+    start=st.floats(min_value=1.7e9, max_value=1.86e9),
+    # minutes: mostly on (through every boundary of a few days), now and then back a day or more
+    steps=st.lists(st.one_of(st.integers(1, 90), st.integers(1, 90), st.integers(-3000, 3000)), max_size=150),
+)
+def test_a_window_asked_again_and_again_answers_as_a_fresh_one(
+    zone: str, text: str, start: float, steps: list[int]
+) -> None:
+    """A window remembers the last span it found inside or outside; its answers stay those of a window
+    asked once, for instants in any order, across DST changes (a half hour, at midnight) and wall-clock steps."""
+    tz, used = ZoneInfo(zone), parse_window(text)
+    t = start
+    for step in steps:
+        t += step * 60.0
+        fresh = parse_window(text)
+        assert used.opened_at(t, tz) == fresh.opened_at(t, tz), wall(t)
+        assert used.closes_at(t, tz) == parse_window(text).closes_at(t, tz), wall(t)
 
 
 # --------------------------------------------------------------------------- wall-clock steps

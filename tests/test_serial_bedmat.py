@@ -662,3 +662,43 @@ def test_emulator_seq_wraps() -> None:
 
 def test_names() -> None:
     assert BedMatParser.name == BedMatEmulator.name == "bedmat"
+
+
+def _near_bed(seq: int, state: bytes, pressure: int, battery: int, check_off: int, lower: bool, cr: bool) -> bytes:
+    body = b"BED,%d,%s,%d,%d" % (seq, state, pressure, battery)
+    check = b"%02X" % ((checksum(body) ^ check_off) & 0xFF)
+    return b"$" + body + b"*" + (check.lower() if lower else check) + (b"\r\n" if cr else b"\n")
+
+
+near_bed = st.builds(
+    _near_bed,
+    st.one_of(st.sampled_from([0, 65535, 65536, 99999]), st.integers(0, 99999)),
+    st.sampled_from([b"IN", b"OUT", b"in", b"OUTT"]),
+    st.one_of(st.sampled_from([0, 1023, 1024, 9999]), st.integers(0, 9999)),
+    st.one_of(st.sampled_from([0, 100, 101, 999]), st.integers(0, 999)),
+    st.sampled_from([0, 0, 1, 0x80]),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(parts=st.lists(st.one_of(near_bed, lf_frames, garbage), max_size=12))
+def test_whole_bed_lines_read_at_once_agree_with_the_byte_machine(parts: list[bytes]) -> None:
+    """Whole ``$BED`` lines take a fast path; fed one byte at a time they cannot: both give the same
+    readings and counters, for lines just inside and just outside every range and a wrong checksum."""
+    stream = b"".join(parts)
+    assert feed_all(stream)[:2] == feed_all(stream, [1] * len(stream))[:2]
+
+
+def test_a_bed_line_out_of_range_or_with_a_wrong_checksum_is_counted_once() -> None:
+    good = _near_bed(65535, b"OUT", 1023, 100, 0, True, True)
+    assert feed_all(good)[0] == [occ("out", 1023, 100, 65535)]
+    for bad, kind in [
+        (_near_bed(65536, b"IN", 1, 1, 0, False, True), "framing"),
+        (_near_bed(1, b"IN", 1024, 1, 0, False, False), "framing"),
+        (_near_bed(1, b"IN", 1, 101, 0, False, True), "framing"),
+        (_near_bed(1, b"IN", 1, 1, 1, False, True), "checksum"),
+    ]:
+        readings, errors, _ = feed_all(bad + good)
+        assert readings == [occ("out", 1023, 100, 65535)] and errors == Counter({kind: 1}), bad

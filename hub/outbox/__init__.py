@@ -48,7 +48,8 @@ The parts, one module each, composed into :class:`Outbox` as mixins on
 and the alarm lane), :mod:`~hub.outbox.held` (held alarms),
 :mod:`~hub.outbox.space` (a full disk), :mod:`~hub.outbox.reads`,
 :mod:`~hub.outbox.delivery` (delivered marks) and :mod:`~hub.outbox.upkeep`
-(checkpoints, pruning, rule state).
+(checkpoints, pruning, rule state); :mod:`~hub.outbox.readback` checks that
+each body stored can be read back.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import structlog
 
 from hub.events import Draft, Event
 from hub.outbox.core import OutboxCore
+from hub.outbox.readback import checked_body
 from hub.outbox.values import StoreError
 
 log = structlog.get_logger("hub.outbox")
@@ -33,7 +34,7 @@ class HeldMixin(OutboxCore):
             if held is None:
                 event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=0)
                 try:
-                    Event.from_json(event.to_json())
+                    checked_body(event)
                 except Exception as bad:  # a bad draft is refused, whatever the disk does
                     out.append(bad)
                     continue

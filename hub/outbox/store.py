@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 import structlog
 
 from hub.diskspace import is_disk_full
 from hub.events import Draft, Event
 from hub.outbox.core import FAILURE_LOG_S, OutboxCore, free_or_none
+from hub.outbox.readback import checked_body
 from hub.outbox.schema import is_alarm, save_evicted, transaction
 from hub.outbox.values import StoreError, StoreFull
 
 log = structlog.get_logger("hub.outbox")
+
+_INSERT = "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)"
 
 
 class StoreMixin(OutboxCore):
@@ -60,33 +64,18 @@ class StoreMixin(OutboxCore):
         db = self._db
         assert db is not None
         now = time.time()
-        events: list[Event | Exception] = []
         with transaction(db):
-            seq = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
-            stored = 0
-            for draft in drafts:
-                event = Event.from_draft(draft, hub=self.hub, resident=self.resident, seq=seq + 1)
-                try:
-                    # Store only what pending() can read back: one bad draft (type not in the
-                    # contract, unencodable data) must neither poison the store nor fail the
-                    # other callers committed in the same group.
-                    body = event.to_json()
-                    Event.from_json(body)
-                except Exception as exc:
-                    events.append(exc)
-                    continue
-                try:  # the UNIQUE id refuses a duplicate; only this statement is undone
-                    db.execute(
-                        "INSERT INTO events (seq, id, type, rank, alarm, body, created) VALUES (?,?,?,?,?,?,?)",
-                        (seq + 1, event.id, event.type, event.priority.rank,
-                         int(is_alarm(event.type, event.priority)), body, now),
-                    )
-                except sqlite3.IntegrityError:
-                    events.append(ValueError(f"event id {draft.id} is already stored"))
-                    continue
-                seq += 1
-                stored += 1
-                events.append(event)
+            last = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()[0]
+            events, rows = self._rows(drafts, last, now)
+            db.execute("SAVEPOINT append")
+            try:  # one statement for the batch; the UNIQUE id refuses a duplicate
+                db.executemany(_INSERT, rows)
+            except sqlite3.IntegrityError:  # a duplicate id: undo the batch, then row by row, refusing it alone
+                db.execute("ROLLBACK TO append")
+                events, rows = self._insert_one_by_one(db, drafts, last, now)
+            db.execute("RELEASE append")
+            stored = len(rows)
+            seq = last + stored
             db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
             count = self._count + stored
             size = self._used_sync(db)
@@ -106,6 +95,52 @@ class StoreMixin(OutboxCore):
                 self._evicted_unlogged = 0
         self.writes_since_checkpoint += 1
         return events
+
+    def _rows(
+        self, drafts: list[Draft], last: int, now: float
+    ) -> tuple[list[Event | Exception], list[tuple[Any, ...]]]:
+        """The events of ``drafts`` numbered from ``last + 1``, and their rows; a draft that is refused
+        (its event could not be read back) takes no seq."""
+        events: list[Event | Exception] = []
+        rows: list[tuple[Any, ...]] = []
+        hub, resident = self.hub, self.resident
+        seq = last
+        for draft in drafts:
+            event = Event.from_draft(draft, hub=hub, resident=resident, seq=seq + 1)
+            try:
+                # Store only what pending() can read back: one bad draft (type not in the
+                # contract, unencodable data) must neither poison the store nor fail the
+                # other callers committed in the same group.
+                body = checked_body(event)
+            except Exception as exc:
+                events.append(exc)
+                continue
+            seq += 1
+            rows.append((seq, event.id, event.type, event.priority.rank, int(is_alarm(event.type, event.priority)),
+                         body, now))
+            events.append(event)
+        return events, rows
+
+    def _insert_one_by_one(
+        self, db: sqlite3.Connection, drafts: list[Draft], last: int, now: float
+    ) -> tuple[list[Event | Exception], list[tuple[Any, ...]]]:
+        """:meth:`_rows` inserted one at a time: a duplicate id is refused alone, and the seqs after it
+        close up. Returns the events (or refusals) and the rows stored."""
+        events: list[Event | Exception] = []
+        rows: list[tuple[Any, ...]] = []
+        for draft in drafts:
+            (event,), row = self._rows([draft], last + len(rows), now)
+            if isinstance(event, Exception):
+                events.append(event)
+                continue
+            try:  # only this statement is undone
+                db.execute(_INSERT, row[0])
+            except sqlite3.IntegrityError:
+                events.append(ValueError(f"event id {draft.id} is already stored"))
+                continue
+            rows += row
+            events.append(event)
+        return events, rows
 
     def _evict_sync(self, db: sqlite3.Connection, count: int, size: int) -> tuple[int, int, int]:
         """Make room (rows, and bytes of disk the database uses): delivered events first, then the

@@ -40,7 +40,7 @@ import functools
 import math
 import re
 import time as _time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -141,6 +141,11 @@ class Window:
 
     start: time
     end: time
+    #: per time zone, the last span found to lie inside one occurrence or between two (lo, hi, what
+    #: :meth:`_around` answers for any instant in it): most calls (one per event and per tick) fall there
+    _memo: dict[ZoneInfo, tuple[float, float, tuple[float, float] | None]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def whole_day(self) -> bool:
@@ -157,11 +162,24 @@ class Window:
     def _around(self, t: float, tz: ZoneInfo) -> tuple[float, float] | None:
         if self.whole_day:
             return (-math.inf, math.inf)
+        memo = self._memo.get(tz)
+        if memo is not None and memo[0] <= t < memo[1]:
+            return memo[2]
         today = datetime.fromtimestamp(t, tz).date()
         for day in (today, today - timedelta(days=1)):
             opens, closes = self.occurrence(day, tz)
             if opens <= t < closes:
+                self._memo[tz] = (opens, closes, (opens, closes))
                 return opens, closes
+        # Outside: between the close of one occurrence and the opening of the next (they follow one
+        # another, each opening at or after the previous one closed), which is outside for any instant.
+        opens, closes = self.occurrence(today, tz)
+        if t < opens:
+            lo, hi = self.occurrence(today - timedelta(days=1), tz)[1], opens
+        else:
+            lo, hi = closes, self.occurrence(today + timedelta(days=1), tz)[0]
+        if lo <= t < hi:
+            self._memo[tz] = (lo, hi, None)
         return None
 
     def contains(self, t: float, tz: ZoneInfo) -> bool:

@@ -70,6 +70,8 @@ class MedicationMissed(Rule):
         return []
 
     def tick(self, now: float) -> list[RuleOutput]:
+        if not self._open and not self._closed:  # no dose known: nothing to sort or forget (every event ticks)
+            return []
         out: list[RuleOutput] = []
         for key, dose in sorted(self._open.items(), key=lambda kv: kv[1]["due_at"]):
             if now - dose["due_at"] >= self.grace_s:

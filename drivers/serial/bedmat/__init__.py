@@ -12,7 +12,8 @@ The full description, with hex examples that the tests also decode, is in
 * :mod:`.wire`: :func:`checksum`, :func:`encode`, :func:`encode_status`, :func:`decode_line`.
 * :mod:`.parser`: :class:`BedMatParser` turns bytes into ``occupancy`` and ``status``
   readings. It reads byte by byte through a three-state machine, so the result never
-  depends on how the bytes were chunked, and a ``$`` always starts a new frame.
+  depends on how the bytes were chunked, and a ``$`` always starts a new frame (whole
+  valid ``$BED`` lines at a line start take one regular expression instead, the same result).
   Every discarded line is counted exactly once, under the first problem found.
 * :mod:`.options`: :class:`BedMatOptions` and :func:`load_options`.
 * :mod:`.logic`: :class:`BedMatLogic` debounces occupancy into ``bed.exit`` /
