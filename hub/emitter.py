@@ -86,6 +86,10 @@ class Emitter:
         if len(drafts) == 1 and drafts[0].priority is Priority.CRITICAL:
             return [await self.emit(drafts[0])]  # a lone alarm (a nurse call) takes the inline commit
         results = await self.outbox.append_many(drafts)
+        try:  # published together first (a batch, when they wait), then each one's feedback and log line
+            self.forwarder.submit_many([r for r in results if not isinstance(r, Exception)])
+        except Exception:
+            log.exception("forwarder_submit_failed", events=len(results))
         for draft, result in zip(drafts, results):
             if isinstance(result, StoreError):  # a full disk refuses every commit: one line per 5 s, counted
                 self._refused_unlogged += 1
@@ -97,7 +101,7 @@ class Emitter:
             elif isinstance(result, Exception):
                 log.error("event_refused", type=draft.type, device=draft.source.device, error=str(result))
             else:
-                self._committed(result)
+                self._committed(result, submitted=True)
         for result in results:
             if not isinstance(result, Exception):
                 await self._seen(result)
@@ -129,16 +133,18 @@ class Emitter:
         if self.on_committed is not None:
             await self.on_committed(event)
 
-    def _committed(self, event: Event) -> None:
-        """A committed (or held) event: publish it first, then feedback and the log line.
+    def _committed(self, event: Event, *, submitted: bool = False) -> None:
+        """A committed (or held) event: publish it first (unless ``submitted`` already), then feedback and
+        the log line.
 
         Nothing here may raise into the emit that called it: the event is
         accepted already, and the caller's other events must still be handed on.
         """
-        try:
-            self.forwarder.submit(event)
-        except Exception:
-            log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
+        if not submitted:
+            try:
+                self.forwarder.submit(event)
+            except Exception:
+                log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
         if event.type in ALARM_TYPES and self.alarms is not None:
             try:
                 self.alarms.opened(event, held=event.seq == 0)

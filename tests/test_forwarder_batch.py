@@ -280,3 +280,17 @@ async def test_events_in_flight_stay_within_the_window_whatever_the_batches() ->
     assert link.sent() == list(range(1, 3001)), "each event exactly once, in seq order"
     assert sum(len(b) for b in link.batches()) >= 2500, "most went in batches"
     task.cancel()
+
+
+async def test_events_committed_together_leave_together_not_the_first_alone() -> None:
+    """One serial read's events, handed over with submit_many while slots are free, go as one batch;
+    one by one, the first would take a free slot alone."""
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=50)
+    fwd.submit_many([store.commit(ev(seq)) for seq in range(1, 31)])
+    assert link.batches() == [list(range(1, 31))] and len(link.messages) == 1
+    fwd.submit_many([store.commit(ev(31))])
+    assert link.messages[-1] == (f"t/event/{ev(31).type}", [31]), "one alone still goes on its type's topic"
+    await drain(link, fwd)
+    assert store.delivered == set(range(1, 32))
+    task.cancel()

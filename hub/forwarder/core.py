@@ -75,6 +75,7 @@ class Forwarder(HeldMixin, BatchesMixin):
         self._stash_lost = False
         self._held: dict[str, Event] = {}  # alarms the disk refused (seq 0), published from memory
         self._held_inflight: set[str] = set()
+        self._deferring = False  # submit_many: the pump waits for the last of them
         self.send_errors = 0
         self.batches_delivered = 0
         self.pages_read = 0
@@ -131,6 +132,18 @@ class Forwarder(HeldMixin, BatchesMixin):
         else:
             self._wake.set()  # on disk: the pages reach it
             return
+        if not self._deferring:
+            self._pump()
+
+    def submit_many(self, events: list[Event]) -> None:
+        """Several events committed together (one serial read): each as :meth:`submit` takes it, then one
+        pump, so telemetry that came together leaves together (a batch) rather than the first alone."""
+        self._deferring = True
+        try:
+            for event in events:
+                self.submit(event)
+        finally:
+            self._deferring = False
         self._pump()
 
     def _push(self, row: Row) -> None:
