@@ -96,6 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", alone.DESCRIPTION)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``alone`` first, then those marked ``slow``, then the rest (each group in file order).
+
+    scripts/test.sh hands the workers one test at a time (``--dist load --maxschedchunk 1``), so the
+    run starts with the alone tests while nothing else runs (an alone test that comes later waits for
+    its neighbours' tests to end, and the idle workers with it), and the long tests start early,
+    beside the many short ones, rather than last with the other workers idle."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker(alone.MARKER) else 1 if item.get_closest_marker("slow") else 2)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     """Under xdist, an ``alone`` test runs while no other test does (tests/support/alone.py)."""
