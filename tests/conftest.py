@@ -111,9 +111,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """Under xdist, an ``alone`` test runs while no other test does (tests/support/alone.py)."""
     shared = alone.run_dir(item.config)
     if shared is None:
+        item.stash[alone.HELD] = alone.Held()
         return (yield)
-    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None):
+    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None) as held:
+        item.stash[alone.HELD] = held
         return (yield)
+
+
+@pytest.fixture
+def alone_done(request: pytest.FixtureRequest) -> Callable[[], None]:
+    """For an ``alone`` test: call it when the part that needs the machine to itself is over; ordinary
+    tests may run beside the rest of it (tests/support/alone.py)."""
+    return request.node.stash[alone.HELD].share
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
