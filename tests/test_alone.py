@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 SUITE = """
@@ -43,6 +45,7 @@ def test_after(i): note(f"after{i}", 0.2)
 """
 
 
+@pytest.mark.slow
 def test_an_alone_test_shares_the_machine_with_no_other(tmp_path: Path) -> None:
     suite, log = tmp_path / "suite", tmp_path / "log"
     suite.mkdir()
