@@ -96,14 +96,49 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", alone.DESCRIPTION)
 
 
+#: Short tests between the alone tests and the slow ones: what the other workers take first (xdist hands each
+#: worker two tests to start with), so the first alone test waits for short tests only, not for a slow one.
+SHORT_FIRST = 8
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order the workers take the tests in (scripts/test.sh hands out one at a time: ``--dist load
+    --maxschedchunk 1``): the ``alone`` tests first (those that use ``alone_done`` last among them), then a
+    few short ones, then those marked ``slow``, then the rest; each group in file order.
+
+    An alone test that comes later waits for its neighbours' tests to end, the idle workers with it (a slow
+    one takes minutes); one that ends its quiet part early goes last, so the other alone tests need not wait
+    for the rest of it. The slow tests start early, beside the many short ones, rather than last with the
+    other workers idle."""
+    def group(item: pytest.Item) -> int:
+        if item.get_closest_marker(alone.MARKER):
+            return 1 if "alone_done" in getattr(item, "fixturenames", ()) else 0
+        return 3 if item.get_closest_marker("slow") else 4
+
+    items.sort(key=group)
+    alone_tests = [item for item in items if group(item) < 3]
+    slow = [item for item in items if group(item) == 3]
+    short = [item for item in items if group(item) == 4]
+    items[:] = alone_tests + short[:SHORT_FIRST] + slow + short[SHORT_FIRST:]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
     """Under xdist, an ``alone`` test runs while no other test does (tests/support/alone.py)."""
     shared = alone.run_dir(item.config)
     if shared is None:
+        item.stash[alone.HELD] = alone.Held()
         return (yield)
-    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None):
+    with alone.RunLock(shared).hold(alone=item.get_closest_marker(alone.MARKER) is not None) as held:
+        item.stash[alone.HELD] = held
         return (yield)
+
+
+@pytest.fixture
+def alone_done(request: pytest.FixtureRequest) -> Callable[[], None]:
+    """For an ``alone`` test: call it when the part that needs the machine to itself is over; ordinary
+    tests may run beside the rest of it (tests/support/alone.py)."""
+    return request.node.stash[alone.HELD].share
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from drivers.ble import bthome
 from hil.harness.broker import request
 from hil.harness.hubproc import gpio_devices
@@ -143,6 +145,7 @@ def test_check_ins_are_never_alarms_and_an_alarm_press_is_one_at_once(make_hub, 
     assert events(sub, "checkin.missed") == []
 
 
+@pytest.mark.slow
 def test_missed_once_across_kill9_realerted_then_acked(make_hub, subscribe, broker):
     window, closes = window_ending_soon()
     sub = subscribe([f"{BASE}/event/#"])
@@ -210,6 +213,7 @@ def test_away_without_a_check_in_rule_says_so(make_hub, broker):
     assert r["ok"] is False and "[rules.check_in]" in r["error"]
 
 
+@pytest.mark.slow
 def test_cmd_away_suppresses_the_call_at_the_window_end(make_hub, subscribe, broker):
     import json
 

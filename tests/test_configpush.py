@@ -83,9 +83,9 @@ def test_a_push_is_checked_as_check_config_and_may_not_move_the_pins(tmp_path: P
 def _pushed(tmp_path: Path, local_path: Path, *, probation: bool, last_good: int | None = None) -> HistoryStore:
     local = load(local_path)
     store = HistoryStore(local.state_dir)
-    text = local_path.read_text().replace("ack_timeout_s = 60.0", "ack_timeout_s = 31")
-    for v in (1, 2):
-        store.save_text(v, text.replace("31", str(30 + v)))
+    text = local_path.read_text()
+    for v in (1, 2):  # only the timeout changes: the text also holds paths, which may hold any digits
+        store.save_text(v, text.replace("ack_timeout_s = 60.0", f"ack_timeout_s = {30 + v}"))
     store.write(Record(
         active=2, last_good=last_good, highest=2, local_sha256=local.sha256,
         probation=Probation(version=2, started="2026-12-05T21:00:00.000Z", probation_s=30) if probation else None,

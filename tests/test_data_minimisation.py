@@ -375,6 +375,7 @@ def drive_every_event_type(rig: Rig) -> None:
     rig.wait("hub.stopping")
 
 
+@pytest.mark.slow
 def test_nothing_personal_leaves_the_house(rig: Rig) -> None:
     drive_every_event_type(rig)
     messages = rig.central.messages

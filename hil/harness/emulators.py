@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivers.simctl import SimClient
+from drivers.simctl import SimClient, answers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,8 @@ class EmulatedDevice:
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if self.control.exists() and (self.port is not None or self.link.is_symlink()):
+            # the socket's file is there from bind(), before listen(): a connect then is refused
+            if answers(self.control) and (self.port is not None or self.link.is_symlink()):
                 return self
             if self.proc.poll() is not None:
                 break

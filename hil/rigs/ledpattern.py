@@ -10,7 +10,8 @@ real Pi's scheduling jitter (tens of ms) does not move a run across a threshold:
   pattern): ``steady`` or ``off`` by its level;
 * on-runs of about 0.5 s (off-runs too): ``slow_blink``;
 * short pulses, three between two dark gaps over :data:`PAUSE_S`: ``fault``; without
-  such a gap, seen over long enough to have met one: ``fast_blink``;
+  such a gap, and with no dark run as long as :data:`LONG_ON_S` (a pause the pattern's
+  change cut short), seen over long enough to have met one: ``fast_blink``;
 * two glows of about 0.9 s with a 0.3 s gap (the second one begun): ``checkin`` (played once,
   then dark: named while a window holds both glows);
 * anything else (the pattern changed inside the window, too few edges): ``unsettled``;
@@ -104,6 +105,8 @@ def classify(samples: Sequence[tuple[float, int]]) -> State:
     if any(not lvl and d >= PAUSE_S for lvl, d, _ in runs):  # a pause after the first edge
         whole = bool(groups) and all(n == FAULT_PULSES for n in groups) and pulses <= FAULT_PULSES
         return "fault" if whole else "unsettled"
+    if any(not lvl and d >= LONG_ON_S for lvl, d, _ in runs):
+        return "unsettled"  # a dark run no fast blink has, yet no whole pause: FAULT's pause cut short by a change
     return "fast_blink" if end - edges[0] >= FAST_EVIDENCE_S else "unsettled"
 
 
