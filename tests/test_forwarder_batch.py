@@ -278,7 +278,7 @@ async def test_events_in_flight_stay_within_the_window_whatever_the_batches() ->
             break
     assert most <= fwd.window_max
     assert link.sent() == list(range(1, 3001)), "each event exactly once, in seq order"
-    assert sum(len(b) for b in link.batches()) >= 2500, "most went in batches"
+    assert sum(len(b) for b in link.batches()) > 3000 // 2, "most went in batches"
     task.cancel()
 
 

@@ -24,7 +24,7 @@ log = structlog.get_logger("hub.forwarder")
 DeliveredHook = Callable[[Event], None]
 
 #: Events read from the outbox per page (at least twice ``max_inflight``).
-PAGE = 256
+PAGE = 128
 
 
 class Forwarder(HeldMixin, BatchesMixin):
