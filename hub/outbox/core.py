@@ -38,9 +38,10 @@ T = TypeVar("T")
 #: A store failure of the same kind is logged at most this often (a full disk fails every commit).
 FAILURE_LOG_S = 5.0
 #: SQLite's page cache per connection, KiB (its default is 2,000). Appends touch the rightmost pages of
-#: a few B-trees and the forwarder's pages read on from a cursor: a small cache serves both, and the hub's
-#: memory after a burst stays near what it was before it (a cache, once full, stays full).
-CACHE_KIB = 256
+#: a few B-trees (32 pages of 4 KiB hold them) and the forwarder's pages read on from a cursor: a small
+#: cache serves both, and the hub's memory after a burst stays near what it was before it (a cache, once
+#: full, stays full).
+CACHE_KIB = 128
 #: The WAL file is cut back to this size when a checkpoint lets it start over. Day to day it stays far
 #: below (a checkpoint every 200 writes); a long burst, which no checkpoint overtakes while it lasts,
 #: would otherwise leave the file as large as the burst made it (about 1.6 kB an event: 160 MB after
