@@ -74,6 +74,24 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def rss_parts_mb(pid: int | None) -> dict[str, float] | None:
+    """``RssAnon`` (what the process allocated), ``RssFile`` (its code and libraries, pages of files it
+    mapped: read in on first use, dropped by the kernel under pressure) and ``RssShmem`` in MB, from
+    ``/proc/<pid>/status``; None if it is gone."""
+    if pid is None:
+        return None
+    parts: dict[str, float] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in ("RssAnon", "RssFile", "RssShmem"):
+                    parts[key[3:].lower()] = int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+    return parts
+
+
 class Part(NamedTuple):
     """One event of a batch, handed to :meth:`BenchSubscriber.on_message` as if it had come alone."""
 

@@ -39,7 +39,7 @@ EXPECTED = {
     "startup": ["start to birth message (median)"],
     "drain": ["drain: alarms ahead of the 5k buffered events", "drain: last alarm after the link's return",
               "drain: total time, 5k events buffered"],
-    "rss": ["RSS after start", "RSS with 5k events buffered (link down)", "RSS peak while buffering 5k events",
+    "rss": ["RSS after start", "RSS in service", "RSS with 5k events buffered (link down)", "RSS peak while buffering 5k events",
             "RSS after draining 5k events", "RSS peak during a 5k-event burst, link up",
             "RSS after a 5k-event burst, link up", "RSS after a mixed load (6 minutes equivalent)"],
 }
