@@ -29,7 +29,7 @@ from central.store import open_store
 from central.view import Change
 from hub.events import rfc3339, uuid7
 from hub.link import Endpoint, Incoming, LinkSettings, MqttLink
-from tests.support.centrals import FAST
+from tests.support.centrals import FAST, next_change
 from tests.support.fakecentral import http, serving
 
 PREFIX = "carehub/v1"
@@ -86,12 +86,8 @@ class FakeHub:
             self.link.publish(m.response_topic or "", json.dumps(reply).encode(), qos=1, properties=props))
 
 
-async def _next(feed: Any, predicate: Callable[[Change], bool], timeout: float = 15.0) -> Change:
-    async with asyncio.timeout(timeout):
-        async for change in feed:
-            if predicate(change):
-                return change
-    raise AssertionError("the feed ended")
+async def _next(feed: Any, predicate: Callable[[Change], bool]) -> Change:
+    return await next_change(feed, predicate, timeout=15.0)  # type: ignore[no-any-return]
 
 
 def _call(event_id: str, state: str) -> Callable[[Change], bool]:

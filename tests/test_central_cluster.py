@@ -29,7 +29,7 @@ from hil.harness.centralproc import CentralProcess
 from hub.events import uuid7
 from hub.link import Endpoint
 from tests.support.central_db import db_url, rows, until  # noqa: F401  (db_url: the fixture)
-from tests.support.centrals import FAST, make_central  # noqa: F401  (the fixture)
+from tests.support.centrals import FAST, make_central, next_change  # noqa: F401  (the fixture)
 from tests.test_broker_acl import CENTRAL, PASSWORDS, Site, _real_hub, site  # noqa: F401  (site: the fixture)
 
 
@@ -126,12 +126,8 @@ def test_the_central_logs_in_as_the_shipped_broker_config_wants_and_acks_through
             print(central.tail(60))
 
 
-async def _next(feed: Any, predicate: Callable[[Change], bool], timeout: float = 10.0) -> Change:
-    async with asyncio.timeout(timeout):
-        async for change in feed:
-            if predicate(change):
-                return change
-    raise AssertionError("the feed ended")
+async def _next(feed: Any, predicate: Callable[[Change], bool]) -> Change:
+    return await next_change(feed, predicate, timeout=10.0)  # type: ignore[no-any-return]
 
 
 async def test_an_operator_acks_through_the_view_and_the_led_turns_steady(broker, make_hub, tmp_path: Path) -> None:

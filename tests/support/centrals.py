@@ -6,6 +6,7 @@ one is stopped after the test, its log shown when the test failed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,13 @@ def make_central(tmp_path: Path, broker: Mosquitto, request: pytest.FixtureReque
             c.stop()
         except AssertionError:
             c.kill()
+
+
+async def next_change(feed: Any, predicate: Callable[[Any], bool], timeout: float) -> Any:
+    """The first change from a central's change feed (``central.view``) that ``predicate`` accepts,
+    within ``timeout`` seconds (TimeoutError), or AssertionError if the feed ends first."""
+    async with asyncio.timeout(timeout):
+        async for change in feed:
+            if predicate(change):
+                return change
+    raise AssertionError("the feed ended")
