@@ -1,7 +1,8 @@
 """The suite runs on two xdist workers; a test marked ``alone`` still runs with no other test beside it.
 
-A small suite in a temporary directory, using this suite's conftest hooks, runs under ``-n 2``:
-each test notes when it ran and on which worker. The ordinary tests do run side by side (so the
+A small suite in a temporary directory, using this suite's conftest hooks, runs on two workers as
+scripts/test.sh runs the suite (``--dist load --maxschedchunk 1``, the alone tests first): each test
+notes when it ran and on which worker. The ordinary tests do run side by side (so the
 check below can fail), and none of them overlaps the alone one; another alone one says when its
 quiet part is over (``alone_done``), and ordinary tests run beside the rest of it.
 """
@@ -35,8 +36,8 @@ def test_alone(): note("ALONE", 0.6)
 def test_quiet_then_shared(alone_done):
     note("QUIET", 0.6)
     alone_done()
-    t0 = time.monotonic()  # now the other worker's tests run beside this one: wait (5 s at most) for one to end
-    while time.monotonic() < t0 + 5 and not [l for l in open(os.environ["ALONE_LOG"]) if float(l.split()[1]) > t0]:
+    t0 = time.monotonic()  # now the other worker's tests run beside this one: wait (20 s at most) for one to end
+    while time.monotonic() < t0 + 20 and not [l for l in open(os.environ["ALONE_LOG"]) if float(l.split()[1]) > t0]:
         time.sleep(0.05)
     note("SHARED", 0.2)
 
@@ -50,10 +51,10 @@ def test_an_alone_test_shares_the_machine_with_no_other(tmp_path: Path) -> None:
     suite, log = tmp_path / "suite", tmp_path / "log"
     suite.mkdir()
     (suite / "test_timeline.py").write_text(SUITE)
-    hooks = "from tests.conftest import alone_done, pytest_configure, pytest_runtest_protocol  # noqa: F401\n"
+    hooks = "from tests.conftest import alone_done, pytest_collection_modifyitems, pytest_configure, pytest_runtest_protocol  # noqa: F401\n"
     (suite / "conftest.py").write_text(hooks)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "-c", os.devnull,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "load", "--maxschedchunk", "1", "-c", os.devnull,
          "--rootdir", str(suite), "--basetemp", str(tmp_path / "tmp"), str(suite)],
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(REPO), "ALONE_LOG": str(log)},
