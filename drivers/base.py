@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
+
 from hub.events import Priority
 
 __all__ = [
@@ -55,13 +57,12 @@ __all__ = [
 Task = tuple[str, Callable[[], Awaitable[Any]]]
 
 
-@dataclass(frozen=True)
-class Emit:
+class Emit(msgspec.Struct, frozen=True):
     """An event a device's logic wants the hub to emit (the hub adds source, route, id, seq)."""
 
     type: str
     priority: Priority
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = {}
     #: For ``alarm.cancelled`` only: which of the device's open alarms this closes, as key/values
     #: that alarm's ``data`` holds (an ESPA reset names the call address). The hub closes the
     #: matching alarm and sets the event's ``cause`` to its id; with no match it logs and counts.

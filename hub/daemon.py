@@ -115,6 +115,7 @@ class Hub:
         )
         self.rules_runner.on_tick = self.emitter.flood_tick
         self.emitter.on_committed = self.rules_runner.on_event
+        self.emitter.on_committed_many = self.rules_runner.on_events
         self.runner = CommandRunner(
             base=self.base,
             alarms=self.alarms,

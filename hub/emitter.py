@@ -21,7 +21,7 @@ import structlog
 
 from drivers.base import Emit
 from hub.alarms import ALARM_TYPES, AlarmTracker
-from hub.events import Draft, Event, Priority, Source
+from hub.events import Draft, Event, Priority, Source, rfc3339
 from hub.flood import FloodGuard
 from hub.forwarder import Forwarder
 from hub.outbox import Outbox, StoreError
@@ -35,6 +35,7 @@ REFUSED_LOG_S = 5.0
 
 Spawn = Callable[[Awaitable[Any], str], asyncio.Task[Any]]
 OnCommitted = Callable[[Event], Awaitable[None]]
+OnCommittedMany = Callable[[list[Event]], Awaitable[None]]
 #: Told of every committed (or held) event, on the loop, after it was handed to the forwarder; must not block.
 Tap = Callable[[Event], None]
 
@@ -54,6 +55,8 @@ class Emitter:
         self.alarms: AlarmTracker | None = None
         #: set by the wiring: what the rules do with each committed event
         self.on_committed: OnCommitted | None = None
+        #: set by the wiring: the same for the events of one burst, in order, in one call (else each alone)
+        self.on_committed_many: OnCommittedMany | None = None
         #: told of every committed event after the forwarder, the alarms and the log (the control socket's tail)
         self.taps: list[Tap] = []
         self._refused_logged_at = float("-inf")
@@ -90,6 +93,7 @@ class Emitter:
             self.forwarder.submit_many([r for r in results if not isinstance(r, Exception)])
         except Exception:
             log.exception("forwarder_submit_failed", events=len(results))
+        debug = log.is_enabled_for(logging.DEBUG)  # once a burst, not once an event
         for draft, result in zip(drafts, results):
             if isinstance(result, StoreError):  # a full disk refuses every commit: one line per 5 s, counted
                 self._refused_unlogged += 1
@@ -101,10 +105,8 @@ class Emitter:
             elif isinstance(result, Exception):
                 log.error("event_refused", type=draft.type, device=draft.source.device, error=str(result))
             else:
-                self._committed(result, submitted=True)
-        for result in results:
-            if not isinstance(result, Exception):
-                await self._seen(result)
+                self._committed(result, submitted=True, debug=debug)
+        await self._seen_many([r for r in results if not isinstance(r, Exception)])
         return results
 
     def emit_now(self, draft: Draft) -> asyncio.Task[Event]:
@@ -133,7 +135,14 @@ class Emitter:
         if self.on_committed is not None:
             await self.on_committed(event)
 
-    def _committed(self, event: Event, *, submitted: bool = False) -> None:
+    async def _seen_many(self, events: list[Event]) -> None:
+        if self.on_committed_many is not None:
+            await self.on_committed_many(events)
+        else:
+            for event in events:
+                await self._seen(event)
+
+    def _committed(self, event: Event, *, submitted: bool = False, debug: bool | None = None) -> None:
         """A committed (or held) event: publish it first (unless ``submitted`` already), then feedback and
         the log line.
 
@@ -151,7 +160,7 @@ class Emitter:
             except Exception:
                 log.exception("alarm_open_failed", event_id=event.id)
         audited = event.priority.audited
-        if audited or log.is_enabled_for(logging.DEBUG):  # telemetry's line is at debug: not even built otherwise
+        if audited or (log.is_enabled_for(logging.DEBUG) if debug is None else debug):  # telemetry: not even built
             (log.info if audited else log.debug)(
                 "event_committed" if event.seq else "event_held",
                 event_id=event.id,
@@ -184,11 +193,13 @@ class Emitter:
         """The event source of a configured device."""
         return Source(device=dev.id, kind=dev.kind, room=dev.room)
 
-    def draft_for(self, dev: Any | None, e: Emit) -> Draft:
-        """A driver's :class:`~drivers.base.Emit` as a draft of ``dev`` (None: of the hub)."""
+    def draft_for(self, dev: Any | None, e: Emit, ts: str | None = None) -> Draft:
+        """A driver's :class:`~drivers.base.Emit` as a draft of ``dev`` (None: of the hub); ``ts`` when known
+        (one read's events share the read's), else now."""
         if dev is None:
-            return Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data)
-        return Draft(type=e.type, priority=e.priority, source=self.source(dev), route=dev.routing, data=e.data)
+            return Draft(type=e.type, priority=e.priority, source=HUB_SOURCE, data=e.data, ts=ts or rfc3339())
+        return Draft(type=e.type, priority=e.priority, source=self.source(dev), route=dev.routing, data=e.data,
+                     ts=ts or rfc3339())
 
     async def emit_for(self, dev: Any | None, e: Emit) -> Event | None:
         """Emit a driver's Emit as an event of ``dev`` (None: of the hub).
@@ -215,6 +226,7 @@ class Emitter:
         """
         refused: list[Emit] = []
         batch: list[tuple[Emit, Draft]] = []
+        now, ts = time.monotonic(), rfc3339()  # one read: one time for its flood limit and its events
 
         async def flush() -> None:
             nonlocal batch
@@ -230,8 +242,8 @@ class Emitter:
                     await self._cancel_for(dev, e)
                 except StoreError:
                     refused.append(e)
-            elif self.admit(dev, e):
-                batch.append((e, self.draft_for(dev, e)))
+            elif self.admit(dev, e, now):
+                batch.append((e, self.draft_for(dev, e, ts)))
         await flush()
         return refused
 
@@ -241,11 +253,11 @@ class Emitter:
         how = str(data.pop("how", "device"))
         return await self.alarms.cancel_matching(dev.id if dev else HUB_SOURCE.device, dict(e.closes), how=how, data=data)
 
-    def admit(self, dev: Any, e: Emit) -> bool:
-        """Whether ``dev``'s telemetry limit lets ``e`` in (alarms always)."""
+    def admit(self, dev: Any, e: Emit, now: float | None = None) -> bool:
+        """Whether ``dev``'s telemetry limit lets ``e`` in (alarms always); ``now``: monotonic, when known."""
         if e.priority is Priority.CRITICAL:
             return True
-        ok, flooding = self.flood.admit(dev.id)
+        ok, flooding = self.flood.admit(dev.id, now)
         if flooding is not None:
             self.flooding(dev, flooding)
         return ok

@@ -97,6 +97,37 @@ class RulesRunner:
         else:
             self._dirty = True  # saved by the ticker; a crash before that is caught up from the outbox
 
+    async def on_events(self, events: list[Event]) -> None:
+        """Feed the committed events of one burst (one serial read) to the rules at one time (the read's):
+        what fell due first, then what each event causes, in order, then what that made due at once (as
+        :meth:`on_event` for each, with one tick for the lot); emit it once the last was seen; save their state."""
+        events = [e for e in events if not e.type.startswith("rule.")]
+        if not events:
+            return
+        if len(events) == 1:
+            return await self.on_event(events[0])
+        now = self.now()
+        outputs: list[Any] = []
+        try:  # what fell due before the read: once for all of it (a tick at one time fires a deadline once)
+            outputs += self.rules.tick(now)
+        except Exception:
+            log.exception("rules_tick_failed")
+        for event in events:
+            try:
+                outputs += self.rules.handle(event, now)
+            except Exception:  # a rule bug must not lose the event (it is committed already)
+                log.exception("rules_failed", event_id=event.id, type=event.type)
+                continue
+            self._seq = max(self._seq, event.seq)
+        try:  # what the read's events made due at once
+            outputs += self.rules.tick(now)
+        except Exception:
+            log.exception("rules_tick_failed")
+        if outputs:
+            await self._emit(outputs)
+        else:
+            self._dirty = True
+
     def report(self, device: str, *, battery: float | None = None) -> None:
         """A device was heard from (any reading, not only events): for supervision."""
         try:

@@ -70,10 +70,11 @@ class Link:
 
 
 class Store:
-    """The outbox as the forwarder sees it: page() in sending order after a cursor, mark_delivered_many()."""
+    """The outbox as the forwarder sees it: page() in sending order after a cursor, take_body(), mark_delivered_many()."""
 
     def __init__(self) -> None:
         self.events: dict[int, Event] = {}
+        self.bodies: dict[int, bytes] = {}  # what the commit stored, until the forwarder takes it
         self.delivered: set[int] = set()
         self.acked_unflushed: set[int] = set()
         self.reads = 0
@@ -82,7 +83,11 @@ class Store:
 
     def commit(self, event: Event) -> Event:
         self.events[event.seq] = event
+        self.bodies[event.seq] = event.to_json()
         return event
+
+    def take_body(self, seq: int) -> bytes | None:
+        return self.bodies.pop(seq, None)
 
     async def page(self, after: tuple[int, int] | None, limit: int) -> tuple[list[Any], int]:
         self.reads += 1

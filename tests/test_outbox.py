@@ -369,6 +369,25 @@ async def test_pending_is_critical_first_then_by_seq(make_outbox: OpenFn) -> Non
     assert [e.seq for e in await ob.pending(limit=4)] == [3, 6, 10, 4]
 
 
+async def test_take_body_gives_the_committed_bytes_once(make_outbox: OpenFn) -> None:
+    """The forwarder publishes a fresh event's stored bytes (no second encoding): exactly what is on disk,
+    handed out once; an event nobody took is let go once more than BODIES_MAX wait."""
+    from hub.outbox.core import BODIES_MAX
+
+    ob = await make_outbox()
+    events = await ob.append_many([telemetry(data={"n": i}) for i in range(3)])
+    alarm_event = await ob.append(alarm())
+    on_disk = raw_rows(ob.path)
+    for e in [*events, alarm_event]:
+        assert isinstance(e, Event)
+        assert ob.take_body(e.seq) == on_disk[e.seq] == e.to_json()
+        assert ob.take_body(e.seq) is None
+    await ob.append_many([telemetry(data={"n": i}) for i in range(BODIES_MAX)])
+    waiting = len(ob._bodies)
+    await ob.append_many([telemetry(data={"n": i}) for i in range(10)])
+    assert waiting == BODIES_MAX and len(ob._bodies) == 10
+
+
 async def test_pending_exclude_still_fills_the_limit(make_outbox: OpenFn) -> None:
     ob = await make_outbox()
     for i in range(10):

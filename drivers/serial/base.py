@@ -26,6 +26,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import msgspec
+
 from drivers.base import Emit
 from drivers.helpers import battery_step
 from hub.events import Priority
@@ -34,16 +36,15 @@ from hub.events import Priority
 ERROR_KINDS = ("checksum", "framing", "overlong", "noise", "duplicate")
 
 
-@dataclass(frozen=True)
-class Reading:
-    """One decoded message from a device, before any rule or debounce."""
+class Reading(msgspec.Struct, frozen=True):
+    """One decoded message from a device, before any rule or debounce (a struct: a burst makes hundreds
+    a read, and a struct is built in C, about a sixth of a frozen dataclass's cost)."""
 
     kind: str
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class Confirm:
+class Confirm(msgspec.Struct, frozen=True):
     """Bytes that tell the device "taken" (ESPA's block ACK, the dispenser's ACK frame).
 
     The port writes them only once every event from the first ``readings`` readings of the

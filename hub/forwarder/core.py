@@ -108,11 +108,12 @@ class Forwarder(HeldMixin, BatchesMixin):
             self._send_held(event)
             return
         rank, seq = event.priority.rank, event.seq
+        body = self.outbox.take_body(seq)  # what the commit stored: published as it is, not encoded again
         if not self.link.online.is_set():
             if self._caught_up:
                 self._restart()  # on disk: the pass after the reconnect reads it (the loop is woken for it)
             return
-        row: Row = (rank, seq, event.type, None, event)
+        row: Row = (rank, seq, event.type, body, event)
         if rank == 0:
             self._send(row)  # never behind the window, the pages or a disk read
             if seq in self._inflight:

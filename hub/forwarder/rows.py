@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.events import Priority
-from hub.outbox import Row, is_alarm
+from hub.outbox import Row
 
 #: Critical events keep rank 0 (see :class:`~hub.events.Priority`); audited ones (critical, high) at most 1.
 AUDITED_RANK = 1
@@ -12,7 +12,7 @@ PRIORITY_BY_RANK = {p.rank: p for p in Priority}
 
 def is_audited(row: Row) -> bool:
     """An alarm lane or high event: logged when delivered, never batched."""
-    return row[0] <= AUDITED_RANK or is_alarm(row[2], PRIORITY_BY_RANK[row[0]])
+    return row[0] <= AUDITED_RANK or row[2].startswith("alarm.")  # is_alarm: critical is rank 0 already
 
 
 def is_telemetry(row: Row) -> bool:

@@ -49,6 +49,11 @@ CACHE_KIB = 128
 WAL_KEEP_BYTES = 16 << 20
 
 
+#: Bodies of fresh events kept for the forwarder (:meth:`OutboxCore.take_body`): it takes each within a loop
+#: turn of its commit, so a few hundred at most wait (one read's burst); about 360 bytes each.
+BODIES_MAX = 1024
+
+
 def free_or_none(path: Path) -> int | None:
     """Free bytes for unprivileged users on ``path``'s filesystem, or None if it cannot be read."""
     try:
@@ -93,6 +98,8 @@ class OutboxCore:
         self.last_error: str | None = None
         #: called on the loop with each held alarm once it is stored (with its seq)
         self.on_stored: list[Callable[[Event], None]] = []
+        #: the bytes stored for events committed lately, by seq, until the forwarder takes them (take_body)
+        self._bodies: dict[int, bytes] = {}
         # connections and threads (here)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-read")
@@ -126,6 +133,20 @@ class OutboxCore:
         self._mark_failures = 0
 
     # --- lifecycle -----------------------------------------------------------------
+
+    def take_body(self, seq: int) -> bytes | None:
+        """The bytes stored for event ``seq`` if it was committed lately and not taken yet (once; the
+        forwarder publishes them as they are rather than encoding the event a second time)."""
+        return self._bodies.pop(seq, None)
+
+    def _keep_bodies(self, rows: list[tuple[Any, ...]]) -> None:
+        """After a commit (store thread, or the loop in append_now): the rows' bodies for :meth:`take_body`;
+        at most :data:`BODIES_MAX` (what nobody took, an event published from elsewhere, is let go)."""
+        bodies = self._bodies
+        if len(bodies) + len(rows) > BODIES_MAX:
+            bodies.clear()
+        for row in rows:
+            bodies[row[0]] = row[5]
 
     @property
     def is_open(self) -> bool:

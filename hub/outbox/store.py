@@ -83,6 +83,7 @@ class StoreMixin(OutboxCore):
             if count > self.max_events or size > self.max_bytes:
                 count, size, evicted = self._evict_sync(db, count, size)
         self._count, self._bytes = count, size
+        self._keep_bodies(rows)
         self.appended += stored
         if evicted:
             self.evicted += evicted

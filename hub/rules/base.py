@@ -222,6 +222,15 @@ class Rules:
             out += rule.on_event(event, now)
         return out
 
+    def handle(self, event: Event, now: float) -> list[RuleOutput]:
+        """Feed one event to every rule without ticking first (:meth:`on_events`' part); ``rule.*`` ones to none."""
+        if event.type.startswith("rule."):
+            return []
+        out: list[RuleOutput] = []
+        for rule in self.rules:
+            out += rule.handle(event, now)
+        return out
+
     def tick(self, now: float) -> list[RuleOutput]:
         """Let every rule fire what is due at ``now``."""
         out: list[RuleOutput] = []
