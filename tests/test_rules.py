@@ -1021,3 +1021,46 @@ def test_inactivity_counts_real_quiet_time_across_a_clock_step(step: float, step
     assert real == [at(2026, 1, 15, 13, m) for m in (0, 15, 30, 45)] + [at(2026, 1, 15, 14, 0)]
     assert {o.cause for _, o in s.log} == {last.id}
     assert s.log[0][1].data["quiet_s"] == 4 * H
+
+
+_BURST_EVENTS = [
+    ("bed.exit", "bedmat"), ("bed.return", "bedmat"), ("door.open", "door-front"), ("door.close", "door-front"),
+    ("motion.detected", "motion-hall"), ("medication.due", "dispenser"), ("medication.taken", "dispenser"),
+    ("device.battery_low", "bedmat"), ("device.offline", "door-back"), ("device.online", "door-back"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bursts=st.lists(
+        st.tuples(st.floats(0, 3 * H), st.lists(st.sampled_from(_BURST_EVENTS), min_size=1, max_size=6)),
+        min_size=1, max_size=8,
+    ),
+    start_h=st.integers(0, 23),
+)
+def test_a_burst_seen_at_once_gives_what_each_event_alone_gives(
+    bursts: list[tuple[float, list[tuple[str, str]]]], start_h: int
+) -> None:
+    """One serial read's events reach the rules in one call (RulesRunner.on_events: a tick, each event's
+    handle, a tick, all at the read's time): the outputs and the state are those of feeding each event
+    with on_event at that time, whatever the events, the gaps and the hour."""
+    one = build_rules(_config(), tz=TZ, devices=DEVICES)
+    many = build_rules(_config(), tz=TZ, devices=DEVICES)
+    t = at(2026, 1, 15, start_h)
+    one.tick(t), many.tick(t)
+
+    def key(o: RuleOutput) -> tuple[Any, ...]:
+        return o.type, o.device, o.cause, json.dumps(o.data, sort_keys=True)
+
+    for gap, burst in bursts:
+        t += gap
+        events = [event(type_, device, t) for type_, device in burst]
+        alone: list[RuleOutput] = []
+        for e in events:
+            alone += one.on_event(e, t)
+        together = many.tick(t)
+        for e in events:
+            together += many.handle(e, t)
+        together += many.tick(t)
+        assert sorted(map(key, together)) == sorted(map(key, alone))
+        assert json.dumps(many.state(), sort_keys=True) == json.dumps(one.state(), sort_keys=True)
