@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+
 from hub.events import Event, Priority, Route, Source
 from hub.forwarder import Forwarder
 from hub.link import LinkDown
@@ -132,6 +134,33 @@ async def test_caught_up_events_go_out_at_once_and_each_puback_sends_the_next_wi
     await settle()
     assert store.delivered == set(range(1, 7))
     assert store.reads == reads, "caught up: no read of the disk"
+    task.cancel()
+
+
+async def test_a_failure_inside_submit_loses_no_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the forwarder's hand-over (here: the window refuses one push) is logged and counted, and the
+    events of that burst go out from the disk all the same, each once; submit never raises into the emit."""
+    store, link = Store(), Link()
+    fwd, task = await started(store, link, max_inflight=2)
+    push = fwd._push
+    calls = 0
+
+    def failing_push(row: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug")
+        push(row)
+
+    monkeypatch.setattr(fwd, "_push", failing_push)
+    fwd.submit_many([store.commit(ev(seq)) for seq in range(1, 9)])
+    fwd.submit(store.commit(ev(9)))
+    for _ in range(20):
+        await settle()
+        link.ack()
+    assert sorted(link.sent) == list(range(1, 10)), "each event exactly once"
+    assert store.delivered == set(range(1, 10))
+    assert fwd.status()["send_errors"] == 1
     task.cancel()
 
 

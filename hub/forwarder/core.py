@@ -101,8 +101,22 @@ class Forwarder(HeldMixin, BatchesMixin):
 
         Otherwise it waits in the window, or (paging, not yet reached by the
         pages, or offline) only on disk. A critical event is sent at once
-        whatever the mode, if the link is up.
+        whatever the mode, if the link is up. Never raises: a failure here (a
+        bug) is logged and the window is read from the disk again, where the
+        event is, so it is not left behind.
         """
+        try:
+            self._submit(event)
+        except Exception:
+            self._lost_track(1)
+
+    def _lost_track(self, events: int) -> None:
+        log.exception("forwarder_submit_failed", events=events, action="reading the window from the disk again")
+        self.send_errors += 1
+        self._deferring = False
+        self._restart()
+
+    def _submit(self, event: Event) -> None:
         if event.seq == 0:
             self._held[event.id] = event
             self._send_held(event)
@@ -142,10 +156,11 @@ class Forwarder(HeldMixin, BatchesMixin):
         self._deferring = True
         try:
             for event in events:
-                self.submit(event)
-        finally:
+                self._submit(event)
             self._deferring = False
-        self._pump()
+            self._pump()
+        except Exception:
+            self._lost_track(len(events))
 
     def _push(self, row: Row) -> None:
         heapq.heappush(self._window, row)
