@@ -99,3 +99,43 @@ def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_ga
             central.close()
             mat.unplug()
             broker.stop()
+
+
+def test_batch_max_takes_effect_on_a_reload(tmp_path: Path) -> None:
+    """``[mqtt] batch_max = 1`` by SIGHUP (for a central that cannot read batches yet): the next burst goes one
+    event a message; the one before it went batched; every event arrives once, without a gap."""
+    from tests.test_reload_e2e import reload
+
+    broker = Mosquitto(workdir=tmp_path / "broker", extra_config=["max_queued_messages 0"])
+    broker.start()
+    mat = PtyDevice(tmp_path / "tty-bed")
+    mat.plug()
+    central = CentralRecorder(port=broker.port, first_seq=1, client_id="central-batch-reload")
+    devices = gpio_devices() + serial_devices(bed=mat.link)
+    hub = HubProcess(hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices))
+    try:
+        hub.start().wait_online()
+        hub.wait_log(lambda e: e.get("event") == "serial_online")
+        write_all(mat, battery_flips(1000, 0, 5))
+        assert central.wait_for(lambda a: sum(x.event.get("data", {}).get("battery_pct") == 5 for x in a) >= 1000, 60)
+
+        hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices, extra_mqtt="batch_max = 1")
+        reload(hub)
+        write_all(mat, battery_flips(1000, 1000, 6))
+        assert central.wait_for(lambda a: sum(x.event.get("data", {}).get("battery_pct") == 6 for x in a) >= 1000, 60)
+
+        arrivals = [a for a in central.arrivals() if not a.duplicate]
+        batched = {pct: [a for a in arrivals if a.event.get("data", {}).get("battery_pct") == pct
+                         and a.topic.endswith("/events")] for pct in (5, 6)}
+        assert batched[5], "before the reload the burst went partly in batches"
+        assert batched[6] == [], "after batch_max = 1 every event goes alone, on its own topic"
+        assert central.problems() == [], central.problems()[:10]
+        seqs = [e["seq"] for e in central.events()]
+        assert sorted(seqs) == list(range(1, max(seqs) + 1)), "every seq once, none missing"
+    finally:
+        try:
+            hub.stop()
+        finally:
+            central.close()
+            mat.unplug()
+            broker.stop()
