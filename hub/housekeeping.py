@@ -34,6 +34,9 @@ log = structlog.get_logger("hub.housekeeping")
 CHECKPOINT_AFTER_WRITES = 200
 #: A burst of at least this many events is followed by giving its memory back, once it is over.
 TRIM_AFTER_EVENTS = 2_000
+#: Fewer events (a day's ordinary traffic) give their memory back too, at most this often, when the store is
+#: quiet: a hub that runs for months keeps to its size after every busy hour, not only after a burst.
+TRIM_EVERY_S = 60.0
 #: The link counts as degraded after this long without a broker (TLS and credential errors at once).
 LINK_DEGRADED_AFTER_S = 60.0
 
@@ -50,6 +53,7 @@ class Housekeeping:
         self.health = health
         self.idle = idle
         self._trimmed_at = 0  # outbox.appended when memory was last given back
+        self._trimmed_when = time.monotonic()
         self._appended_last_round = 0
         #: monotonic time of the last round (the supervisor's sign of progress)
         self.round_at = time.monotonic()
@@ -82,14 +86,19 @@ class Housekeeping:
                 self.check_health()
 
     async def after_burst(self) -> None:
-        """Give a burst's memory back once it is over: caught up, and nothing stored since the last round."""
+        """Give memory back once a burst is over (caught up, and nothing stored since the last round), and
+        after ordinary traffic at most every :data:`TRIM_EVERY_S` (logged at debug: it is routine)."""
         appended = self.outbox.appended
         quiet = appended == self._appended_last_round
         self._appended_last_round = appended
-        if quiet and appended - self._trimmed_at >= TRIM_AFTER_EVENTS and self.idle is not None and self.idle():
-            burst, self._trimmed_at = appended - self._trimmed_at, appended
+        since = appended - self._trimmed_at
+        now = time.monotonic()
+        due = since >= TRIM_AFTER_EVENTS or (since > 0 and now - self._trimmed_when >= TRIM_EVERY_S)
+        if quiet and due and self.idle is not None and self.idle():
+            self._trimmed_at, self._trimmed_when = appended, now
             trimmed = await self.outbox.shrink_memory()
-            log.info("memory_given_back", burst_events=burst, malloc_trimmed=trimmed)
+            (log.info if since >= TRIM_AFTER_EVENTS else log.debug)("memory_given_back", burst_events=since,
+                                                                     malloc_trimmed=trimmed)
 
     def check_health(self) -> None:
         """Store and link health from what they know now (tasks report themselves)."""

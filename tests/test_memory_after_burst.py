@@ -77,3 +77,29 @@ def test_trim_malloc_answers_where_there_is_no_glibc_too() -> None:
 
 def _given_back(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == "memory_given_back"]
+
+
+async def test_ordinary_traffic_gives_memory_back_at_most_once_a_period(tmp_path: Path, monkeypatch: Any) -> None:
+    """A trickle of events (a day's ordinary traffic) is given back too, when the store is quiet and the
+    forwarder idle, at most once per TRIM_EVERY_S; logged at debug, as routine; nothing stored, nothing to do."""
+    import hub.housekeeping as housekeeping
+
+    monkeypatch.setattr(housekeeping, "TRIM_EVERY_S", 0.2)
+    ob = Outbox(tmp_path / "outbox.sqlite3", hub="h", resident="r")
+    await ob.open()
+    hk = Housekeeping(ob, Link(), HealthBoard(lambda *a: None), idle=lambda: True)  # type: ignore[arg-type]
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await burst(ob, 10)
+            await hk.after_burst()
+            await hk.after_burst()
+            assert not _given_back(logs), "not within the period"
+            await asyncio.sleep(0.25)
+            await hk.after_burst()
+            (given,) = _given_back(logs)
+            assert given["burst_events"] == 10 and given["log_level"] == "debug"
+            await asyncio.sleep(0.25)
+            await hk.after_burst()
+            assert len(_given_back(logs)) == 1, "nothing stored since: nothing to give back"
+    finally:
+        await ob.close()
