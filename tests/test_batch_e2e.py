@@ -12,6 +12,8 @@ first after it, alone on its own topic.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,15 +44,39 @@ def lows(central: CentralRecorder, battery: int) -> list[dict]:
     return [e for e in central.events("device.battery_low") if e["data"].get("battery_pct") == battery]
 
 
-def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_gap(tmp_path: Path) -> None:
+@contextmanager
+def rig(tmp_path: Path, client_id: str) -> Iterator[tuple[Mosquitto, PtyDevice, CentralRecorder, HubProcess]]:
+    """A Mosquitto, the bed mat's pty, the central (the HIL recorder) and a hub with the mat and the buttons
+    (no telemetry limit), not started; all stopped after."""
     broker = Mosquitto(workdir=tmp_path / "broker", extra_config=["max_queued_messages 0"])
     broker.start()
     mat = PtyDevice(tmp_path / "tty-bed")
     mat.plug()
-    central = CentralRecorder(port=broker.port, first_seq=1, client_id="central-batch")
-    hub = HubProcess(hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT,
-                                devices=gpio_devices() + serial_devices(bed=mat.link)))
+    central = CentralRecorder(port=broker.port, first_seq=1, client_id=client_id)
+    hub = HubProcess(hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices(mat)))
     try:
+        yield broker, mat, central, hub
+    finally:
+        try:
+            hub.stop()
+        finally:
+            central.close()
+            mat.unplug()
+            broker.stop()
+
+
+def devices(mat: PtyDevice) -> str:
+    return gpio_devices() + serial_devices(bed=mat.link)
+
+
+def assert_gapless(central: CentralRecorder) -> None:
+    assert central.problems() == [], central.problems()[:10]  # no seq gap from 1, no odd topic or priority
+    seqs = [e["seq"] for e in central.events()]
+    assert sorted(seqs) == list(range(1, max(seqs) + 1)), "every seq once, none missing"
+
+
+def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_gap(tmp_path: Path) -> None:
+    with rig(tmp_path, "central-batch") as (broker, mat, central, hub):
         hub.start().wait_online()
         hub.wait_log(lambda e: e.get("event") == "serial_online")
 
@@ -87,18 +113,9 @@ def test_a_burst_and_an_outage_drain_arrive_batched_each_event_once_without_a_ga
 
         summary = central.summary()
         assert summary["conflicts"] == 0, summary  # a copy (QoS 1, across the broker's restart) is the same event
-        assert central.problems() == [], central.problems()[:10]  # no seq gap from 1, no odd topic or priority
         assert len(lows(central, 5)) == BURST and len(lows(central, 6)) == BACKLOG
-        seqs = [e["seq"] for e in central.events()]
-        assert sorted(seqs) == list(range(1, max(seqs) + 1)), "every seq once, none missing"
+        assert_gapless(central)
         assert not [e for e in hub.log_lines() if e.get("level") in ("error", "critical")], hub.tail()
-    finally:
-        try:
-            hub.stop()
-        finally:
-            central.close()
-            mat.unplug()
-            broker.stop()
 
 
 def test_batch_max_takes_effect_on_a_reload(tmp_path: Path) -> None:
@@ -106,20 +123,13 @@ def test_batch_max_takes_effect_on_a_reload(tmp_path: Path) -> None:
     event a message; the one before it went batched; every event arrives once, without a gap."""
     from tests.test_reload_e2e import reload
 
-    broker = Mosquitto(workdir=tmp_path / "broker", extra_config=["max_queued_messages 0"])
-    broker.start()
-    mat = PtyDevice(tmp_path / "tty-bed")
-    mat.plug()
-    central = CentralRecorder(port=broker.port, first_seq=1, client_id="central-batch-reload")
-    devices = gpio_devices() + serial_devices(bed=mat.link)
-    hub = HubProcess(hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices))
-    try:
+    with rig(tmp_path, "central-batch-reload") as (broker, mat, central, hub):
         hub.start().wait_online()
         hub.wait_log(lambda e: e.get("event") == "serial_online")
         write_all(mat, battery_flips(1000, 0, 5))
         assert central.wait_for(lambda a: sum(x.event.get("data", {}).get("battery_pct") == 5 for x in a) >= 1000, 60)
 
-        hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices, extra_mqtt="batch_max = 1")
+        hub_config(tmp_path / "hub", port=broker.port, extra=NO_LIMIT, devices=devices(mat), extra_mqtt="batch_max = 1")
         reload(hub)
         write_all(mat, battery_flips(1000, 1000, 6))
         assert central.wait_for(lambda a: sum(x.event.get("data", {}).get("battery_pct") == 6 for x in a) >= 1000, 60)
@@ -129,13 +139,4 @@ def test_batch_max_takes_effect_on_a_reload(tmp_path: Path) -> None:
                          and a.topic.endswith("/events")] for pct in (5, 6)}
         assert batched[5], "before the reload the burst went partly in batches"
         assert batched[6] == [], "after batch_max = 1 every event goes alone, on its own topic"
-        assert central.problems() == [], central.problems()[:10]
-        seqs = [e["seq"] for e in central.events()]
-        assert sorted(seqs) == list(range(1, max(seqs) + 1)), "every seq once, none missing"
-    finally:
-        try:
-            hub.stop()
-        finally:
-            central.close()
-            mat.unplug()
-            broker.stop()
+        assert_gapless(central)
