@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from hub.events import Priority
 from hub.outbox import Row
+from hub.outbox.schema import is_alarm_type
 
 #: Critical events keep rank 0 (see :class:`~hub.events.Priority`); audited ones (critical, high) at most 1.
 AUDITED_RANK = 1
-PRIORITY_BY_RANK = {p.rank: p for p in Priority}
 
 
 def is_audited(row: Row) -> bool:
     """An alarm lane or high event: logged when delivered, never batched."""
-    return row[0] <= AUDITED_RANK or row[2].startswith("alarm.")  # is_alarm: critical is rank 0 already
+    return row[0] <= AUDITED_RANK or is_alarm_type(row[2])  # is_alarm, rank for priority: critical is rank 0
 
 
 def is_telemetry(row: Row) -> bool:

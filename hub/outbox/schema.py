@@ -33,8 +33,13 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 
 
 def is_alarm(event_type: str, priority: Priority) -> bool:
-    """Alarms are never evicted: every ``alarm.*`` type and everything critical."""
-    return event_type.startswith("alarm.") or priority is Priority.CRITICAL
+    """Alarms are never evicted: every ``alarm.*`` type (:func:`is_alarm_type`) and everything critical."""
+    return is_alarm_type(event_type) or priority is Priority.CRITICAL
+
+
+def is_alarm_type(event_type: str) -> bool:
+    """An ``alarm.*`` type: an alarm whatever its priority."""
+    return event_type.startswith("alarm.")
 
 
 @contextlib.contextmanager
