@@ -38,7 +38,8 @@ stands in for a house of chatty devices), a heartbeat every second.
    the pty takes them (the hub reads faster than it forwards: the backlog
    must wait on disk, not in memory); RSS peak during it, and after.
 5. **Mixed load**: ``hours`` of a residence's traffic, compressed
-   (:mod:`bench.mixedload`); RSS after it.
+   (:mod:`bench.mixedload`); RSS after it. Then the same again: RSS after the
+   second, against the first (whether the size levels off; no goal).
 
 Baselines, from the same run: for memory, a process that imports exactly the
 modules the hub imported (its ``PYTHONPROFILEIMPORTTIME`` lines) and nothing
@@ -152,6 +153,10 @@ def measure(events: int, alarms: int, hours: float, seconds_per_hour: float, set
                                     port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
             time.sleep(2.0)
             r["rss_mixed"] = read("mixed")
+            r["mixed2"] = mixed_load(line=line, frames=frames, sim=hub.sim, sim_socket=str(hub.sim_socket),
+                                     port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
+            time.sleep(2.0)
+            r["rss_mixed2"] = read("mixed2")
 
             mods = imported_modules(hub.log_path)
             only = ImportOnly(mods)
@@ -264,6 +269,12 @@ def rss_figures(r: dict[str, Any]) -> list[Figure]:
                            goal=goal, ok=ok,
                            note=f"{flat or 0:.3f}x the RSS in service ({ratio(v, start) or 0:.3f}x after start); "
                                 f"{_growth(parts, 'in_service', stage)}" + (f"; {note}" if note else "")))
+    second = r.get("rss_mixed2")
+    if second is not None:  # whether the size levels off: the same load again, against the first time
+        figs.append(Figure(name=f"RSS after a second {hour} of mixed load", value=second, unit="MB",
+                           baseline=f"RSS after the first {hour}", baseline_value=r["rss_mixed"],
+                           ratio=ratio(second, r["rss_mixed"]), goal=None, ok=None,
+                           note=f"{ratio(second, start) or 0:.3f}x after start; {_growth(parts, 'mixed', 'mixed2')}"))
     return figs
 
 
