@@ -89,10 +89,9 @@ class Emitter:
         if len(drafts) == 1 and drafts[0].priority is Priority.CRITICAL:
             return [await self.emit(drafts[0])]  # a lone alarm (a nurse call) takes the inline commit
         results = await self.outbox.append_many(drafts)
-        try:  # published together first (a batch, when they wait), then each one's feedback and log line
-            self.forwarder.submit_many([r for r in results if not isinstance(r, Exception)])
-        except Exception:
-            log.exception("forwarder_submit_failed", events=len(results))
+        # published together first (a batch, when they wait), then each one's feedback and log line; the
+        # forwarder never raises (a failure of its own is logged there, and the event read from the disk)
+        self.forwarder.submit_many([r for r in results if not isinstance(r, Exception)])
         debug = log.is_enabled_for(logging.DEBUG)  # once a burst, not once an event
         for draft, result in zip(drafts, results):
             if isinstance(result, StoreError):  # a full disk refuses every commit: one line per 5 s, counted
@@ -150,10 +149,7 @@ class Emitter:
         accepted already, and the caller's other events must still be handed on.
         """
         if not submitted:
-            try:
-                self.forwarder.submit(event)
-            except Exception:
-                log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
+            self.forwarder.submit(event)  # never raises
         if event.type in ALARM_TYPES and self.alarms is not None:
             try:
                 self.alarms.opened(event, held=event.seq == 0)
@@ -178,10 +174,7 @@ class Emitter:
     def _held_stored(self, event: Event) -> None:
         """A held alarm is on disk now, with its seq: it goes out again that way (same id)."""
         self.forwarder.forget_held(event.id)
-        try:
-            self.forwarder.submit(event)
-        except Exception:
-            log.exception("forwarder_submit_failed", event_id=event.id, seq=event.seq)
+        self.forwarder.submit(event)  # never raises
         if event.type in ALARM_TYPES and self.alarms is not None:
             self.alarms.stored(event.id)
         log.info("event_committed", event_id=event.id, seq=event.seq, type=event.type,
