@@ -149,14 +149,11 @@ def measure(events: int, alarms: int, hours: float, seconds_per_hour: float, set
             time.sleep(2.0)
             r["rss_after_burst"] = read("after_burst")
 
-            r["mixed"] = mixed_load(line=line, frames=frames, sim=hub.sim, sim_socket=str(hub.sim_socket),
-                                    port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
-            time.sleep(2.0)
-            r["rss_mixed"] = read("mixed")
-            r["mixed2"] = mixed_load(line=line, frames=frames, sim=hub.sim, sim_socket=str(hub.sim_socket),
-                                     port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
-            time.sleep(2.0)
-            r["rss_mixed2"] = read("mixed2")
+            for stage in ("mixed", "mixed2"):  # the hour twice: the second says whether the size levels off
+                r[stage] = mixed_load(line=line, frames=frames, sim=hub.sim, sim_socket=str(hub.sim_socket),
+                                      port=broker.port, base=BASE, hours=hours, seconds_per_hour=seconds_per_hour)
+                time.sleep(2.0)
+                r[f"rss_{stage}"] = read(stage)
 
             mods = imported_modules(hub.log_path)
             only = ImportOnly(mods)
