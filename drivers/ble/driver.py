@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from drivers.base import Emit, HubPort, Task
+from drivers.base import Emit, HubPort, Priority, Task
 from hub.events import rfc3339
 
 log = structlog.get_logger("drivers.ble")
@@ -67,6 +67,7 @@ class BleDriver:
             gestures = port.button(dev.id, input_name="ble") if dev.kind in BUTTON_KINDS else None
             by_address[decoder.address] = (dev, decoder, gestures)
             self.decoders[dev.id] = decoder
+        self._check_crypto([dev for dev in devices if dev.ble.bindkey])
 
         def on_advert(advert: Any) -> None:
             entry = by_address.get(advert.address)
@@ -108,6 +109,25 @@ class BleDriver:
         if b.backend == "sim":
             register_sim_ops(port.sim, sim_backend, scanner=self.scanner)
         log.info("ble_started", backend=b.backend, devices=[d.id for d in devices])
+
+    def _check_crypto(self, encrypted: Sequence[Any]) -> None:
+        """With encrypted devices: AES-CCM's known-answer test now, not the first advert's failure later.
+
+        If it fails (a broken crypto install) the hub runs on, for its other
+        devices, and each encrypted device reports ``device.fault``
+        (``decryption_unavailable``): its adverts cannot be read until the
+        install is mended."""
+        if not encrypted:
+            return
+        from drivers.ble.bthome.crypto import self_test
+
+        error = self_test()
+        if error is None:
+            return
+        log.error("ble_crypto_self_test_failed", error=error, devices=[d.id for d in encrypted],
+                  action="reinstall the cryptography package; these devices' adverts cannot be read")
+        for dev in encrypted:
+            self.port.post(dev.id, Emit("device.fault", Priority.HIGH, {"fault": "decryption_unavailable", "code": None}))
 
     # --- GATT ---------------------------------------------------------------------------
 

@@ -74,7 +74,9 @@ class DeviceFaultData(Data):
     fault: Annotated[
         str,
         msgspec.Meta(description="Which: a dispenser's jammed, empty, lid_open, motor, sensor, clock_lost, "
-                                 "tamper, ..., or code_0xNN for a code the hub does not know."),
+                                 "tamper, ..., or code_0xNN for a code the hub does not know; decryption_unavailable: "
+                                 "an encrypted BLE device whose adverts the hub cannot decrypt (its crypto "
+                                 "self-test failed at start)."),
     ]
     code: Annotated[int | None, msgspec.Meta(description="The device's own fault code, if it sent one.")]
 
