@@ -19,12 +19,13 @@ stands in for a house of chatty devices), a heartbeat every second.
    process). Then **in service**: ``warm_s`` seconds of the residence's
    ordinary traffic at its real pace (:mod:`bench.mixedload` at one hour an
    hour: BLE adverts, a mat frame a second, a malformed command a second, one
-   press); RSS again. A hub in a residence hears its devices from its first
-   second: the RSS in service is the one the later ones must stay within 5 %
-   of. What the first advert, command and press add (their code's pages read
-   in from the libraries, file-backed) is no growth; each figure's note gives
-   its ratio to the cold start too, and how much of the difference is
-   anonymous memory and how much file-backed pages.
+   press); RSS again, for the record: what the first advert, command and
+   press add is mostly their code's pages read in from the libraries
+   (file-backed). Each later figure must stay within 5 % of the RSS after
+   start (the cold start), except the peak during the online burst, which
+   is transient and held, as ``bench.serial_throughput`` holds its own, to
+   the RSS just before that burst. Each note says how much of the growth
+   since start is anonymous memory and how much file-backed pages.
 2. **Outage**: the link is cut. N events are buffered from the mat, and
    ``alarms`` presses (button and cord in turn) are made while they are,
    spread over the burst; the hub's RSS is sampled all along (the peak is
@@ -49,7 +50,8 @@ an event's size with the hub's window (``bench.serial_throughput``'s raw
 publisher, first publish to the last message's receipt).
 
 Goals (issue 15): RSS at most 1.3x the import-only process and flat within
-5 % of the RSS in service; every alarm first, within 1 s of the link's return.
+5 % of the RSS after start (the online burst's peak: of the RSS before that
+burst); every alarm first, within 1 s of the link's return.
 """
 
 from __future__ import annotations
@@ -241,31 +243,36 @@ def rss_figures(r: dict[str, Any]) -> list[Figure]:
     n, h, burst = _k(r["events"]), r["hours"], r["burst"]
     hour = "one hour" if h == 1 else f"{60 * h:g} minutes"
     burst_note = f"{burst['events']:,} events to the central in {burst['seconds']:.1f} s"
-    rows: list[tuple[str, float, str, str | None]] = [
-        (f"RSS with {n} events buffered (link down)", r["rss_buffered"], "buffered", None),
-        (f"RSS peak while buffering {n} events", r["buffer"]["peak_mb"], "buffered",
+    # (name, value, the stage of its breakdown, the reading it must stay within 5 % of, note)
+    rows: list[tuple[str, float, str, str, str | None]] = [
+        (f"RSS with {n} events buffered (link down)", r["rss_buffered"], "buffered", "start", None),
+        (f"RSS peak while buffering {n} events", r["buffer"]["peak_mb"], "buffered", "start",
          "the breakdown is of the reading once all are buffered"),
-        (f"RSS after draining {n} events", r["rss_drained"], "drained", None),
-        (f"RSS peak during a {n}-event burst, link up", burst["peak_mb"], "after_burst",
-         f"the breakdown is of the reading after the burst; {burst_note}"),
-        (f"RSS after a {n}-event burst, link up", r["rss_after_burst"], "after_burst", burst_note),
-        (f"RSS after a mixed load ({hour} equivalent)", r["rss_mixed"], "mixed", None),
+        (f"RSS after draining {n} events", r["rss_drained"], "drained", "start", None),
+        (f"RSS peak during a {n}-event burst, link up", burst["peak_mb"], "after_burst", "drained",
+         f"transient, so held to the RSS just before the burst (as bench.serial_throughput holds its peak to "
+         f"the idle hub's); the breakdown is of the reading after the burst; {burst_note}"),
+        (f"RSS after a {n}-event burst, link up", r["rss_after_burst"], "after_burst", "start", burst_note),
+        (f"RSS after a mixed load ({hour} equivalent)", r["rss_mixed"], "mixed", "start", None),
     ]
     figs = [Figure(name="RSS after start", value=start, unit="MB", baseline=label, baseline_value=base,
                    ratio=ratio(start, base), goal=f"ratio <= {RSS_MAX_RATIO:g}", ok=start <= RSS_MAX_RATIO * base,
-                   note="the hub's own code and data, online and settled, before any traffic"),
+                   note="the hub's own code and data, online and settled, before any traffic: the reading the "
+                        "later ones must stay within 5 % of"),
             Figure(name="RSS in service", value=warm, unit="MB", baseline=label, baseline_value=base,
                    ratio=ratio(warm, base), goal=f"ratio <= {RSS_MAX_RATIO:g}", ok=warm <= RSS_MAX_RATIO * base,
                    note=f"after {r['warm_s']:g} s of the residence's ordinary traffic; {ratio(warm, start) or 0:.3f}x "
                         f"the RSS after start, {_growth(parts, 'start', 'in_service')}")]
-    goal = f"ratio <= {RSS_MAX_RATIO:g}, within {100 * (RSS_FLAT - 1):.0f}% of in service"
-    for name, v, stage, note in rows:
-        flat = ratio(v, warm)
+    against = {"start": (start, "the RSS after start"), "drained": (r["rss_drained"], "the RSS just before the burst")}
+    for name, v, stage, since, note in rows:
+        ref, ref_name = against[since]
+        flat = ratio(v, ref)
         ok = v <= RSS_MAX_RATIO * base and flat is not None and flat <= RSS_FLAT
         figs.append(Figure(name=name, value=v, unit="MB", baseline=label, baseline_value=base, ratio=ratio(v, base),
-                           goal=goal, ok=ok,
-                           note=f"{flat or 0:.3f}x the RSS in service ({ratio(v, start) or 0:.3f}x after start); "
-                                f"{_growth(parts, 'in_service', stage)}" + (f"; {note}" if note else "")))
+                           goal=f"ratio <= {RSS_MAX_RATIO:g}, within {100 * (RSS_FLAT - 1):.0f}% of {ref_name}", ok=ok,
+                           note=f"{flat or 0:.3f}x {ref_name}"
+                                + (f" ({ratio(v, start) or 0:.3f}x after start)" if since != "start" else "")
+                                + f"; {_growth(parts, 'start', stage)}" + (f"; {note}" if note else "")))
     second = r.get("rss_mixed2")
     if second is not None:  # whether the size levels off: the same load again, against the first time
         figs.append(Figure(name=f"RSS after a second {hour} of mixed load", value=second, unit="MB",
