@@ -29,7 +29,7 @@ from bench.figures import Figure, Samples, ratio
 REPO = Path(__file__).resolve().parents[1]
 RAW = "raw paho QoS 1, same pace"
 #: bursts per size in a full run (the figures are medians)
-SERIAL_REPEATS = 5
+SERIAL_REPEATS = 9
 #: issue 15: serial throughput at least 0.8x raw paho with durability on
 SERIAL_MIN_RATIO = 0.8
 #: issue 15: flat from 10,000 to 100,000 events; read as "within 5 %", the one tolerance the issue names
