@@ -272,3 +272,41 @@ async def test_a_slow_feed_subscriber_gets_a_resync_and_never_holds_up_the_other
     feed.publish(Change(kind="lost", detail={"n": 99}))
     rest = [await anext(slow) for _ in range(slow.queue.qsize())]  # type: ignore[attr-defined]
     assert rest[-1].detail == {"n": 99}
+
+
+async def test_a_transaction_cancelled_at_its_begin_leaves_the_sqlite_store_usable(tmp_path: Any) -> None:
+    """A task cancelled while its BEGIN runs on the store's thread (waiting for the write lock another
+    instance holds; then a shutdown or a timeout): that BEGIN still completes, and must be undone before
+    the next transaction, or every later one fails ("cannot start a transaction within a transaction")."""
+    import contextlib
+    import sqlite3
+
+    from central.store.sqlite import SqliteDb
+
+    path = tmp_path / "central.db"
+    db = SqliteDb(str(path), instance="a", clock=time.time)
+    await db.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another instance writing: our BEGIN IMMEDIATE waits on the thread
+
+        async def one_transaction() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+
+        task = asyncio.create_task(one_transaction())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        other.execute("COMMIT")  # now that BEGIN goes through, for a task that is gone
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for _ in range(2):  # the next ones begin and commit as ever
+            async with db.transaction() as tx:
+                await tx.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+                await tx.execute("INSERT INTO t VALUES (1)")
+        async with db.transaction(write=False) as tx:
+            assert await tx.fetchone("SELECT count(*) FROM t") == (2,)
+    finally:
+        other.close()
+        await db.close()

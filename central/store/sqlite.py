@@ -114,9 +114,12 @@ class SqliteDb:
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
-            await self.call(lambda db: db.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
             tx = _SqliteTx(self)
             try:
+                # inside the try: a BEGIN cancelled while queued still runs on the thread, and the ROLLBACK
+                # queued behind it undoes it; left open, every later BEGIN would fail ("cannot start a
+                # transaction within a transaction") and the store would take nothing more
+                await self.call(lambda db: db.execute("BEGIN IMMEDIATE" if write else "BEGIN"))
                 yield tx
                 if tx.entries:
                     at, instance = self.clock(), self.instance
